@@ -1,0 +1,30 @@
+# caesweep: make install | make sweep | make test
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install sweep test lint clean
+
+install: $(STAMP)
+
+# Re-installs only when the project metadata changes, so `make test` stays quick once installed.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# The default sweep (space `quick` on the embedded dataset), then its leaderboard.
+sweep: install
+	$(PY) -m search run
+
+test: install lint
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check cae spaces search results analysis benchmarks tests
+	$(PY) -m mypy cae spaces search results analysis benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,36 @@
+"""Shared plumbing for the thin command-line entry points.
+
+Each CLI module defines ``main(argv) -> int`` and ends with ``raise SystemExit(run(main))``. User mistakes
+(:class:`~cae.errors.CaesweepError`, argparse errors) become one line on stderr and exit code 2, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from cae.errors import CaesweepError, UsageError
+
+EXIT_OK = 0
+EXIT_USER = 2
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser that raises :class:`UsageError` instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Call ``main(argv)``, turning user errors into one stderr line and exit code 2."""
+    try:
+        return main(argv)
+    except CaesweepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,215 @@
+"""CIFAR-10 from the official "python version" (``cifar-10-python.tar.gz``), never downloaded here.
+
+Where it is looked for: ``cifar10:PATH`` may name the ``.tar.gz``, the extracted ``cifar-10-batches-py/``
+folder, or a folder containing either; plain ``cifar10`` looks in Keras's cache, ``$KERAS_HOME/datasets/``
+or ``~/.keras/datasets/``, under every name Keras and a manual download use (see :data:`_NAMES`).
+
+Mapping to our splits: the 10,000 official test images (``test_batch``) are our test split; the 50,000
+official training images (``data_batch_1`` .. ``data_batch_5``) are split at random (seeded) into train and
+val, val taking ``split[1] / (split[0] + split[1])`` of them (so the default 0.7/0.15/0.15 gives 41,176 train
+and 8,824 val). Labels are not used. Images other than 32x32 are resized with Pillow's Lanczos filter.
+
+Safety: the batches are pickles, and unpickling can run arbitrary code. They are read with
+:class:`_BatchUnpickler`, which can only rebuild numpy arrays and refuses anything else. The archive is read
+into memory and never extracted; an archive with an absolute or ``..`` member name, a link or a special file
+is refused outright, as no genuine CIFAR-10 archive contains one.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import os
+import pickle
+import tarfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from cae.datasets import Splits, resize_images, split_indices
+from cae.errors import DataError
+
+URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+_HOW_TO_GET = f"download {URL} into ~/.keras/datasets/ or pass cifar10:PATH"
+
+_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+_TEST_BATCH = "test_batch"
+
+# Names the data may have inside a folder, in the order they are tried: the extracted folder (older Keras and
+# manual extraction), the folder Keras 3 extracts to, the archive as downloaded by hand, the archive as older
+# and newer Keras versions store it.
+_NAMES = (
+    "cifar-10-batches-py",
+    "cifar-10-batches-py-target/cifar-10-batches-py",
+    "cifar-10-python.tar.gz",
+    "cifar-10-batches-py.tar.gz",
+    "cifar-10-batches-py-target_archive",
+)
+
+
+def _safe_globals() -> dict[tuple[str, str], object]:
+    """The only globals a CIFAR-10 batch may name, mapped to what they are allowed to be.
+
+    They are how numpy pickles an array (in ``numpy.core`` before numpy 2 and ``numpy._core`` since;
+    ``_frombuffer`` at pickle protocol 5, ``scalar`` for a numpy number) and ``_codecs.encode``, which
+    Python 3 uses to pickle bytes at protocol 2. The numpy callables are taken from numpy's own reductions,
+    so they are the ones this numpy would use, whatever its version.
+    """
+    array = np.zeros(1, dtype=np.uint8)
+    safe: dict[tuple[str, str], object] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,
+    }
+    for core in ("numpy.core", "numpy._core"):
+        safe[(f"{core}.multiarray", "_reconstruct")] = array.__reduce__()[0]
+        safe[(f"{core}.numeric", "_frombuffer")] = array.__reduce_ex__(5)[0]
+        safe[(f"{core}.multiarray", "scalar")] = np.uint8(0).__reduce__()[0]
+    return safe
+
+
+_SAFE_GLOBALS = _safe_globals()
+
+
+def load(
+    path: str | None, image_size: int, split: tuple[float, float, float], seed: int, limit: int | None
+) -> Splits:
+    """Load CIFAR-10 from ``path`` (or Keras's cache) and split it as described in the module docstring."""
+    location = locate(path)
+    batches = _read_folder(location) if location.is_dir() else _read_archive(location)
+    train_pool = np.concatenate([batches[name] for name in _TRAIN_BATCHES])
+    official_test = batches[_TEST_BATCH]
+    rng = np.random.default_rng(seed)
+    train_val = split[0] + split[1]
+    train, val = split_indices(np.arange(len(train_pool)), (split[0] / train_val, split[1] / train_val), rng)
+    test = rng.permutation(len(official_test))
+    limited = f", at most {limit} per split" if limit is not None else ""
+    source = (
+        f"CIFAR-10 from {location}: the {len(official_test):,} official test images are the test split and "
+        f"the {len(train_pool):,} official training images are split at random (seed {seed}{limited}) into "
+        "train and val"
+    )
+    return Splits(
+        train=resize_images(train_pool[train[:limit]], image_size),
+        val=resize_images(train_pool[val[:limit]], image_size),
+        test=resize_images(official_test[test[:limit]], image_size),
+        source=source,
+    )
+
+
+def locate(path: str | None) -> Path:
+    """The archive or batches folder to read: at ``path``, inside it, or in Keras's cache."""
+    if path is None:
+        folder = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser() / "datasets"
+        candidates = [folder / name for name in _NAMES]
+    else:
+        given = Path(path).expanduser()
+        if given.is_file():
+            return given
+        candidates = [given, *(given / name for name in _NAMES)]
+    for candidate in candidates:
+        if candidate.is_file() or (candidate / _TEST_BATCH).is_file():
+            return candidate
+    looked_at = ", ".join(str(candidate) for candidate in candidates)
+    raise DataError(f"CIFAR-10 not found (looked at {looked_at}); {_HOW_TO_GET}")
+
+
+def _read_folder(folder: Path) -> dict[str, np.ndarray]:
+    batches = {}
+    for name in (*_TRAIN_BATCHES, _TEST_BATCH):
+        file = folder / name
+        try:
+            raw = file.read_bytes()
+        except OSError as exc:
+            raise DataError(f"cannot read CIFAR-10 batch {file} ({exc}); {_HOW_TO_GET}") from exc
+        batches[name] = _unpickle(raw, str(file))
+    return batches
+
+
+def _read_archive(archive: Path) -> dict[str, np.ndarray]:
+    """Read the batches from a (gzip) tar into memory, checking every member before unpickling any."""
+    wanted = (*_TRAIN_BATCHES, _TEST_BATCH)
+    raw: dict[str, bytes] = {}
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                problem = _member_problem(member)
+                if problem:
+                    raise DataError(
+                        f"{archive} contains {problem} ({member.name}), so it is not a genuine CIFAR-10 "
+                        f"archive; refusing to read it: download it again from {URL}"
+                    )
+                name = PurePosixPath(member.name).name
+                file = tar.extractfile(member) if member.isfile() and name in wanted else None
+                if file is not None:
+                    raw[name] = file.read()
+    except PermissionError as exc:
+        raise DataError(f"cannot read {archive} ({exc}); check its permissions") from exc
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise DataError(
+            f"{archive} is truncated or not a gzip tar ({exc}); download it again from {URL}"
+        ) from exc
+    missing = [name for name in wanted if name not in raw]
+    if missing:
+        raise DataError(
+            f"{archive} lacks {', '.join(missing)}, so it is not the CIFAR-10 python version; download it "
+            f"again from {URL}"
+        )
+    return {name: _unpickle(raw[name], f"{archive}:{name}") for name in wanted}
+
+
+def _member_problem(member: tarfile.TarInfo) -> str | None:
+    """What makes an archive member hostile, if anything: no genuine CIFAR-10 archive has any of these."""
+    if member.name.startswith("/"):
+        return "an absolute member name"
+    if ".." in PurePosixPath(member.name).parts:
+        return "a member name with '..'"
+    if member.issym() or member.islnk():
+        return f"a link to {member.linkname}"
+    if not (member.isfile() or member.isdir()):
+        return "a special file (device or fifo)"
+    return None
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """An unpickler that can rebuild numpy arrays and nothing else (see :data:`_SAFE_GLOBALS`)."""
+
+    def __init__(self, raw: bytes, where: str) -> None:
+        # encoding="bytes" reads the Python 2 strings of the official pickles as bytes (keys b"data", ...).
+        super().__init__(io.BytesIO(raw), encoding="bytes")
+        self.where = where
+
+    def find_class(self, module: str, name: str) -> object:
+        safe = _SAFE_GLOBALS.get((module, name))
+        if safe is None:
+            raise DataError(
+                f"caesweep refuses to load {self.where}: it tries to construct {module}.{name}, which no "
+                f"CIFAR-10 batch does (a pickle can run code); download the data again from {URL}"
+            )
+        return safe
+
+
+def _unpickle(raw: bytes, where: str) -> np.ndarray:
+    """The images of one batch as ``uint8`` ``(N, 32, 32, 3)``."""
+    try:
+        batch = _BatchUnpickler(raw, where).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise DataError(
+            f"{where} is not a readable CIFAR-10 batch ({exc}); download it again from {URL}"
+        ) from exc
+    data = batch.get(b"data") if isinstance(batch, dict) else None
+    if not (
+        isinstance(data, np.ndarray)
+        and data.dtype == np.uint8
+        and data.ndim == 2
+        and data.shape[1] == 3072
+        and len(data) > 0
+    ):
+        found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DataError(
+            f"{where} is not a CIFAR-10 batch: expected a dict whose b'data' is a uint8 array of shape "
+            f"(N, 3072) with N > 0, found {found}; download it again from {URL}"
+        )
+    # Rows are 1024 red, then 1024 green, then 1024 blue values, each plane in row-major order.
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)

@@ -1,0 +1,259 @@
+"""Train one configuration: Adam, early stopping on validation loss, a per-epoch hook, test evaluation.
+
+The loop is Keras's own ``model.fit`` over whole-dataset arrays (no per-batch Python), so it runs as fast
+as a bare ``fit`` (``benchmarks/`` measures the ratio). Per epoch a callback records the history, applies
+early stopping with state that survives a restart, refuses to go on after a NaN/inf loss, and calls the
+caller's hooks (the sweep reports to Ray Tune and checkpoints through them).
+
+Scores: ``val_mse`` / ``test_mse`` are computed in the task's *reference* space (RGB for colorization,
+after joining the true luminance), so tasks compare fairly; ``val_native_mse`` / ``native_mse`` are the MSE
+in the task's own target space (what single-task reports quote). Every test score sits next to the task's
+trivial baseline and ``skill = 1 - test_mse / trivial_mse``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cae import checkpoint
+from cae.config import RunConfig
+from cae.data import Dataset
+from cae.errors import CaesweepError
+from cae.losses import METRICS, get_loss, mse_np, psnr_np, ssim_np
+from cae.models import build_model
+from cae.runtime import keras
+from cae.tasks import Pair, Task, get_task
+
+MIN_DELTA = 1e-6  # a val-loss decrease smaller than this is not an improvement
+PREDICT_BATCH = 512
+
+
+class DivergedError(CaesweepError):
+    """Training produced a NaN or infinite loss."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A dataset turned into one task's native arrays (built once per task, shared by all epochs)."""
+
+    task: Task
+    train: Pair
+    val: Pair
+    test: Pair
+    val_reference: np.ndarray
+    test_reference: np.ndarray
+
+
+def prepare(task: Task, data: Dataset, noise: float = 0.1, seed: int = 0) -> Prepared:
+    """Encode every split for ``task`` (denoise noise is seeded per split, fixed across epochs)."""
+    return Prepared(
+        task=task,
+        train=task.make_pair(data.train, noise=noise, seed=seed),
+        val=task.make_pair(data.val, noise=noise, seed=seed + 1),
+        test=task.make_pair(data.test, noise=noise, seed=seed + 2),
+        val_reference=task.reference(data.val),
+        test_reference=task.reference(data.test),
+    )
+
+
+@dataclass
+class EpochState:
+    """What an epoch hook sees: the epoch number (1-based), its record, the model and the progress."""
+
+    epoch: int
+    record: dict[str, float]
+    model: keras.Model
+    progress: checkpoint.Progress
+    best_weights: list[np.ndarray] | None
+
+
+EpochHook = Callable[[EpochState], None]
+
+
+@dataclass
+class TrainResult:
+    """Everything one training run produced (the model itself is kept out of the serialised form)."""
+
+    config: dict[str, Any]
+    history: list[dict[str, float]]
+    test: dict[str, float]
+    params: int
+    epochs: int
+    best_epoch: int
+    stopped_early: bool
+    train_seconds: float
+    images_per_second: float
+    model: keras.Model | None = field(default=None, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """The flat, JSON-friendly result: config, test scores, cost (no history, no model)."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("history", "test", "model", "config")}
+        out.update(self.test)
+        out["config"] = self.config
+        out["val_mse"] = best_of(self.history, "val_mse")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.summary()
+        out["history"] = self.history
+        return out
+
+
+def best_of(history: Sequence[dict[str, float]], key: str) -> float:
+    """The best (lowest, or highest for PSNR/SSIM) value of ``key`` over the epochs so far."""
+    values = [r[key] for r in history if key in r and math.isfinite(r[key])]
+    if not values:
+        return math.nan
+    return max(values) if key.endswith(("psnr", "ssim")) else min(values)
+
+
+class _EpochCallback(keras.callbacks.Callback):
+    """Records the history, early-stops with resumable state, stops on divergence, calls the hooks."""
+
+    def __init__(
+        self,
+        prepared: Prepared,
+        patience: int | None,
+        hooks: Sequence[EpochHook],
+        progress: checkpoint.Progress,
+        best_weights: list[np.ndarray] | None,
+    ) -> None:
+        super().__init__()
+        self.prepared = prepared
+        self.patience = patience
+        self.hooks = hooks
+        self.progress = progress
+        self.best_weights = best_weights
+        self.stopped_early = False
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = dict(logs or {})
+        for key in ("loss", "val_loss"):
+            if not math.isfinite(float(logs.get(key, math.nan))):
+                self.model.stop_training = True
+                raise DivergedError(
+                    f"training diverged: {key} is {logs.get(key)} at epoch {epoch + 1}; "
+                    "lower the learning rate or use batch norm"
+                )
+        record = self._record(epoch, logs)
+        p = self.progress
+        p.epoch = epoch + 1
+        p.history.append(record)
+        if record["val_loss"] < p.best_val - MIN_DELTA:
+            p.best_val, p.best_epoch, p.wait = record["val_loss"], p.epoch, 0
+            self.best_weights = self.model.get_weights()
+        else:
+            p.wait += 1
+            if self.patience is not None and p.wait >= self.patience:
+                self.model.stop_training = True
+                self.stopped_early = True
+        state = EpochState(p.epoch, record, self.model, p, self.best_weights)
+        for hook in self.hooks:
+            hook(state)
+
+    def _record(self, epoch: int, logs: dict) -> dict[str, float]:
+        record = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._started}
+        record.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
+        record["val_native_mse"] = record["val_mse"]
+        if self.prepared.task.kind == "colorize":
+            # Colour spaces differ in variance: score in RGB with the true luminance (one extra val pass).
+            pred = self.model.predict(self.prepared.val.x, batch_size=PREDICT_BATCH, verbose=0)
+            ref = self.prepared.task.to_reference(self.prepared.val.x, pred)
+            record["val_mse"] = mse_np(ref, self.prepared.val_reference)
+        return record
+
+
+def compile_model(model: keras.Model, lr: float, loss: str) -> None:
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=get_loss(loss), metrics=list(METRICS))
+
+
+def train(
+    run: RunConfig,
+    data: Dataset | Prepared,
+    *,
+    hooks: Sequence[EpochHook] = (),
+    resume_from: str | None = None,
+    evaluate_test: bool = True,
+    verbose: int = 0,
+) -> TrainResult:
+    """Train ``run`` on ``data`` and evaluate it on the test split.
+
+    ``hooks`` are called after every epoch with an :class:`EpochState`. ``resume_from`` is a checkpoint
+    folder (see :mod:`cae.checkpoint`): training continues at the next epoch with the saved weights,
+    optimizer state, history and early-stopping state. ``evaluate_test=False`` leaves ``test`` empty (for
+    callers that score the model themselves, e.g. in their last epoch hook).
+    """
+    run.validate()
+    tc = run.train
+    task = get_task(tc.task)
+    prepared = data if isinstance(data, Prepared) else prepare(task, data, tc.noise, tc.seed)
+    if resume_from is not None:
+        model, progress, best = checkpoint.load(resume_from)
+    else:
+        keras.utils.set_random_seed(tc.seed)
+        model = build_model(run.model, run.image_size, task.in_channels, task.out_channels)
+        compile_model(model, tc.lr, tc.loss)
+        progress, best = checkpoint.Progress(), None
+    callback = _EpochCallback(prepared, tc.patience, hooks, progress, best)
+    already_stopped = tc.patience is not None and progress.wait >= tc.patience
+    start_epoch = progress.epoch
+    started = time.perf_counter()
+    if progress.epoch < tc.epochs and not already_stopped:
+        model.fit(
+            prepared.train.x,
+            prepared.train.y,
+            batch_size=tc.batch_size,
+            epochs=tc.epochs,
+            initial_epoch=progress.epoch,
+            validation_data=(prepared.val.x, prepared.val.y),
+            shuffle=True,
+            callbacks=[callback],
+            verbose=verbose,
+        )
+    seconds = time.perf_counter() - started
+    if callback.best_weights is not None:
+        model.set_weights(callback.best_weights)  # early stopping restores the best epoch
+    trained_now = len(prepared.train.x) * (progress.epoch - start_epoch)  # images seen by this process
+    return TrainResult(
+        config=run.to_flat(),
+        history=progress.history,
+        test=evaluate(model, prepared) if evaluate_test else {},
+        params=int(model.count_params()),
+        epochs=progress.epoch,
+        best_epoch=progress.best_epoch,
+        stopped_early=callback.stopped_early or already_stopped,
+        train_seconds=sum(r["seconds"] for r in progress.history),
+        images_per_second=trained_now / seconds if seconds > 0 and trained_now else 0.0,
+        model=model,
+    )
+
+
+def evaluate(model: keras.Model, prepared: Prepared) -> dict[str, float]:
+    """Test scores in the reference space, the native MSE, and the trivial baseline on the same images."""
+    task, test = prepared.task, prepared.test
+    pred = model.predict(test.x, batch_size=PREDICT_BATCH, verbose=0)
+    ref_pred = task.to_reference(test.x, pred)
+    trivial = task.trivial(test.x, test.y)
+    truth = prepared.test_reference
+    test_mse, trivial_mse = mse_np(ref_pred, truth), mse_np(trivial, truth)
+    return {
+        "test_mse": test_mse,
+        "test_psnr": psnr_np(ref_pred, truth),
+        "test_ssim": ssim_np(ref_pred, truth),
+        "native_mse": mse_np(pred, test.y),
+        "trivial_mse": trivial_mse,
+        "trivial_psnr": psnr_np(trivial, truth),
+        "trivial_ssim": ssim_np(trivial, truth),
+        "trivial_native_mse": mse_np(task.native_trivial(test.x, test.y), test.y),
+        "skill": 1.0 - test_mse / trivial_mse if trivial_mse > 0 else math.nan,
+    }

@@ -1,0 +1,41 @@
+"""Where a study lands: the study folder layout, its metadata, trial table and history, and the lock.
+
+``results`` is the only package that knows the on-disk layout; ``search`` writes through it and
+``analysis`` / ``benchmarks`` read through it.
+"""
+
+from results.lock import StudyLock
+from results.study import (
+    DEFAULT_ROOT,
+    StudyPaths,
+    check_root_writable,
+    is_uri,
+    list_studies,
+    read_meta,
+    study_paths,
+    validate_name,
+    write_atomic,
+    write_meta,
+)
+from results.tables import (
+    COMPLETE,
+    FAILED,
+    HISTORY_COLUMNS,
+    PENDING,
+    PRUNED,
+    RUNNING,
+    STATUSES,
+    TRIAL_COLUMNS,
+    Study,
+    history_frame,
+    load_study,
+    trials_frame,
+    write_tables,
+)
+
+__all__ = [
+    "COMPLETE", "DEFAULT_ROOT", "FAILED", "HISTORY_COLUMNS", "PENDING", "PRUNED", "RUNNING", "STATUSES",
+    "TRIAL_COLUMNS", "Study", "StudyLock", "StudyPaths", "check_root_writable", "history_frame", "is_uri",
+    "list_studies", "load_study", "read_meta", "study_paths", "trials_frame", "validate_name", "write_atomic",
+    "write_meta", "write_tables",
+]

@@ -1,0 +1,129 @@
+"""The tidy trial table and epoch history: their columns, how they are written and read back.
+
+``trials.csv`` has one row per trial. Fixed columns come first (identity, status, the metrics and the cost),
+then one column per hyperparameter of the flat trial config (``filters``, ``kernel_size``, ``lr``, ...).
+``history.csv`` has one row per trial and epoch. Readers always get these columns, in this order, even for a
+study with no finished trial yet; a table that cannot be parsed is reported, never silently read as empty.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from cae.errors import StudyError
+from results.study import StudyPaths, read_meta, write_atomic
+
+# Trial status, one vocabulary for every engine (Optuna's names, with FAIL spelled out).
+COMPLETE, PRUNED, FAILED, RUNNING, PENDING = "COMPLETE", "PRUNED", "FAILED", "RUNNING", "PENDING"
+STATUSES = (COMPLETE, PRUNED, FAILED, RUNNING, PENDING)
+
+TRIAL_COLUMNS = (
+    "trial_id",  # the engine's id (Ray trial id or keras-tuner trial id)
+    "number",  # Optuna trial number (order of creation), -1 when the engine has no Optuna trial
+    "status",
+    "architecture",  # readable label such as "32-48-64 k3 z128 skip"
+    "val_mse",  # best validation MSE (reference space: RGB for colorization), the default objective
+    "val_loss",
+    "val_native_mse",
+    "val_psnr",
+    "val_ssim",
+    "test_mse",
+    "test_psnr",
+    "test_ssim",
+    "native_mse",
+    "trivial_mse",
+    "trivial_psnr",
+    "trivial_ssim",
+    "trivial_native_mse",
+    "skill",
+    "params",
+    "epochs",
+    "best_epoch",
+    "train_seconds",
+    "images_per_second",
+    "node",  # the Ray node (IP) the trial last ran on
+    "error",  # why a trial failed or was pruned
+    "started_at",
+    "finished_at",
+)
+HISTORY_COLUMNS = (
+    "trial_id", "epoch", "loss", "val_loss", "mse", "val_mse", "val_native_mse", "psnr", "val_psnr", "ssim",
+    "val_ssim", "seconds",
+)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study read back: its metadata and its tables, ready for analysis."""
+
+    paths: StudyPaths
+    meta: dict[str, Any]
+    trials: pd.DataFrame
+    history: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        return self.paths.name
+
+    @property
+    def param_columns(self) -> list[str]:
+        """The hyperparameter columns of the trial table."""
+        return [c for c in self.trials.columns if c not in TRIAL_COLUMNS]
+
+    def roles(self) -> dict[str, str]:
+        """Hyperparameter -> scientific / nuisance / fixed, as the study's space declared them."""
+        return dict(self.meta.get("roles", {}))
+
+
+def trials_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows (dicts) -> the trial table with the fixed columns first, then sorted hyperparameters."""
+    df = pd.DataFrame(list(rows))
+    params = sorted(c for c in df.columns if c not in TRIAL_COLUMNS)
+    df = df.reindex(columns=[*TRIAL_COLUMNS, *params])
+    if len(df):
+        df = df.sort_values(["number", "trial_id"], kind="stable").reset_index(drop=True)
+    return df
+
+
+def history_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame(list(rows))
+    extra = sorted(c for c in df.columns if c not in HISTORY_COLUMNS)
+    df = df.reindex(columns=[*HISTORY_COLUMNS, *extra])
+    if len(df):
+        df = df.sort_values(["trial_id", "epoch"], kind="stable").reset_index(drop=True)
+    return df
+
+
+def write_tables(paths: StudyPaths, trials: pd.DataFrame, history: pd.DataFrame) -> None:
+    write_atomic(paths.trials_csv, trials.to_csv(index=False))
+    write_atomic(paths.history_csv, history.to_csv(index=False))
+
+
+def _read_csv(path: Any, columns: tuple[str, ...]) -> pd.DataFrame:
+    if not path.exists():
+        return pd.DataFrame(columns=list(columns))
+    try:
+        text = path.read_text()
+        df = pd.read_csv(io.StringIO(text)) if text.strip() else pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise StudyError(f"{path} is corrupt ({exc}); `python -m search resume` rebuilds it") from None
+    missing = [c for c in columns[:3] if c not in df.columns] if len(df.columns) else []
+    if missing:
+        raise StudyError(f"{path} lacks the columns {missing}; `python -m search resume` rebuilds it")
+    return df.reindex(columns=[*columns, *(c for c in df.columns if c not in columns)])
+
+
+def load_study(paths: StudyPaths) -> Study:
+    """Read a study folder back (raises :class:`StudyError` for an unknown or corrupt study)."""
+    meta = read_meta(paths)
+    trials = _read_csv(paths.trials_csv, TRIAL_COLUMNS)
+    history = _read_csv(paths.history_csv, HISTORY_COLUMNS)
+    for df in (trials, history):
+        if "trial_id" in df:
+            df["trial_id"] = df["trial_id"].astype(str)
+    return Study(paths=paths, meta=meta, trials=trials, history=history)

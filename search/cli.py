@@ -1,0 +1,73 @@
+"""``python -m search``: run, resume and list studies (thin: parsing only; see ``search.commands``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from cae.cli import ArgumentParser
+from search import commands
+from search.options import ENGINES, GPU_MEMORY_MODES, KT_TUNERS, SAMPLERS, SCHEDULERS, SweepOptions, parse_objectives
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m search", description="Hyperparameter sweeps of convolutional autoencoders.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="start a new study")
+    r.add_argument("--space", default="quick", help="a shipped space name or a path to a space YAML file")
+    r.add_argument("--study", default=None, help="study name (default: <space>-<date>-<time>)")
+    r.add_argument("--data", default=None, help="embedded | cifar10[:PATH] | folder:PATH")
+    r.add_argument("--task", default=None, help="override the space's task")
+    r.add_argument("--samples", type=int, default=None, help="number of trials (default: the space's)")
+    r.add_argument("--max-epochs", type=int, default=None, help="epochs per trial at most (default: the space's)")
+    r.add_argument("--sampler", default="tpe", help=f"Optuna sampler: {', '.join(SAMPLERS)}")
+    r.add_argument("--scheduler", default="asha", help=f"{', '.join(SCHEDULERS)}")
+    r.add_argument("--objectives", default="val_mse", help="objective metric(s), e.g. val_mse or val_mse,params")
+    r.add_argument("--cpus-per-trial", type=float, default=1.0)
+    r.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPU share per trial, e.g. 0.25 (0: CPU)")
+    r.add_argument("--gpu-memory", default="limit", help=f"how a GPU share is enforced: {', '.join(GPU_MEMORY_MODES)}")
+    r.add_argument("--concurrency", type=int, default=None, help="trials at once (default: as resources allow)")
+    r.add_argument("--address", default=None, help="join a Ray cluster: auto or ray://host:port")
+    r.add_argument("--root", default="results", help="results root: a folder (shared for clusters) or s3:// URI")
+    r.add_argument("--shared-root", action="store_true", help="--root is a shared (e.g. NFS) path on every node")
+    r.add_argument("--storage", default=None, help="Optuna storage URL (default: SQLite in the study folder)")
+    r.add_argument("--engine", default="ray", help=f"{', '.join(ENGINES)}")
+    r.add_argument("--kt-tuner", default="hyperband", help=f"keras-tuner algorithm: {', '.join(KT_TUNERS)}")
+    r.add_argument("--max-failures", type=int, default=2, help="retries of a trial whose worker died")
+    r.add_argument("--limit", type=int, default=None, help="at most this many images per split (tiny runs)")
+    r.add_argument("--seed", type=int, default=0)
+
+    s = sub.add_parser("resume", help="continue an interrupted study or extend a finished one")
+    s.add_argument("--study", required=True)
+    s.add_argument("--root", default=None)
+    s.add_argument("--samples", type=int, default=None, help="extend the study to this many trials")
+
+    ls = sub.add_parser("list", help="the studies under the results root, with their state")
+    ls.add_argument("--root", default=None)
+    return p
+
+
+def options_from_args(args) -> SweepOptions:
+    study = args.study or f"{args.space.rsplit('/', 1)[-1].removesuffix('.yaml')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return SweepOptions(
+        study=study, space=args.space, data=args.data, task=args.task, samples=args.samples,
+        max_epochs=args.max_epochs, sampler=args.sampler, scheduler=args.scheduler,
+        objectives=parse_objectives(args.objectives), cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial, gpu_memory=args.gpu_memory, concurrency=args.concurrency,
+        address=args.address, root=args.root, storage=args.storage, engine=args.engine, kt_tuner=args.kt_tuner,
+        seed=args.seed, max_failures=args.max_failures, limit=args.limit, extra={"shared_root": args.shared_root},
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        import results
+
+        opts = options_from_args(args)
+        results.validate_name(opts.study)
+        return commands.run(opts)
+    if args.command == "resume":
+        return commands.resume(args.study, args.root, args.samples)
+    return commands.list_studies(args.root)

@@ -1,0 +1,137 @@
+"""The settings of one sweep, validated before anything starts.
+
+:class:`SweepOptions` is what ``python -m search run`` parses into, and what ``study.json`` stores so that
+``resume`` runs the study exactly as it was started. Every check here is a user error with a one-line fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cae.errors import UsageError
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid", "nsga2")
+MULTI_OBJECTIVE_SAMPLERS = ("nsga2", "tpe", "random", "qmc", "grid", "gp")
+SCHEDULERS = ("asha", "none")
+ENGINES = ("ray", "keras-tuner")
+KT_TUNERS = ("hyperband", "bayesian", "random")
+GPU_MEMORY_MODES = ("limit", "growth")
+
+# What a trial reports that may be an objective, and which way is better.
+OBJECTIVE_MODES = {
+    "val_mse": "min",
+    "val_loss": "min",
+    "val_native_mse": "min",
+    "val_psnr": "max",
+    "val_ssim": "max",
+    "params": "min",  # accuracy/size trade-off
+    "train_seconds": "min",  # accuracy/time trade-off
+}
+
+
+def parse_objectives(text: str | list[str]) -> tuple[str, ...]:
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    if not names:
+        raise UsageError("--objectives is empty; give e.g. val_mse or val_mse,params")
+    for name in names:
+        if name not in OBJECTIVE_MODES:
+            raise UsageError(f"unknown objective {name!r}; choose from {', '.join(OBJECTIVE_MODES)}")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--objectives {','.join(names)} repeats a metric")
+    return tuple(names)
+
+
+def parse_gpus(value: float) -> float:
+    """A GPU share per trial: 0 (CPU only), a fraction in (0, 1], or a whole number of GPUs."""
+    if not math.isfinite(value) or value < 0 or (value > 1 and value != int(value)):
+        raise UsageError(
+            f"--gpus-per-trial {value} is invalid; use 0 (CPU), a fraction in (0, 1] such as 0.25, "
+            "or a whole number of GPUs"
+        )
+    return float(value)
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """Everything that defines how a study is swept (the space itself is loaded from ``space``)."""
+
+    study: str
+    space: str = "quick"
+    data: str | None = None  # None: the space's fixed data
+    task: str | None = None  # None: the space's fixed task (or its task axis)
+    samples: int | None = None  # None: the space's default number of trials
+    max_epochs: int | None = None  # None: the space's max_epochs
+    sampler: str = "tpe"
+    scheduler: str = "asha"
+    objectives: tuple[str, ...] = ("val_mse",)
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    gpu_memory: str = "limit"  # "limit": a logical device of share x memory; "growth": allocate on demand
+    concurrency: int | None = None  # None: as many trials as the cluster's resources allow
+    address: str | None = None  # None: a private local Ray; "auto" or "ray://host:port" joins a cluster
+    root: str = "results"
+    storage: str | None = None  # Optuna storage URL; None: sqlite in the study folder
+    engine: str = "ray"
+    kt_tuner: str = "hyperband"
+    seed: int = 0
+    max_failures: int = 2  # Ray retries of a trial whose worker died (it resumes from its checkpoint)
+    limit: int | None = None  # at most this many images per split (tiny runs and tests)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise UsageError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise UsageError(f"unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULERS)}")
+        if self.engine not in ENGINES:
+            raise UsageError(f"unknown engine {self.engine!r}; choose from {', '.join(ENGINES)}")
+        if self.kt_tuner not in KT_TUNERS:
+            raise UsageError(f"unknown keras-tuner tuner {self.kt_tuner!r}; choose from {', '.join(KT_TUNERS)}")
+        if self.gpu_memory not in GPU_MEMORY_MODES:
+            raise UsageError(f"--gpu-memory {self.gpu_memory!r}; choose from {', '.join(GPU_MEMORY_MODES)}")
+        parse_gpus(self.gpus_per_trial)
+        parse_objectives(list(self.objectives))
+        if self.samples is not None and self.samples < 1:
+            raise UsageError(f"--samples {self.samples} must be at least 1")
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise UsageError(f"--max-epochs {self.max_epochs} must be at least 1")
+        if not 0 < self.cpus_per_trial <= 1024:
+            raise UsageError(f"--cpus-per-trial {self.cpus_per_trial} must be positive")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise UsageError(f"--concurrency {self.concurrency} must be at least 1")
+        if self.max_failures < 0:
+            raise UsageError(f"--max-failures {self.max_failures} must be >= 0")
+        if self.limit is not None and self.limit < 3:
+            raise UsageError(f"--limit {self.limit} must be at least 3 images per split")
+        if self.multi_objective and self.sampler not in MULTI_OBJECTIVE_SAMPLERS:
+            raise UsageError(
+                f"sampler {self.sampler!r} is single-objective; with --objectives {','.join(self.objectives)} "
+                f"use one of {', '.join(MULTI_OBJECTIVE_SAMPLERS)} (nsga2 is the usual choice)"
+            )
+        if self.engine == "keras-tuner" and self.multi_objective:
+            raise UsageError("the keras-tuner engine is single-objective; use --engine ray for several objectives")
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return tuple(OBJECTIVE_MODES[o] for o in self.objectives)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["objectives"] = list(self.objectives)
+        out["extra"] = dict(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SweepOptions:
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in values.items() if k in known}
+        kwargs["objectives"] = tuple(kwargs.get("objectives", ("val_mse",)))
+        return cls(**kwargs)

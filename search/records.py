@@ -1,0 +1,173 @@
+"""Build the study's trial table and history from what Ray and Optuna recorded.
+
+The tables are *derived* data: they are rebuilt from the Ray trial folders (``result.json``, one JSON line
+per report, and ``error.txt``) and the Optuna storage (trial number and state). A line cut off by a killed
+driver is skipped, so a half-written file is never read as complete, and rebuilding at any time (each trial
+event during a sweep, at the end, on resume) gives the same tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+
+import results
+from cae.config import from_flat
+from search.searcher import FAIL_REASON_ATTR, RAY_TRIAL_ATTR, open_storage
+from search.trial import TrialSettings, resolve_config
+
+_OPTUNA_STATUS = {
+    "COMPLETE": results.COMPLETE,
+    "PRUNED": results.PRUNED,
+    "FAIL": results.FAILED,
+    "RUNNING": results.RUNNING,
+    "WAITING": results.PENDING,
+}
+_METRIC_KEYS = [c for c in results.TRIAL_COLUMNS if c not in ("trial_id", "number", "status", "architecture")]
+_HISTORY_KEYS = results.HISTORY_COLUMNS[1:]
+
+
+def read_result_lines(path: Path) -> list[dict[str, Any]]:
+    """Every complete JSON line of a Ray ``result.json``; a torn last line is dropped."""
+    if not path.exists():
+        return []
+    lines = []
+    for raw in path.read_text(errors="replace").splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except json.JSONDecodeError:
+            continue
+    return [line for line in lines if isinstance(line, dict)]
+
+
+def optuna_states(storage_url: str | None, study_name: str) -> dict[str, dict[str, Any]]:
+    """Ray trial id -> Optuna number, status and failure reason, read from the study's storage."""
+    if storage_url is None:
+        return {}
+    try:
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+    except KeyError:
+        return {}
+    out = {}
+    for t in study.get_trials(deepcopy=False):
+        ray_id = t.user_attrs.get(RAY_TRIAL_ATTR)
+        if ray_id:
+            out[ray_id] = {
+                "number": t.number,
+                "status": _OPTUNA_STATUS[t.state.name],
+                "error": t.user_attrs.get(FAIL_REASON_ATTR),
+            }
+    return out
+
+
+def trial_folders(ray_dir: Path) -> Iterable[Path]:
+    """Every trial folder of every Ray experiment (run) of the study."""
+    if not ray_dir.is_dir():
+        return []
+    return sorted(p.parent for p in ray_dir.glob("*/trial_*/params.json"))
+
+
+def _status(lines: list[dict[str, Any]], error_file: bool) -> str:
+    """Status from the trial's own reports, when Optuna has not been told (or the engine has no Optuna)."""
+    last = lines[-1] if lines else {}
+    if last.get("failed") or error_file:
+        return results.FAILED
+    if last.get("final"):
+        return results.COMPLETE
+    return results.RUNNING
+
+
+def trial_dirname(trial: Any) -> str:
+    """Ray trial folder names that carry the trial id (``TuneConfig.trial_dirname_creator``)."""
+    return f"trial_{trial.trial_id}"
+
+
+def trial_row(
+    folder: Path, settings: TrialSettings, optuna_info: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One trial's table row and history rows, from its Ray folder."""
+    params = json.loads((folder / "params.json").read_text())
+    lines = read_result_lines(folder / "result.json")
+    trial_id = folder.name.removeprefix("trial_")
+    info = optuna_info.get(trial_id, {})
+    error_txt = folder / "error.txt"
+    status = info.get("status") or _status(lines, error_txt.exists())
+    if status == results.RUNNING:
+        status = _status(lines, error_txt.exists())  # ended, but Optuna not told yet (driver stopped between)
+    row: dict[str, Any] = {"trial_id": trial_id, "number": info.get("number", -1), "status": status}
+    row.update(_config_columns(settings, params))
+    epochs = [line for line in lines if "epoch" in line and "val_loss" in line]
+    final = lines[-1] if lines else {}
+    for key in _METRIC_KEYS:
+        if key in final:
+            row[key] = final[key]
+    if epochs:
+        row["val_mse"] = final.get("best_val_mse", min(e["val_mse"] for e in epochs))
+        row["val_loss"] = final.get("best_val_loss", min(e["val_loss"] for e in epochs))
+        row.setdefault("epochs", max(int(e["epoch"]) for e in epochs))
+    row["error"] = info.get("error") or final.get("error") or _error_text(error_txt)
+    if lines:
+        row["started_at"] = _iso(lines[0].get("timestamp", 0) - lines[0].get("time_this_iter_s", 0))
+        row["finished_at"] = _iso(final.get("timestamp")) if status not in (results.RUNNING,) else None
+        row["node"] = final.get("node")
+    history = [{"trial_id": trial_id, **{k: e.get(k) for k in _HISTORY_KEYS}} for e in _dedupe(epochs)]
+    return row, history
+
+
+def _dedupe(epochs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One history row per epoch: a retried or resumed trial re-reports epochs; keep the latest."""
+    by_epoch = {int(e["epoch"]): e for e in epochs}
+    return [by_epoch[k] for k in sorted(by_epoch)]
+
+
+def _config_columns(settings: TrialSettings, params: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        flat = resolve_config(settings, dict(params))
+        run = from_flat(flat)
+    except Exception:  # a config the space refuses still gets a row (it will have failed)
+        return {k: v for k, v in params.items() if not isinstance(v, (dict, list))}
+    flat = run.to_flat()
+    flat["max_epochs"] = flat.pop("epochs")
+    flat["architecture"] = run.model.describe()
+    return flat
+
+
+def _error_text(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "the trial's worker failed"
+
+
+def _iso(ts: Any) -> str | None:
+    if ts is None or not isinstance(ts, (int, float)) or not math.isfinite(ts) or ts <= 0:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts))
+
+
+def collect(
+    paths: results.StudyPaths, settings: TrialSettings, storage_url: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rebuild (trials, history) from the study's Ray folders and Optuna storage."""
+    info = optuna_states(storage_url, paths.name)
+    rows, history = {}, []
+    for folder in trial_folders(paths.ray_dir):
+        row, hist = trial_row(folder, settings, info)
+        if row["trial_id"] in rows:
+            continue  # the same trial seen in an older run folder: keep the first (they agree)
+        rows[row["trial_id"]] = row
+        history.extend(hist)
+    return results.trials_frame(rows.values()), results.history_frame(history)
+
+
+def write(paths: results.StudyPaths, settings: TrialSettings, storage_url: str | None) -> pd.DataFrame:
+    trials, history = collect(paths, settings, storage_url)
+    results.write_tables(paths, trials, history)
+    return trials

@@ -1,0 +1,43 @@
+"""Optuna samplers by name, seeded explicitly.
+
+TPE uses the constant-liar strategy because Ray runs several trials at once: without it, trials started
+together would be suggested nearly the same point.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from cae.errors import UsageError
+
+
+def make_sampler(name: str, seed: int, *, grid: dict[str, list[Any]] | None = None, multi_objective: bool = False):
+    """The Optuna sampler called ``name`` (one of ``search.options.SAMPLERS``)."""
+    samplers = optuna.samplers
+    if name == "tpe":
+        return samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True, group=True)
+    if name == "random":
+        return samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        # CMA-ES handles numeric axes; categorical ones fall back to random sampling (warned once).
+        return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "qmc":
+        return samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    if name == "nsga2":
+        return samplers.NSGAIISampler(seed=seed)
+    if name == "grid":
+        if grid is None:
+            raise UsageError("the grid sampler needs a finite space")
+        return samplers.GridSampler(grid, seed=seed)
+    if name == "gp":
+        try:
+            import torch  # noqa: F401  (Optuna's GP sampler is built on PyTorch)
+        except ImportError:
+            raise UsageError(
+                "the gp sampler needs PyTorch: pip install 'caesweep[gp]' (or pip install torch), "
+                "or choose tpe, cmaes or random"
+            ) from None
+        return samplers.GPSampler(seed=seed)
+    raise UsageError(f"unknown sampler {name!r}")

@@ -1,0 +1,166 @@
+"""Ray Tune's ``OptunaSearch``, made honest about pruning and failures and durable across restarts.
+
+Plain ``OptunaSearch`` tells Optuna that a trial ASHA stopped early is COMPLETE, with the loss of its last
+(partial) epoch, which makes TPE believe those points are finished results. :class:`StudySearch` instead:
+
+- reports every epoch to Optuna as an intermediate value (step = epoch), including the epoch at which the
+  scheduler stopped the trial (Ray does not forward that result to searchers);
+- tells a trial that ended without its own final report (i.e. one the scheduler stopped) as PRUNED;
+- tells a trial that diverged or raised as FAIL, with the reason as a user attribute;
+- tells a COMPLETE trial the best validation value over its epochs (the weights it keeps), not the last;
+- keeps the Optuna study in RDB storage (SQLite by default) and records each Optuna trial's Ray trial id,
+  so after a crash the two are reconciled: Optuna trials left RUNNING by a dead driver that Ray never
+  recorded are *adopted* by the next suggestion (same parameters, same trial number), so nothing is lost
+  and nothing is counted twice; and a result for a trial that is already finished in the storage is
+  ignored instead of being told twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from spaces import Space
+
+logger = logging.getLogger(__name__)
+
+RAY_TRIAL_ATTR = "ray_trial_id"
+FAIL_REASON_ATTR = "fail_reason"
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """Optuna RDB storage for any SQLAlchemy URL; SQLite waits for locks instead of failing."""
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+
+
+class SpaceSampler:
+    """The define-by-run function handed to OptunaSearch (a picklable object, not a bound method)."""
+
+    def __init__(self, space: Space, grid: bool = False) -> None:
+        self.space = space
+        self.grid = grid
+
+    def __call__(self, trial: optuna.Trial) -> None:
+        self.space.sample(trial, grid=self.grid)
+
+
+class StudySearch(OptunaSearch):
+    """OptunaSearch over a caesweep :class:`~spaces.Space`, with RDB storage, PRUNED and FAIL states."""
+
+    def __init__(
+        self,
+        space: Space,
+        *,
+        objectives: Sequence[str],
+        modes: Sequence[str],
+        sampler: optuna.samplers.BaseSampler,
+        storage_url: str,
+        study_name: str,
+        grid: bool = False,
+    ) -> None:
+        self._storage_url = storage_url
+        self._reported: dict[str, set[int]] = {}
+        multi = len(objectives) > 1
+        super().__init__(
+            space=SpaceSampler(space, grid),
+            metric=list(objectives) if multi else objectives[0],
+            mode=list(modes) if multi else modes[0],
+            sampler=sampler,
+            study_name=study_name,
+            storage=open_storage(storage_url),
+        )
+
+    # --- suggestions ---------------------------------------------------------------------------------
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if trial_id not in self._ot_trials:
+            orphan = self._find_orphan()
+            if orphan is not None:
+                logger.info("trial %s adopts Optuna trial %d left running by a stopped driver", trial_id, orphan)
+                self._ot_trials[trial_id] = optuna.Trial(self._ot_study, orphan)
+        params = super().suggest(trial_id)
+        self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ATTR, trial_id)
+        return params
+
+    def _find_orphan(self) -> int | None:
+        """An Optuna trial RUNNING in the storage that no live Ray trial owns (its driver died)."""
+        owned = {t._trial_id for t in self._ot_trials.values()}
+        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen._trial_id not in owned:
+                return frozen._trial_id
+        return None
+
+    # --- results ---------------------------------------------------------------------------------------
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._report(trial_id, result)
+
+    def _report(self, trial_id: str, result: dict | None) -> None:
+        if not result or isinstance(self.metric, list) or trial_id in self._completed_trials:
+            return  # Optuna has no intermediate values for multi-objective studies
+        ot_trial = self._trial_for(trial_id)
+        value, step = result.get(self.metric), result.get("epoch")
+        if ot_trial is None or value is None or step is None or not math.isfinite(value):
+            return
+        step = int(step)
+        done = self._reported.setdefault(trial_id, set())
+        if step not in done and step not in ot_trial.storage.get_trial(ot_trial._trial_id).intermediate_values:
+            ot_trial.report(float(value), step)
+        done.add(step)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials:
+            return
+        ot_trial = self._trial_for(trial_id)
+        if ot_trial is None:
+            logger.warning("no Optuna trial is recorded for Ray trial %s; nothing to tell", trial_id)
+            return
+        self._completed_trials.add(trial_id)
+        if ot_trial.storage.get_trial(ot_trial._trial_id).state.is_finished():
+            return  # told before a restart: telling twice would duplicate it
+        result = result or {}
+        if error or result.get("failed"):
+            reason = str(result.get("error") or "the trial raised an exception (see its error.txt under ray/)")
+            ot_trial.set_user_attr(FAIL_REASON_ATTR, reason[:500])
+            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+            return
+        self._report(trial_id, result)
+        if not result.get("final"):
+            # Ended without the trial's own final report: the scheduler stopped it early.
+            self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
+            return
+        values = self._final_values(result)
+        if values is None:
+            ot_trial.set_user_attr(FAIL_REASON_ATTR, "objective missing or not finite in the final result")
+            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+        else:
+            self._ot_study.tell(ot_trial, values if len(values) > 1 else values[0])
+
+    def _final_values(self, result: dict) -> list[float] | None:
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        values = []
+        for metric in metrics:
+            value = result.get(f"best_{metric}", result.get(metric))
+            if value is None or not math.isfinite(float(value)):
+                return None
+            values.append(float(value))
+        return values
+
+    def _trial_for(self, trial_id: str) -> optuna.Trial | None:
+        """The Optuna trial of a Ray trial, found again through the storage after a restart."""
+        if trial_id in self._ot_trials:
+            return self._ot_trials[trial_id]
+        for frozen in self._ot_study.get_trials(deepcopy=False):
+            if frozen.user_attrs.get(RAY_TRIAL_ATTR) == trial_id:
+                self._ot_trials[trial_id] = optuna.Trial(self._ot_study, frozen._trial_id)
+                return self._ot_trials[trial_id]
+        return None

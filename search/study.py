@@ -1,0 +1,86 @@
+"""Creating, describing and finishing a study folder (through ``results``, which owns the layout)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import results
+from search.options import SweepOptions
+from spaces import Space
+
+_PACKAGES = ("caesweep", "tensorflow", "keras", "ray", "optuna", "keras-tuner", "numpy", "pandas", "scikit-image")
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit of the caesweep checkout that ran the study (None outside a git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def new_meta(
+    opts: SweepOptions, space: Space, storage_url: str | None, samples: int, max_epochs: int
+) -> dict[str, Any]:
+    """study.json for a new study: everything needed to resume it and to describe it in a report."""
+    fixed = dict(space.fixed)
+    return {
+        "name": opts.study,
+        "engine": opts.engine,
+        "space_name": space.name,
+        "space": space.to_dict(),
+        "roles": space.roles(),
+        "params": sorted(k for k, role in space.roles().items() if role != "fixed"),
+        "task": opts.task or fixed.get("task"),
+        "data": opts.data or fixed.get("data"),
+        "image_size": fixed.get("image_size"),
+        "sampler": opts.kt_tuner if opts.engine == "keras-tuner" else opts.sampler,
+        "scheduler": "none" if opts.multi_objective else opts.scheduler,
+        "metric": opts.objectives[0],
+        "mode": opts.modes[0],
+        "objectives": [{"metric": m, "mode": d} for m, d in zip(opts.objectives, opts.modes, strict=True)],
+        "samples": samples,
+        "max_epochs": max_epochs,
+        "seed": opts.seed,
+        "storage": storage_url,
+        "options": opts.to_dict(),
+        "status": "running",
+        "runs": [],
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "created_at": now(),
+        "updated_at": now(),
+    }
+
+
+def update_meta(paths: results.StudyPaths, meta: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    meta.update(changes)
+    meta["updated_at"] = now()
+    results.write_meta(paths, meta)
+    return meta

@@ -1,0 +1,156 @@
+"""One Ray Tune trial: configure the device share, train with ``cae.training``, report and checkpoint per epoch.
+
+Each epoch reports its metrics with a checkpoint (weights, optimizer state, history, early-stopping state);
+Ray keeps the latest and the best, so a trial whose worker dies continues from its last epoch. The last
+epoch's report carries ``final=True`` and the test scores; a trial that ends without it was stopped by the
+scheduler (pruned). Failures are results, not crashes: a diverging loss or an exception ends the trial with
+``failed=True`` and the reason, and the sweep goes on. Only a dead process is retried by Ray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cae.data import Dataset
+from search.gpu import configure_devices
+from spaces import Space
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of a study shares (sent once through Ray's object store with the dataset)."""
+
+    space: Space
+    overrides: dict[str, Any] = field(default_factory=dict)  # CLI settings that beat the space's fixed ones
+    gpus: float = 0.0
+    cpus: float = 1.0
+    gpu_memory: str = "limit"
+    models_dir: str | None = None  # where the final model of each trial is saved (local roots only)
+
+
+def resolve_config(settings: TrialSettings, params: dict[str, Any]) -> dict[str, Any]:
+    """Sampled params -> the flat trial config (the space's fixed settings, then the CLI's overrides)."""
+    flat = settings.space.resolve(params)
+    flat.update(settings.overrides)
+    return flat
+
+
+def node_label() -> str:
+    """``ip/node-id-prefix``: unique per Ray node even when several run on one machine."""
+    import ray
+
+    context = ray.get_runtime_context()
+    return f"{ray.util.get_node_ip_address()}/{context.get_node_id()[:8]}"
+
+
+@contextlib.contextmanager
+def _restored(checkpoint: Any) -> Iterator[str | None]:
+    if checkpoint is None:
+        yield None
+    else:
+        with checkpoint.as_directory() as folder:
+            yield folder
+
+
+def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) -> None:
+    """The Ray Tune function trainable (bound to the data and settings with ``tune.with_parameters``)."""
+    configure_devices(settings.gpus, settings.cpus, settings.gpu_memory)  # before TensorFlow starts
+    from ray import tune
+
+    from cae.config import from_flat
+    from cae.runtime import keras
+    from cae.tasks import get_task
+    from cae.training import DivergedError, prepare
+
+    keras.backend.clear_session()  # a reused worker starts each trial from a clean graph
+    node = node_label()
+    started = time.time()
+    try:
+        run = from_flat(resolve_config(settings, config))
+        prepared = prepare(get_task(run.train.task), data, run.train.noise, run.train.seed)
+        reporter = _Reporter(run, prepared, node, settings.models_dir, tune)
+        with _restored(tune.get_checkpoint()) as resume_from:
+            result = _train(run, prepared, reporter, resume_from)
+        if not reporter.final_sent:
+            # Resumed after its last epoch had been checkpointed: report the final result once.
+            reporter.send_final(result)
+    except DivergedError as exc:
+        tune.report({"failed": True, "error": str(exc), "node": node, "seconds_total": time.time() - started})
+    except Exception as exc:  # a failed trial is a row with its reason, never a crashed sweep
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        tune.report({"failed": True, "error": reason, "node": node, "traceback": traceback.format_exc()[-4000:]})
+
+
+def _train(run: Any, prepared: Any, reporter: _Reporter, resume_from: str | None) -> Any:
+    from cae.training import train
+
+    return train(run, prepared, hooks=[reporter], resume_from=resume_from, evaluate_test=False)
+
+
+class _Reporter:
+    """The epoch hook: report metrics plus a checkpoint; on the last epoch add the test scores."""
+
+    def __init__(self, run: Any, prepared: Any, node: str, models_dir: str | None, tune: Any) -> None:
+        self.run = run
+        self.prepared = prepared
+        self.node = node
+        self.models_dir = models_dir
+        self.tune = tune
+        self.final_sent = False
+
+    def __call__(self, state: Any) -> None:
+        from cae import checkpoint
+
+        metrics = self._metrics(state.record, state.progress.history, int(state.model.count_params()))
+        last = state.epoch >= self.run.train.epochs or state.model.stop_training
+        if last:
+            if state.best_weights is not None:
+                state.model.set_weights(state.best_weights)  # score the epoch early stopping keeps
+            metrics.update(self._final(state.model, state.progress.epoch, state.progress.best_epoch))
+        with tempfile.TemporaryDirectory(prefix="caesweep-ckpt-") as folder:
+            checkpoint.save(folder, state.model, state.progress, state.best_weights)
+            self.tune.report(metrics, checkpoint=self.tune.Checkpoint.from_directory(folder))
+        self.final_sent = self.final_sent or last
+
+    def send_final(self, result: Any) -> None:
+        """Report the final result of a run that had nothing left to train."""
+        last = dict(result.history[-1]) if result.history else {"epoch": result.epochs}
+        metrics = self._metrics(last, result.history, result.params)
+        metrics.update(self._final(result.model, result.epochs, result.best_epoch))
+        self.tune.report(metrics)
+        self.final_sent = True
+
+    def _metrics(self, record: dict[str, float], history: list[dict[str, float]], params: int) -> dict[str, Any]:
+        from cae.training import best_of
+
+        return {
+            **record,
+            "best_val_mse": best_of(history, "val_mse"),
+            "best_val_loss": best_of(history, "val_loss"),
+            "params": params,
+            "train_seconds": sum(r["seconds"] for r in history),
+            "node": self.node,
+        }
+
+    def _final(self, model: Any, epochs: int, best_epoch: int) -> dict[str, Any]:
+        """Test scores of the kept weights (and the saved model): what makes a result ``final``."""
+        from cae.training import evaluate
+
+        if self.models_dir is not None:
+            path = Path(self.models_dir) / f"{self.tune.get_context().get_trial_id()}.keras"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            model.save(path)
+        return {
+            **evaluate(model, self.prepared),
+            "final": True,
+            "epochs": epochs,
+            "best_epoch": best_epoch,
+            "stopped_early": epochs < self.run.train.epochs,
+        }
