@@ -105,7 +105,7 @@ class StudySearch(OptunaSearch):
         self._report(trial_id, result)
 
     def _report(self, trial_id: str, result: dict | None) -> None:
-        if not result or isinstance(self.metric, list) or trial_id in self._completed_trials:
+        if not result or isinstance(self.metric, list) or trial_id in self._completed_trials or result.get("failed"):
             return  # Optuna has no intermediate values for multi-objective studies
         ot_trial = self._trial_for(trial_id)
         value, step = result.get(self.metric), result.get("epoch")
@@ -124,16 +124,17 @@ class StudySearch(OptunaSearch):
         if ot_trial is None:
             logger.warning("no Optuna trial is recorded for Ray trial %s; nothing to tell", trial_id)
             return
-        self._completed_trials.add(trial_id)
         if ot_trial.storage.get_trial(ot_trial._trial_id).state.is_finished():
+            self._completed_trials.add(trial_id)
             return  # told before a restart: telling twice would duplicate it
         result = result or {}
+        self._report(trial_id, result)  # the result that made the scheduler stop it never reached us
+        self._completed_trials.add(trial_id)
         if error or result.get("failed"):
             reason = str(result.get("error") or "the trial raised an exception (see its error.txt under ray/)")
             ot_trial.set_user_attr(FAIL_REASON_ATTR, reason[:500])
             self._ot_study.tell(ot_trial, state=TrialState.FAIL)
             return
-        self._report(trial_id, result)
         if not result.get("final"):
             # Ended without the trial's own final report: the scheduler stopped it early.
             self._ot_study.tell(ot_trial, state=TrialState.PRUNED)

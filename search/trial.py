@@ -130,12 +130,14 @@ class _Reporter:
     def _metrics(self, record: dict[str, float], history: list[dict[str, float]], params: int) -> dict[str, Any]:
         from cae.training import best_of
 
+        seconds = sum(r["seconds"] for r in history)
         return {
             **record,
             "best_val_mse": best_of(history, "val_mse"),
             "best_val_loss": best_of(history, "val_loss"),
             "params": params,
-            "train_seconds": sum(r["seconds"] for r in history),
+            "train_seconds": seconds,
+            "images_per_second": len(self.prepared.train.x) * len(history) / seconds if seconds > 0 else 0.0,
             "node": self.node,
         }
 

@@ -1,0 +1,59 @@
+"""Fixtures for sweep tests: a tiny space, and a helper to run the search CLI as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+TINY_SPACE = """\
+description: a few seconds per trial on 16x16 tiles
+samples: 4
+fixed:
+  task: reconstruct
+  data: embedded
+  image_size: 16
+  max_epochs: 3
+  batch_size: 16
+  kernel_size: 3
+  patience: 5
+params:
+  filters: {choices: ["4-8", "8-16"], role: scientific}
+  latent_dim: {choices: [4, 16], role: scientific}
+  lr: {choices: [1.0e-5, 3.0e-3], role: nuisance}
+"""
+
+
+def sweep_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0"})
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+@pytest.fixture
+def tiny_space(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+def search_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m search ARGS`` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "search", *args],
+        cwd=REPO, env=sweep_env(), capture_output=True, text=True, timeout=timeout, **kwargs,
+    )
+
+
+def search_popen(*args: str, log: Path) -> subprocess.Popen:
+    """Start ``python -m search ARGS`` in its own process group, output to ``log``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "search", *args],
+        cwd=REPO, env=sweep_env(), stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )

@@ -1,0 +1,138 @@
+"""Real sweeps through Ray Tune + Optuna on tiny data: tables and storage agree, ASHA prunes honestly,
+a SIGKILLed driver resumes with nothing lost or duplicated, finished studies extend."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from tests.search.conftest import search_cli, search_popen
+
+pytestmark = pytest.mark.slow
+
+COMMON = ("--max-epochs", "3", "--limit", "48", "--seed", "0")
+
+
+def optuna_trials(root: Path, study: str) -> list[optuna.trial.FrozenTrial]:
+    storage = f"sqlite:///{root / study / 'optuna.db'}"
+    return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+
+
+def check_agreement(root: Path, study: str, expected: int) -> pd.DataFrame:
+    """trials.csv, the Optuna storage and the Ray experiment describe the same trials."""
+    trials = pd.read_csv(root / study / "trials.csv")
+    assert len(trials) == expected
+    assert trials["trial_id"].is_unique
+    ot = {t.user_attrs["ray_trial_id"]: t for t in optuna_trials(root, study)}
+    assert len(ot) == expected == len(optuna_trials(root, study))
+    names = {"COMPLETE": "COMPLETE", "PRUNED": "PRUNED", "FAIL": "FAILED"}
+    for row in trials.itertuples():
+        t = ot[str(row.trial_id)]
+        assert t.number == row.number
+        assert names[t.state.name] == row.status
+        if row.status == "COMPLETE":
+            assert t.value == pytest.approx(row.val_mse)
+    ray_trials = {p.name.removeprefix("trial_") for p in (root / study / "ray").glob("run-*/trial_*")}
+    assert ray_trials == {str(t) for t in trials["trial_id"]}
+    return trials
+
+
+def test_sweep_tpe_asha(tmp_path: Path, tiny_space: Path) -> None:
+    proc = search_cli(
+        "run", "--space", str(tiny_space), "--study", "s1", "--root", str(tmp_path), "--samples", "8",
+        "--concurrency", "1", *COMMON,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "top " in proc.stdout
+    trials = check_agreement(tmp_path, "s1", 8)
+    meta = json.loads((tmp_path / "s1" / "study.json").read_text())
+    assert meta["status"] == "done" and meta["sampler"] == "tpe" and meta["scheduler"] == "asha"
+    assert meta["versions"]["ray"] and meta["roles"]["filters"] == "scientific"
+    history = pd.read_csv(tmp_path / "s1" / "history.csv")
+    assert set(history["trial_id"].astype(str)) == set(trials["trial_id"].astype(str))
+
+    pruned = trials[trials["status"] == "PRUNED"]
+    assert len(pruned) >= 1, "ASHA stopped no trial; the space has a learning rate too small to survive epoch 1"
+    for t in optuna_trials(tmp_path, "s1"):
+        if t.state.name == "PRUNED":
+            # The values ASHA judged, epoch by epoch: never COMPLETE with a partial-epoch loss.
+            # (Optuna stores a pruned trial's last intermediate value as its value, as optimize() does.)
+            assert t.intermediate_values and max(t.intermediate_values) < 3
+            assert t.value == t.intermediate_values[max(t.intermediate_values)]
+        if t.state.name == "COMPLETE":
+            assert sorted(t.intermediate_values) == [1, 2, 3]
+            assert t.value == pytest.approx(min(t.intermediate_values.values()))
+    done = trials[trials["status"] == "COMPLETE"]
+    assert done["test_mse"].notna().all() and (done["epochs"] == 3).all()
+    assert all((tmp_path / "s1" / "models" / f"{tid}.keras").exists() for tid in done["trial_id"])
+    assert (done["trivial_mse"] > 0).all()
+    assert done["node"].notna().all()
+
+    listing = search_cli("list", "--root", str(tmp_path))
+    assert listing.returncode == 0 and "s1" in listing.stdout and "done" in listing.stdout
+
+
+def wait_for(predicate, timeout: float, proc) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        assert proc.poll() is None, "the sweep ended before the test could interrupt it"
+        time.sleep(0.5)
+    raise AssertionError("timed out waiting for the sweep")
+
+
+def completed(folder: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(folder / "trials.csv")
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame(columns=["status"])
+    return df[df["status"] == "COMPLETE"]
+
+
+def test_resume_after_driver_sigkill(tmp_path: Path, tiny_space: Path) -> None:
+    args = ("--space", str(tiny_space), "--study", "k1", "--root", str(tmp_path), "--samples", "6",
+            "--scheduler", "none", "--concurrency", "2", *COMMON)
+    proc = search_popen("run", *args, log=tmp_path / "run.log")
+    folder = tmp_path / "k1"
+    wait_for(lambda: len(completed(folder)) >= 2, 240, proc)
+    before = completed(folder).set_index("trial_id")
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started, at once
+    proc.wait()
+
+    out = search_cli("resume", "--study", "k1", "--root", str(tmp_path))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    trials = check_agreement(tmp_path, "k1", 6).set_index("trial_id")
+    assert (trials["status"] == "COMPLETE").all()
+    for tid, row in before.iterrows():
+        # Finished before the kill: kept with the same result, not trained again.
+        assert trials.loc[tid, "val_mse"] == pytest.approx(row["val_mse"])
+        assert trials.loc[tid, "finished_at"] == row["finished_at"]
+    history = pd.read_csv(folder / "history.csv")
+    assert not history.duplicated(["trial_id", "epoch"]).any()
+    assert (history.groupby("trial_id").size() == 3).all()
+    assert {t.state.name for t in optuna_trials(tmp_path, "k1")} == {"COMPLETE"}
+
+
+def test_extend_finished_study(tmp_path: Path, tiny_space: Path) -> None:
+    args = ("--space", str(tiny_space), "--study", "e1", "--root", str(tmp_path), "--samples", "3", *COMMON)
+    assert search_cli("run", *args).returncode == 0
+    first = pd.read_csv(tmp_path / "e1" / "trials.csv").set_index("trial_id")
+
+    out = search_cli("resume", "--study", "e1", "--root", str(tmp_path), "--samples", "5")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    trials = check_agreement(tmp_path, "e1", 5).set_index("trial_id")
+    for tid, row in first.iterrows():
+        assert trials.loc[tid, "val_mse"] == pytest.approx(row["val_mse"], nan_ok=True)
+        assert trials.loc[tid, "status"] == row["status"]
+    assert sorted(trials["number"]) == [0, 1, 2, 3, 4]
+    assert (tmp_path / "e1" / "ray" / "run-2").is_dir()
+    meta = json.loads((tmp_path / "e1" / "study.json").read_text())
+    assert meta["samples"] == 5 and meta["runs"] == ["run-1", "run-2"] and meta["status"] == "done"
