@@ -115,7 +115,8 @@ def trial_row(
     row["error"] = info.get("error") or final.get("error") or _error_text(error_txt)
     if lines:
         row["started_at"] = _iso(lines[0].get("timestamp", 0) - lines[0].get("time_this_iter_s", 0))
-        row["finished_at"] = _iso(final.get("timestamp")) if status not in (results.RUNNING,) else None
+        ended = status != results.RUNNING
+        row["finished_at"] = _iso(final.get("finished_at", final.get("timestamp"))) if ended else None
         row["node"] = final.get("node")
     history = [{"trial_id": trial_id, **{k: e.get(k) for k in _HISTORY_KEYS}} for e in _dedupe(epochs)]
     return row, history

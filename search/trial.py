@@ -10,6 +10,7 @@ scheduler (pruned). Failures are results, not crashes: a diverging loss or an ex
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 import time
 import traceback
@@ -21,6 +22,8 @@ from typing import Any
 from cae.data import Dataset
 from search.gpu import configure_devices
 from spaces import Space
+
+FINAL_FILE = "final.json"  # in a trial's last checkpoint: its final report, to repeat after a restart
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,10 @@ def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) ->
         prepared = prepare(get_task(run.train.task), data, run.train.noise, run.train.seed)
         reporter = _Reporter(run, prepared, node, settings.models_dir, tune)
         with _restored(tune.get_checkpoint()) as resume_from:
+            if resume_from is not None and (Path(resume_from) / FINAL_FILE).exists():
+                # Finished before the driver stopped: report the same final result, train and score nothing.
+                tune.report(json.loads((Path(resume_from) / FINAL_FILE).read_text()))
+                return
             result = _train(run, prepared, reporter, resume_from)
         if not reporter.final_sent:
             # Resumed after its last epoch had been checkpointed: report the final result once.
@@ -116,6 +123,8 @@ class _Reporter:
             metrics.update(self._final(state.model, state.progress.epoch, state.progress.best_epoch))
         with tempfile.TemporaryDirectory(prefix="caesweep-ckpt-") as folder:
             checkpoint.save(folder, state.model, state.progress, state.best_weights)
+            if last:
+                (Path(folder) / FINAL_FILE).write_text(json.dumps(metrics))
             self.tune.report(metrics, checkpoint=self.tune.Checkpoint.from_directory(folder))
         self.final_sent = self.final_sent or last
 
@@ -155,4 +164,5 @@ class _Reporter:
             "epochs": epochs,
             "best_epoch": best_epoch,
             "stopped_early": epochs < self.run.train.epochs,
+            "finished_at": time.time(),
         }
