@@ -80,15 +80,16 @@ def run(opts: SweepOptions) -> int:
             f"study {opts.study!r} already exists at {paths.folder}; continue it with "
             f"`python -m search resume --study {opts.study}` or pick another --study name"
         )
-    results.check_root_writable(paths.root)
     space = load_space(opts.space)
     samples = opts.samples or space.samples
     storage_url = opts.storage or paths.default_storage_url()
     if opts.engine == "keras-tuner":
         from search.kt_engine import run_keras_tuner
 
+        results.check_root_writable(paths.root)
         return run_keras_tuner(opts, paths, samples)
     rt = runtime(opts, paths, storage_url, samples)
+    results.check_root_writable(paths.root)  # after every input is known good: a typo creates nothing
     _check_cluster(opts)
     if opts.multi_objective and opts.scheduler == "asha":
         print(f"note: ASHA is off for the multi-objective study ({', '.join(opts.objectives)}); every trial runs "

@@ -1,0 +1,88 @@
+"""Bad input to ``python -m search``: one line on stderr, exit code 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.search.conftest import search_cli
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def assert_user_error(proc, *words: str) -> None:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+BAD_SPACE = "samples: 2\nfixed: {image_size: 16}\nparams:\n  latent_dim: {low: 64, high: 8}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--sampler", "magic"], ["sampler", "tpe"]),
+        (["--engine", "spark"], ["engine", "keras-tuner"]),
+        (["--scheduler", "pbt"], ["scheduler", "asha"]),
+        (["--gpus-per-trial", "1.5"], ["--gpus-per-trial", "0.25"]),
+        (["--gpus-per-trial", "-1"], ["--gpus-per-trial"]),
+        (["--objectives", "val_mse,beauty"], ["beauty"]),
+        (["--objectives", "val_mse,params", "--sampler", "cmaes"], ["nsga2"]),
+        (["--samples", "0"], ["--samples"]),
+        (["--space", "no-such-space"], ["no-such-space", "quick"]),
+        (["--study", "../escape"], ["study name"]),
+        (["--study", "a/b"], ["study name"]),
+        (["--task", "paint"], ["paint", "colorize-yuv"]),
+        (["--data", "imagenet"], ["imagenet"]),
+        (["--data", "cifar10:/nonexistent/cifar"], ["/nonexistent/cifar"]),
+    ],
+)
+def test_run_refuses_bad_options(tmp_path: Path, args: list[str], words: list[str]) -> None:
+    proc = search_cli("run", "--root", str(tmp_path / "root"), *args)
+    assert_user_error(proc, *words)
+    assert not (tmp_path / "root").exists() or not any((tmp_path / "root").iterdir())
+
+
+def test_invalid_space_file_names_the_entry(tmp_path: Path) -> None:
+    space = tmp_path / "bad.yaml"
+    space.write_text(BAD_SPACE)
+    proc = search_cli("run", "--space", str(space), "--root", str(tmp_path / "root"))
+    assert_user_error(proc, "latent_dim", "low")
+    assert not (tmp_path / "root").exists()
+
+
+def test_existing_study_is_never_overwritten(tmp_path: Path) -> None:
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    (folder / "study.json").write_text(json.dumps({"name": "taken", "status": "done"}))
+    (folder / "trials.csv").write_text("trial_id,number,status\nabc,0,COMPLETE\n")
+    before = snapshot(tmp_path)
+    proc = search_cli("run", "--study", "taken", "--root", str(tmp_path))
+    assert_user_error(proc, "already exists", "resume")
+    assert snapshot(tmp_path) == before
+
+
+def test_resume_of_unknown_study(tmp_path: Path) -> None:
+    proc = search_cli("resume", "--study", "ghost", "--root", str(tmp_path))
+    assert_user_error(proc, "ghost", "does not exist")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_root_is_detected_before_trials(tmp_path: Path) -> None:
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")
+    proc = search_cli("run", "--root", str(blocked / "sub"))
+    assert_user_error(proc, "not writable")
+
+
+def test_list_on_empty_root(tmp_path: Path) -> None:
+    proc = search_cli("list", "--root", str(tmp_path))
+    assert proc.returncode == 0 and "no studies" in proc.stdout
