@@ -5,7 +5,8 @@
     <root>/<study>/
       study.json     metadata: space, task, data, sampler, scheduler, seeds, engine, versions, git commit, times
       optuna.db      Optuna RDB storage (SQLite) unless the study names another SQLAlchemy URL
-      ray/           the Ray Tune experiment (restorable) with the trial checkpoints
+      ray/run-N/     the Ray Tune experiments (restorable) with the trial checkpoints
+      kt/            the keras-tuner project, for studies run with --engine keras-tuner
       trials.csv     one row per trial: params, status, metrics, epochs, seconds, node
       history.csv    one row per trial and epoch
       models/        the final (best-epoch) model of each finished trial, <trial_id>.keras
@@ -71,6 +72,10 @@ class StudyPaths:
     @property
     def ray_dir(self) -> Path:
         return self.folder / "ray"
+
+    @property
+    def kt_dir(self) -> Path:
+        return self.folder / "kt"
 
     @property
     def trials_csv(self) -> Path:

@@ -109,7 +109,8 @@ def _read_csv(path: Any, columns: tuple[str, ...]) -> pd.DataFrame:
         return pd.DataFrame(columns=list(columns))
     try:
         text = path.read_text()
-        df = pd.read_csv(io.StringIO(text)) if text.strip() else pd.DataFrame()
+        # Trial ids are text (Ray's are hex: "00123456" or "1234e567" must not become numbers).
+        df = pd.read_csv(io.StringIO(text), dtype={"trial_id": str}) if text.strip() else pd.DataFrame()
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise StudyError(f"{path} is corrupt ({exc}); `python -m search resume` rebuilds it") from None
     missing = [c for c in columns[:3] if c not in df.columns] if len(df.columns) else []

@@ -7,7 +7,7 @@ space, the options, the data, the study name, the results root. A study that exi
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import pandas as pd
 
 import results
 from cae.config import from_flat
-from cae.data import load_dataset, parse_spec
+from cae.data import Dataset, load_dataset, parse_spec
 from cae.errors import StudyError, UsageError
 from cae.tasks import get_task
 from search.options import SweepOptions
@@ -44,14 +44,21 @@ def overrides(opts: SweepOptions, space: Space) -> dict[str, Any]:
     return out
 
 
-def runtime(opts: SweepOptions, paths: results.StudyPaths, storage_url: str, samples: int) -> Any:
-    """Load the space and the data and bundle what the engines need (all validation happens here)."""
-    from search.ray_engine import Runtime
+@dataclass(frozen=True)
+class Setup:
+    """What every engine needs: the space, the CLI overrides, the data and the trial settings."""
 
+    space: Space
+    data: Dataset
+    settings: TrialSettings
+    max_epochs: int
+
+
+def setup(opts: SweepOptions, paths: results.StudyPaths) -> Setup:
+    """Load the space and the data and check the settings (all validation happens here, nothing is written)."""
     space = load_space(opts.space)
     extra = overrides(opts, space)
     fixed = {**space.fixed, **extra}
-    max_epochs = int(fixed.get("max_epochs", 10))
     from_flat({k: v for k, v in fixed.items() if k in ("task", "data", "image_size", "max_epochs", "seed")})
     data = load_dataset(str(fixed["data"]), image_size=int(fixed["image_size"]), seed=opts.seed, limit=opts.limit)
     models_dir = None if results.is_uri(opts.root) else str(paths.models_dir.resolve())
@@ -63,7 +70,15 @@ def runtime(opts: SweepOptions, paths: results.StudyPaths, storage_url: str, sam
         gpu_memory=opts.gpu_memory,
         models_dir=models_dir,
     )
-    return Runtime(opts, space, data, settings, paths, storage_url, samples, max_epochs)
+    return Setup(space, data, settings, int(fixed.get("max_epochs", 10)))
+
+
+def runtime(opts: SweepOptions, paths: results.StudyPaths, storage_url: str, samples: int) -> Any:
+    """The Ray engine's bundle: :func:`setup` plus the Optuna storage and the study's target trial count."""
+    from search.ray_engine import Runtime
+
+    s = setup(opts, paths)
+    return Runtime(opts, s.space, s.data, s.settings, paths, storage_url, samples, s.max_epochs)
 
 
 def local_paths(opts: SweepOptions) -> results.StudyPaths:

@@ -65,11 +65,11 @@ from cae.errors import CaesweepError, UsageError
 from search import commands
 from search.gpu import configure_devices
 from search.options import SweepOptions
+from search.records import config_columns
 from search.study import new_meta, now, update_meta
 from search.trial import TrialSettings, resolve_config
 from spaces import Space
 
-KT_PROJECT = "kt"  # keras-tuner's project folder inside the study folder
 RECORD_FILE = "record.json"  # what caesweep keeps per trial, next to keras-tuner's trial.json
 CHECKPOINT_DIR = "checkpoint"  # a Hyperband stage's last state, for the trial that continues it
 HYPERBAND_FACTOR = 3  # keep the best third at each rung (the same reduction as the Ray engine's ASHA)
@@ -146,7 +146,8 @@ def declare_space(space: Space, conditions: Mapping[str, tuple[str, list[int]]])
 
     hp = keras_tuner.HyperParameters()
     trial = KerasTunerTrial(hp, conditions)
-    for depth in _depths(space) or [None]:
+    depths: list[int | None] = [*_depths(space)] or [None]
+    for depth in depths:
         if depth is not None:
             hp.values["depth"] = depth  # activate the parameters of this depth so they get declared
         space.sample(trial)
@@ -202,24 +203,13 @@ class TrialEntry:
     record: Mapping[str, Any] | None = None  # written by the trial when it ended
 
 
-def config_columns(settings: TrialSettings, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The flat trial config as table columns (``epochs`` is ``max_epochs``), as the Ray engine writes them."""
-    try:
-        run = from_flat(resolve_config(settings, dict(params)))
-    except CaesweepError:  # a configuration the space refuses still gets a row (it failed)
-        return dict(params)
-    flat = run.to_flat()
-    flat["max_epochs"] = flat.pop("epochs")
-    flat["architecture"] = run.model.describe()
-    return flat
-
-
 def trial_tables(
     entries: Sequence[TrialEntry], settings: TrialSettings, max_epochs: int, node: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The study's trial table and history from its keras-tuner trials."""
     continued = {str(e.values["tuner/trial_id"]): e.trial_id for e in entries if e.values.get("tuner/trial_id")}
-    rows, history = [], []
+    rows: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
     for e in entries:
         record = dict(e.record or {})
         budget = int(record.get("budget", e.values.get("tuner/epochs", max_epochs)))
@@ -271,6 +261,12 @@ class _StageHook:
             self.saved = True
 
 
+def _save_record(trial_dir: Path, record: dict[str, Any], hook: _StageHook) -> None:
+    """The trial's record, written when it ends (an interrupted trial leaves none: resume runs it again)."""
+    record.update(history=hook.records, finished_at=_iso(time.time()))
+    results.write_atomic(trial_dir / RECORD_FILE, json.dumps(record))
+
+
 @dataclass
 class _Sweep:
     """What every trial of a keras-tuner study shares."""
@@ -282,8 +278,8 @@ class _Sweep:
     paths: results.StudyPaths
     max_epochs: int
     conditions: dict[str, tuple[str, list[int]]]
-    node: str = field(default_factory=socket.gethostname)
-    _prepared: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    node: str = field(default_factory=socket.gethostname, init=False)
+    _prepared: dict[tuple[Any, ...], Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def metric(self) -> str:
@@ -321,12 +317,10 @@ class _Sweep:
             if not math.isfinite(value):
                 raise CaesweepError(f"the objective {self.metric} is {value}")
         except Exception as exc:  # a failed trial is a row with its reason, never a crashed sweep
-            record["error"] = _reason(exc)
-            record["traceback"] = traceback.format_exc()[-4000:]
+            record.update(error=_reason(exc), traceback=traceback.format_exc()[-4000:])
+            _save_record(trial_dir, record, hook)
             raise keras_tuner.errors.FailedTrialError(record["error"]) from exc
-        finally:
-            record.update(history=hook.records, finished_at=_iso(time.time()))
-            results.write_atomic(trial_dir / RECORD_FILE, json.dumps(record))
+        _save_record(trial_dir, record, hook)
         return {self.metric: value}
 
     def _train(self, trial_id: str, run: RunConfig, budget: int, hook: _StageHook, parent_dir: Path | None) -> dict:
@@ -339,6 +333,7 @@ class _Sweep:
                   "scratch")
         stage = replace(run, train=replace(run.train, epochs=budget))
         result = training.train(stage, prepared, hooks=[hook], resume_from=resume_from, evaluate_test=False)
+        model: Any = result.model  # train() always returns its model
         if hook.checkpoint_dir is not None and not hook.saved and resume_from is not None:
             shutil.copytree(resume_from, hook.checkpoint_dir)  # nothing left to train: pass the parent's state on
         seconds = sum(r["seconds"] or 0.0 for r in hook.records)
@@ -354,10 +349,10 @@ class _Sweep:
             images_per_second=len(prepared.train.x) * len(hook.records) / seconds if seconds > 0 else 0.0,
         )
         if budget >= self.max_epochs:  # a finished trial: score the kept (best-epoch) weights, keep the model
-            metrics.update(training.evaluate(result.model, prepared))
+            metrics.update(training.evaluate(model, prepared))
             path = self.paths.model_path(trial_id)
             path.parent.mkdir(parents=True, exist_ok=True)
-            result.model.save(path)
+            model.save(path)
         return metrics
 
     def write_tables(self, tuner: Any) -> pd.DataFrame:
@@ -420,7 +415,8 @@ def _tuner(sweep: _Sweep, target: int) -> Any:
             super().on_trial_end(trial)
             sweep.write_tables(self)  # after every trial: an interrupted study keeps what finished
 
-    return CaeTuner(_oracle(sweep, target), directory=str(sweep.paths.folder), project_name=KT_PROJECT)
+    kt_dir = sweep.paths.kt_dir
+    return CaeTuner(_oracle(sweep, target), directory=str(kt_dir.parent), project_name=kt_dir.name)
 
 
 # -- run and resume -------------------------------------------------------------------------------------------
@@ -434,7 +430,7 @@ def _sweep(opts: SweepOptions, paths: results.StudyPaths, samples: int) -> _Swee
         raise UsageError(f"the keras-tuner engine writes to a local folder; --root {opts.root} is a URI")
     if opts.concurrency not in (None, 1):
         raise UsageError("the keras-tuner engine runs one trial at a time; drop --concurrency or use --engine ray")
-    rt = commands.runtime(opts, paths, "", samples)
+    rt = commands.setup(opts, paths)
     configure_devices(opts.gpus_per_trial, opts.cpus_per_trial, opts.gpu_memory)  # before TensorFlow starts
     return _Sweep(opts, rt.space, rt.data, rt.settings, paths, rt.max_epochs, space_conditions(rt.space))
 
@@ -450,7 +446,6 @@ def run_keras_tuner(opts: SweepOptions, paths: results.StudyPaths, samples: int)
     paths.folder.mkdir(parents=True)
     with results.StudyLock(paths):
         meta = new_meta(opts, sweep.space, None, samples, sweep.max_epochs)
-        meta["scheduler"] = "hyperband" if opts.kt_tuner == "hyperband" else "none"
         results.write_meta(paths, meta)
         return _search(sweep, meta, samples)
 

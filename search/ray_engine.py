@@ -40,6 +40,8 @@ os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
 # A failed trial reports its reason without the objective; Ray must not treat that as a typo.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+# Keeping only the latest and best checkpoint forces a state snapshot per checkpoint; that is intended.
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 ASHA_REDUCTION = 3  # keep the best third at each rung
 ASHA_GRACE = 1  # epochs every trial gets before it can be stopped
@@ -225,9 +227,15 @@ def ray_init(address: str | None) -> None:
 
     if ray.is_initialized():
         return
-    kwargs: dict[str, Any] = {"include_dashboard": False, "configure_logging": True, "logging_level": logging.WARNING}
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "configure_logging": True,
+        "logging_level": logging.WARNING,
+        "log_to_driver": False,  # trial output stays in Ray's logs; results and errors reach the tables
+    }
     env = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
-    ray.init(address=address, runtime_env={"env_vars": env}, **kwargs)
+    # "local": always a private Ray for this driver, never a cluster some other process left running.
+    ray.init(address=address or "local", runtime_env={"env_vars": env}, **kwargs)
 
 
 def local_root_is_visible(root: Path) -> tuple[bool, str]:

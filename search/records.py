@@ -20,6 +20,7 @@ import pandas as pd
 
 import results
 from cae.config import from_flat
+from cae.errors import CaesweepError
 from search.searcher import FAIL_REASON_ATTR, RAY_TRIAL_ATTR, open_storage
 from search.trial import TrialSettings, resolve_config
 
@@ -102,7 +103,7 @@ def trial_row(
     if status == results.RUNNING:
         status = _status(lines, error_txt.exists())  # ended, but Optuna not told yet (driver stopped between)
     row: dict[str, Any] = {"trial_id": trial_id, "number": info.get("number", -1), "status": status}
-    row.update(_config_columns(settings, params))
+    row.update(config_columns(settings, params))
     epochs = [line for line in lines if "epoch" in line and "val_loss" in line]
     final = lines[-1] if lines else {}
     for key in _METRIC_KEYS:
@@ -128,11 +129,12 @@ def _dedupe(epochs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [by_epoch[k] for k in sorted(by_epoch)]
 
 
-def _config_columns(settings: TrialSettings, params: Mapping[str, Any]) -> dict[str, Any]:
+def config_columns(settings: TrialSettings, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyperparameter columns of a trial's row: its resolved flat config (``epochs`` as ``max_epochs``)."""
     try:
         flat = resolve_config(settings, dict(params))
         run = from_flat(flat)
-    except Exception:  # a config the space refuses still gets a row (it will have failed)
+    except CaesweepError:  # a config the space refuses still gets a row (it will have failed)
         return {k: v for k, v in params.items() if not isinstance(v, (dict, list))}
     flat = run.to_flat()
     flat["max_epochs"] = flat.pop("epochs")

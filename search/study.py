@@ -61,7 +61,7 @@ def new_meta(
         "data": opts.data or fixed.get("data"),
         "image_size": fixed.get("image_size"),
         "sampler": opts.kt_tuner if opts.engine == "keras-tuner" else opts.sampler,
-        "scheduler": "none" if opts.multi_objective else opts.scheduler,
+        "scheduler": _scheduler(opts),
         "metric": opts.objectives[0],
         "mode": opts.modes[0],
         "objectives": [{"metric": m, "mode": d} for m, d in zip(opts.objectives, opts.modes, strict=True)],
@@ -77,6 +77,12 @@ def new_meta(
         "created_at": now(),
         "updated_at": now(),
     }
+
+
+def _scheduler(opts: SweepOptions) -> str:
+    if opts.engine == "keras-tuner":
+        return "hyperband" if opts.kt_tuner == "hyperband" else "none"
+    return "none" if opts.multi_objective else opts.scheduler
 
 
 def update_meta(paths: results.StudyPaths, meta: dict[str, Any], **changes: Any) -> dict[str, Any]:

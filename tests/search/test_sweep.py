@@ -75,6 +75,10 @@ def test_sweep_tpe_asha(tmp_path: Path, tiny_space: Path) -> None:
     assert (done["trivial_mse"] > 0).all()
     assert done["node"].notna().all()
 
+    for folder in (tmp_path / "s1" / "ray" / "run-1").glob("trial_*"):
+        # Checkpoints every epoch, but only the latest and the best are kept.
+        assert 1 <= len(list(folder.glob("checkpoint_*"))) <= 2
+
     listing = search_cli("list", "--root", str(tmp_path))
     assert listing.returncode == 0 and "s1" in listing.stdout and "done" in listing.stdout
 
@@ -136,3 +140,20 @@ def test_extend_finished_study(tmp_path: Path, tiny_space: Path) -> None:
     assert (tmp_path / "e1" / "ray" / "run-2").is_dir()
     meta = json.loads((tmp_path / "e1" / "study.json").read_text())
     assert meta["samples"] == 5 and meta["runs"] == ["run-1", "run-2"] and meta["status"] == "done"
+
+
+def test_multi_objective_pareto_with_custom_storage(tmp_path: Path, tiny_space: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    proc = search_cli(
+        "run", "--space", str(tiny_space), "--study", "m1", "--root", str(tmp_path), "--samples", "3",
+        "--objectives", "val_mse,params", "--sampler", "nsga2", "--storage", storage, "--max-epochs", "1",
+        "--limit", "48",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "ASHA is off" in proc.stdout
+    assert not (tmp_path / "m1" / "optuna.db").exists()
+    study = optuna.load_study(study_name="m1", storage=storage)
+    assert len(study.directions) == 2 and len(study.trials) == 3
+    meta = json.loads((tmp_path / "m1" / "study.json").read_text())
+    assert meta["scheduler"] == "none" and meta["storage"] == storage
+    assert meta["pareto"] == sorted(t.number for t in study.best_trials) and meta["pareto"]

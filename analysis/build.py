@@ -1,0 +1,139 @@
+"""Compute every table and finding of a report from loaded studies (no drawing, no formatting, no files).
+
+:func:`study_report` reads one :class:`results.Study`; :func:`comparison` puts several side by side. Which
+hyperparameters are compared comes from the study's own metadata: ``params`` (what was searched) and
+``roles`` (scientific / nuisance / fixed, the tuning playbook's vocabulary). A comparison table is made for
+every searched hyperparameter that actually varied among the finished trials; the "best nuisance setting"
+tables are made for the scientific ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pandas as pd
+
+from analysis import findings, tables
+from analysis.importance import Importance, importance
+from analysis.metrics import mode as metric_mode
+from results import Study
+
+CURVES = 5  # learning curves are drawn for this many of the leaderboard's trials
+COSTS = ("params", "train_seconds")  # the Pareto fronts: metric vs size and vs training time
+# Pairs tried, in order, for the two-way pivot; otherwise the first two varying scientific hyperparameters.
+PIVOTS = (("filters", "kernel_size"), ("depth", "kernel_size"), ("filters", "latent_dim"), ("task", "loss"))
+# Without roles in study.json: these are tuned for fairness, everything else searched is compared.
+DEFAULT_NUISANCE = frozenset({"lr", "batch_size", "patience", "seed"})
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    """Everything a report says about one study, as tables and sentences."""
+
+    name: str
+    meta: dict[str, Any]
+    metric: str
+    mode: str
+    trials: pd.DataFrame  # the whole trial table, metric columns numeric
+    done: pd.DataFrame  # finished trials with the metric, ranked best first
+    status: pd.DataFrame
+    failures: pd.DataFrame
+    leaderboard: pd.DataFrame
+    scientific: list[str]  # searched, varying, role scientific (in study order)
+    nuisance: list[str]  # searched, varying, role nuisance
+    groups: dict[str, pd.DataFrame]  # hyperparameter -> mean/std/n/best of the metric per value
+    pivot: tuple[str, str] | None
+    pivot_mean: pd.DataFrame | None
+    pivot_count: pd.DataFrame | None
+    best_nuisance: dict[str, pd.DataFrame]  # scientific hyperparameter -> best nuisance setting per value
+    correlations: pd.DataFrame
+    importance: Importance
+    pareto: dict[str, pd.DataFrame]  # cost column -> Pareto set
+    history: pd.DataFrame
+    curves: pd.DataFrame
+    findings: list[str] = field(default_factory=list)
+
+    @property
+    def compared(self) -> list[str]:
+        """Every hyperparameter that has a comparison table: scientific first, then nuisance and others."""
+        return list(self.groups)
+
+
+def study_report(study: Study, metric: str, top: int) -> StudyReport:
+    """Every table and finding for ``study``, ranking finished trials by ``metric``."""
+    mode = metric_mode(metric)
+    trials = tables.prepare_trials(study.trials)
+    done = tables.rank(tables.finished(trials, metric), metric, mode)
+    searched = [p for p in study.meta.get("params") or study.param_columns if p in trials.columns]
+    roles = study.roles() or {p: "nuisance" if p in DEFAULT_NUISANCE else "scientific" for p in searched}
+    moving = tables.varying(done, searched)
+    scientific = [p for p in moving if roles.get(p, "scientific") == "scientific"]
+    nuisance = [p for p in moving if roles.get(p) == "nuisance"]
+    compared = [*scientific, *nuisance, *(p for p in moving if p not in scientific and p not in nuisance)]
+    shown = [p for p in compared if p not in tables.IN_ARCHITECTURE]
+    board = tables.leaderboard(done, metric, mode, top, extra=shown)
+    pivot = _pivot_pair(scientific or compared)
+    report = StudyReport(
+        name=study.name,
+        meta=study.meta,
+        metric=metric,
+        mode=mode,
+        trials=trials,
+        done=done,
+        status=tables.status_counts(trials, metric),
+        failures=tables.failure_reasons(trials),
+        leaderboard=board,
+        scientific=scientific,
+        nuisance=nuisance,
+        groups={p: tables.group_summary(done, p, metric, mode) for p in compared},
+        pivot=pivot,
+        pivot_mean=None if pivot is None else tables.pivot(done, *pivot, metric),
+        pivot_count=None if pivot is None else tables.pivot(done, *pivot, metric, how="count"),
+        best_nuisance={p: tables.best_nuisance(done, p, nuisance, metric, mode) for p in scientific},
+        correlations=tables.correlations(done, compared, metric),
+        importance=importance(done, compared, metric, mode),
+        pareto={c: tables.pareto(done, metric, mode, c) for c in COSTS},
+        history=tables.optimization_history(trials, metric, mode),
+        curves=tables.learning_curves(study.history, board.head(CURVES)),
+    )
+    return replace(report, findings=study_findings(report))
+
+
+def _pivot_pair(candidates: Sequence[str]) -> tuple[str, str] | None:
+    for pair in PIVOTS:
+        if all(p in candidates for p in pair):
+            return pair
+    return (candidates[0], candidates[1]) if len(candidates) >= 2 else None
+
+
+def study_findings(report: StudyReport) -> list[str]:
+    """The report's sentences, most important first."""
+    n = len(report.done)
+    sentences = findings.status(report.status, report.failures, report.meta.get("status"))
+    sentences += findings.best(report.done, report.metric)
+    sentences += findings.beat_baseline(report.done)
+    sentences += findings.importance(report.importance, report.metric, n)
+    sentences += findings.groups({p: report.groups[p] for p in report.scientific}, report.metric, report.mode)
+    sentences += findings.correlations(report.correlations, report.metric, report.mode)
+    for cost, front in report.pareto.items():
+        sentences += findings.pareto(front, report.metric, cost, n)
+    return sentences
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Several studies side by side."""
+
+    metric: str
+    mode: str
+    table: pd.DataFrame
+    findings: list[str]
+
+
+def comparison(reports: Sequence[StudyReport]) -> Comparison:
+    """One row per study (counts, best and median metric, best architecture, skill, compute) and a verdict."""
+    metric, mode = reports[0].metric, reports[0].mode
+    table = tables.compare_studies([tables.study_row(r.name, r.meta, r.trials, metric, mode) for r in reports])
+    return Comparison(metric, mode, table, findings.comparison(table, metric, mode))

@@ -1,0 +1,163 @@
+"""The report as an ordered list of blocks (headings, sentences, tables, images), independent of the format.
+
+:mod:`analysis.render` turns the same blocks into Markdown and into a self-contained HTML page, so both
+formats always say the same thing. Blocks hold raw data (DataFrames, plain strings); escaping and number
+formatting happen in the renderers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from analysis.build import Comparison, StudyReport
+from analysis.metrics import fmt, label
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: list[str]
+
+
+@dataclass(frozen=True)
+class Table:
+    frame: pd.DataFrame
+    caption: str = ""
+    formats: Mapping[str, str] = field(default_factory=dict)  # column -> the column whose number format it uses
+
+
+@dataclass(frozen=True)
+class Image:
+    filename: str  # a PNG written next to the report
+    caption: str
+
+
+Block = Heading | Text | Bullets | Table | Image
+
+
+def better(metric: str, mode: str) -> str:
+    return f"{label(metric)}, {'lower' if mode == 'min' else 'higher'} is better"
+
+
+def study_blocks(report: StudyReport, images: Mapping[str, str], grid_note: str, level: int = 1) -> list[Block]:
+    """The sections of one study's report; ``images`` maps a figure's stem to its PNG file name."""
+    metric, meta = report.metric, report.meta
+    blocks: list[Block] = [Heading(f"Study {report.name}", level), Text(_describe(meta))]
+    blocks += [Heading("Findings", level + 1), Bullets(report.findings)]
+    ranked = (
+        f"The top {len(report.leaderboard)} of {len(report.done)} finished trials, ranked by "
+        f"{better(metric, report.mode)}."
+        if len(report.done)
+        else f"No trial has finished with a {label(metric)} yet."
+    )
+    blocks += [
+        Heading("Leaderboard", level + 1),
+        Text(f"{ranked} Failed and pruned trials are counted below, not ranked."),
+        Table(report.leaderboard),
+        Heading("Trials by status", level + 1),
+        Table(report.status),
+    ]
+    if not report.failures.empty:
+        blocks.append(Table(report.failures, "Most common reasons for failed and pruned trials"))
+    blocks += _comparison_blocks(report, level + 1)
+    blocks += _statistics_blocks(report, level + 1)
+    blocks.append(Heading("Plots", level + 1))
+    blocks += [Image(images[stem], caption) for stem, caption in _CAPTIONS.items() if stem in images]
+    blocks.append(Heading("Best model on test images", level + 1))
+    if "image_grid" in images:
+        blocks.append(Image(images["image_grid"], "Input | prediction | ground truth, as colour images"))
+    if grid_note:
+        blocks.append(Text(grid_note))
+    return blocks
+
+
+_CAPTIONS = {
+    "learning_curves": "Learning curves (train and val) of the top trials",
+    "metric_vs_hyperparameters": "The metric vs each hyperparameter",
+    "optimization_history": "Optimization history: best so far vs trial number and vs cumulative compute",
+    "importance": "Hyperparameter importance",
+    "pareto": "Pareto fronts: the metric vs parameters and vs training time",
+}
+
+
+def _describe(meta: Mapping[str, object]) -> str:
+    keys = ("engine", "space_name", "task", "data", "image_size", "sampler", "scheduler", "samples", "max_epochs",
+            "seed", "status", "git_commit", "created_at", "updated_at")
+    return "; ".join(f"{k}: {meta[k]}" for k in keys if meta.get(k) not in (None, ""))
+
+
+def _comparison_blocks(report: StudyReport, level: int) -> list[Block]:
+    metric = report.metric
+    blocks: list[Block] = [
+        Heading("Architecture comparison", level),
+        Text(f"{better(metric, report.mode)}: mean, standard deviation and number of finished trials per value "
+             "of each hyperparameter that varied (numeric ones with many values are binned)."),
+    ]
+    if not report.groups:
+        blocks.append(Text("No hyperparameter varied among the finished trials, so there is nothing to compare."))
+    roles = {p: "scientific" for p in report.scientific} | {p: "nuisance" for p in report.nuisance}
+    for param, table in report.groups.items():
+        blocks.append(Table(table, f"{label(metric)} by {label(param)} ({roles.get(param, 'searched')})"))
+    if report.pivot is not None and report.pivot_mean is not None and report.pivot_count is not None:
+        row, column = report.pivot
+        blocks.append(Table(pivot_cells(report.pivot_mean, report.pivot_count, metric),
+                            f"Mean {label(metric)} (n) by {label(row)} x {label(column)}"))
+    for param, table in report.best_nuisance.items():
+        blocks.append(Table(table, f"Best trial (and its nuisance settings) for each {label(param)}"))
+    return blocks
+
+
+def pivot_cells(mean: pd.DataFrame, count: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Join a mean pivot and its count pivot into text cells ``"0.0123 (3)"`` (empty where n = 0)."""
+    cells = mean.copy().astype(object)
+    for column in mean.columns[1:]:
+        cells[column] = [
+            f"{fmt(metric, m)} ({n})" if n else "" for m, n in zip(mean[column], count[column], strict=True)
+        ]
+    return cells
+
+
+def _statistics_blocks(report: StudyReport, level: int) -> list[Block]:
+    metric = report.metric
+    blocks: list[Block] = [Heading("Rank correlations", level)]
+    if report.correlations.empty:
+        blocks.append(Text("No numeric hyperparameter varied among at least 3 finished trials."))
+    else:
+        blocks.append(Table(report.correlations, f"Spearman rank correlation with {label(metric)}"))
+    blocks.append(Heading("Hyperparameter importance", level))
+    if report.importance.table.empty:
+        blocks.append(Text(report.importance.note))
+    else:
+        blocks.append(Table(report.importance.table, "Share of the variation of the metric each explains"))
+    blocks.append(Heading("Best trade-offs (Pareto sets)", level))
+    for cost, front in report.pareto.items():
+        blocks.append(Table(front, f"Pareto set of {label(metric)} vs {label(cost)}"))
+    return blocks
+
+
+def comparison_blocks(comparison: Comparison, figure: str | None) -> list[Block]:
+    """The side-by-side section that opens a several-study report."""
+    blocks: list[Block] = [
+        Heading("Comparison of studies", 1),
+        Text(f"Each study's best and median {better(comparison.metric, comparison.mode)}; test MSE, trivial "
+             "MSE and skill are those of each study's best trial."),
+        Table(comparison.table),
+    ]
+    if comparison.findings:
+        blocks.append(Bullets(comparison.findings))
+    if figure:
+        blocks.append(Image(figure, f"{label(comparison.metric)} of every finished trial, by study"))
+    return blocks

@@ -1,0 +1,172 @@
+"""Findings: the report's tables turned into sentences that carry their numbers.
+
+Each function reads one table and returns sentences (plain text; renderers escape them). A statement that
+rests on few trials says so, because a 5-trial "trend" is mostly noise.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis.importance import Importance
+from analysis.metrics import fmt, label
+from results import COMPLETE, FAILED, PENDING, PRUNED, RUNNING
+
+SMALL_N = 10  # fewer trials than this behind a correlation: say it is uncertain
+SMALL_GROUP = 3  # a group mean over fewer trials than this is uncertain
+SMALL_IMPORTANCE = 20  # importance estimates from fewer trials than this are uncertain
+ALPHA = 0.05  # a correlation with a larger p-value is "not significant"
+_COSTS = {"params": "size", "train_seconds": "training time"}
+SHOW = 3  # how many items a sentence lists (top parameters, Pareto points)
+
+
+def trials(count: int, kind: str = "") -> str:
+    """``"1 finished trial"``, ``"3 finished trials"``."""
+    return f"{count} {kind + ' ' if kind else ''}trial{'' if count == 1 else 's'}"
+
+
+def status(counts: pd.DataFrame, failures: pd.DataFrame, study_status: str | None) -> list[str]:
+    """How many trials ended how, the most common failure reasons, and what is still running."""
+    n = dict(zip(counts["status"], counts["n"], strict=True))
+    total = sum(int(v) for k, v in n.items() if " without " not in k)
+    parts = [f"{n.get(s, 0)} {s.lower()}" for s in (COMPLETE, PRUNED, FAILED) if n.get(s, 0)]
+    waiting = n.get(RUNNING, 0) + n.get(PENDING, 0)
+    if waiting:
+        parts.append(f"{waiting} still running or pending")
+    sentences = [f"{trials(total)}: {', '.join(parts) or 'none ended yet'}."]
+    for key, count in n.items():
+        if " without " in key:
+            metric = key.split(" without ")[1]
+            verb = "reports" if count == 1 else "report"
+            sentences.append(f"{trials(count, 'complete')} {verb} no {label(metric)}: counted, not ranked.")
+    if study_status in ("running", "interrupted"):
+        sentences.append(f"The study is {study_status}: this report covers the trials that had ended.")
+    for kind in (FAILED, PRUNED):
+        rows = failures[failures["status"] == kind]
+        if len(rows):
+            top = rows.iloc[0]
+            sentences.append(
+                f"Most common reason for {kind.lower()} trials: \"{top['reason']}\" ({top['n']} of {n.get(kind, 0)})."
+            )
+    return sentences
+
+
+def best(ranked: pd.DataFrame, metric: str) -> list[str]:
+    """The best trial (first row of the ranked finished trials) and its test scores against the trivial baseline."""
+    if ranked.empty:
+        return [f"No finished trial reports a {label(metric)}, so nothing is ranked."]
+    top = ranked.iloc[0]
+    sentence = f"Best trial {top['trial_id']} ({top['architecture']}): {label(metric)} {fmt(metric, top[metric])}"
+    if pd.isna(top["test_mse"]) or pd.isna(top["trivial_mse"]) or pd.isna(top["skill"]):
+        return [sentence + "; it has no test scores, so its distance to the trivial baseline is unknown."]
+    sentence += (
+        f", test MSE {fmt('test_mse', top['test_mse'])} against {fmt('trivial_mse', top['trivial_mse'])} "
+        "for the trivial baseline"
+    )
+    if top["skill"] > 0:
+        sentence += f" (skill {fmt('skill', top['skill'])}: {top['skill']:.0%} lower error)."
+    else:
+        sentence += f" (skill {fmt('skill', top['skill'])}): no better than the trivial baseline."
+    return [sentence]
+
+
+def beat_baseline(done: pd.DataFrame) -> list[str]:
+    """How many finished trials beat the trivial baseline at all."""
+    skill = done["skill"].dropna()
+    if skill.empty:
+        return []
+    return [f"{int((skill > 0).sum())} of {trials(len(skill), 'finished')} beat the trivial baseline (skill > 0)."]
+
+
+def importance(result: Importance, metric: str, n_done: int) -> list[str]:
+    """Which hyperparameters matter most, by fANOVA, and whether PED-ANOVA agrees."""
+    if result.table.empty:
+        return [result.note[0].upper() + result.note[1:] + "."] if result.note else []
+    table = result.table
+    listed = ", ".join(f"{label(r.param)} {r.fanova:.2f}" for r in table.head(SHOW).itertuples())
+    sentence = f"Hyperparameters that matter most for {label(metric)} (fANOVA, {trials(n_done)}): {listed}"
+    ped_first = table.sort_values("ped_anova", ascending=False, kind="stable").iloc[0]
+    if ped_first["param"] == table.iloc[0]["param"]:
+        sentence += "; PED-ANOVA agrees on the first."
+    else:
+        sentence += (
+            f"; PED-ANOVA ranks {label(ped_first['param'])} first ({ped_first['ped_anova']:.2f}), "
+            "so the order is not settled."
+        )
+    if n_done < SMALL_IMPORTANCE:
+        sentence += f" With fewer than {SMALL_IMPORTANCE} trials these estimates are uncertain."
+    return [sentence]
+
+
+def correlations(table: pd.DataFrame, metric: str, mode: str) -> list[str]:
+    """One sentence per numeric hyperparameter: Spearman's rho, its p-value and n, and what it means."""
+    sentences = []
+    for row in table.itertuples():
+        p = "p < 0.001" if row.p_value < 0.001 else f"p = {row.p_value:.2f}"
+        text = f"{label(row.param)} vs {label(metric)}: Spearman rho = {row.rho:.2f} ({p}), n = {row.n}: "
+        if row.strength == "none":
+            text += "no monotone relation"
+        else:
+            better = (row.rho < 0) == (mode == "min")
+            text += f"{row.strength} monotone relation, larger {label(row.param)} goes with "
+            text += f"{'better' if better else 'worse'} {label(metric)}"
+            if row.p_value >= ALPHA:
+                text += " (not significant at 5%)"
+        if row.n < SMALL_N:
+            text += f"; uncertain with only {row.n} trials"
+        sentences.append(text + ".")
+    return sentences
+
+
+def groups(summaries: dict[str, pd.DataFrame], metric: str, mode: str) -> list[str]:
+    """For each scientific hyperparameter: its best and worst value on average."""
+    sentences = []
+    mean = f"{metric} mean"
+    for param, table in summaries.items():
+        if len(table) < 2:
+            continue
+        ordered = table.sort_values(mean, ascending=mode == "min", kind="stable")
+        first, last = ordered.iloc[0], ordered.iloc[-1]
+        text = (
+            f"{label(param)}: {fmt(param, first[param])} is best on average (mean {label(metric)} "
+            f"{fmt(metric, first[mean])}, n = {int(first['n'])}), {fmt(param, last[param])} worst "
+            f"({fmt(metric, last[mean])}, n = {int(last['n'])})"
+        )
+        if table["n"].min() < SMALL_GROUP:
+            text += f"; groups of fewer than {SMALL_GROUP} trials make this uncertain"
+        sentences.append(text + ".")
+    return sentences
+
+
+def pareto(front: pd.DataFrame, metric: str, cost: str, n_done: int) -> list[str]:
+    """The best trade-off architectures between ``metric`` and ``cost``."""
+    if front.empty:
+        return []
+    listed = "; ".join(
+        f"{r['architecture']} ({_amount(cost, r[cost])}, {label(metric)} {fmt(metric, r[metric])})"
+        for _, r in front.head(SHOW).iterrows()
+    )
+    more = f" and {len(front) - SHOW} more" if len(front) > SHOW else ""
+    return [
+        f"Best trade-offs between {label(metric)} and {_COSTS.get(cost, label(cost))} "
+        f"(Pareto set, {len(front)} of {trials(n_done)}): "
+        f"{listed}{more}."
+    ]
+
+
+def _amount(cost: str, value: float) -> str:
+    units = {"params": "parameters", "train_seconds": "s of training"}
+    return f"{fmt(cost, value)} {units.get(cost, label(cost))}"
+
+
+def comparison(table: pd.DataFrame, metric: str, mode: str) -> list[str]:
+    """Which of several studies reached the best ``metric``."""
+    column = f"best {metric}"
+    ranked = table.dropna(subset=[column]).sort_values(column, ascending=mode == "min", kind="stable")
+    if len(ranked) < 2:
+        return []
+    listed = ", ".join(f"{r['study']} {fmt(metric, r[column])}" for _, r in ranked.iterrows())
+    sentence = f"Best {label(metric)} by study: {listed} (best first; compare skill when the tasks differ)."
+    if ranked["complete"].min() < SMALL_N:
+        sentence += f" A study with fewer than {SMALL_N} finished trials makes this ranking uncertain."
+    return [sentence]

@@ -1,0 +1,94 @@
+"""Which trial-table columns are metrics, which way is better for each, and how they read in a report.
+
+This is the one place that knows that an MSE is better low and an SSIM better high; every table, finding and
+plot asks :func:`mode` instead of guessing.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cae.errors import UsageError
+from results import TRIAL_COLUMNS
+
+# Trial-table columns that describe a trial rather than measure it: never a --metric.
+NOT_METRICS = frozenset({"trial_id", "number", "status", "architecture", "node", "error", "started_at", "finished_at"})
+METRICS = tuple(c for c in TRIAL_COLUMNS if c not in NOT_METRICS)
+
+# Higher is better for these name parts; everything else (mse, loss, params, seconds, epochs) is better low.
+_HIGHER_IS_BETTER = ("psnr", "ssim", "skill", "images_per_second")
+
+# How a column reads in a table header or on a plot axis (units included); other columns read as they are.
+LABELS = {
+    "trial_id": "trial",
+    "val_mse": "val MSE",
+    "val_loss": "val loss",
+    "val_native_mse": "val native MSE",
+    "val_psnr": "val PSNR (dB)",
+    "val_ssim": "val SSIM",
+    "test_mse": "test MSE",
+    "test_psnr": "test PSNR (dB)",
+    "test_ssim": "test SSIM",
+    "native_mse": "test native MSE",
+    "trivial_mse": "trivial MSE",
+    "trivial_psnr": "trivial PSNR (dB)",
+    "trivial_ssim": "trivial SSIM",
+    "trivial_native_mse": "trivial native MSE",
+    "skill": "skill",
+    "params": "parameters",
+    "epochs": "epochs",
+    "best_epoch": "best epoch",
+    "train_seconds": "train time (s)",
+    "images_per_second": "images/s",
+    "lr": "learning rate",
+    "batch_size": "batch size",
+    "kernel_size": "kernel size",
+    "latent_dim": "latent dim",
+    "convs_per_level": "convs per level",
+    "batch_norm": "batch norm",
+    "cumulative_seconds": "cumulative train time (s)",
+}
+
+
+def mode(metric: str) -> str:
+    """``"max"`` when a higher value of ``metric`` is better, ``"min"`` otherwise."""
+    return "max" if any(part in metric for part in _HIGHER_IS_BETTER) else "min"
+
+
+def label(column: str) -> str:
+    """The readable name of a column, e.g. ``"test_psnr"`` -> ``"test PSNR (dB)"``."""
+    return LABELS.get(column, column)
+
+
+def check_metric(metric: str) -> str:
+    """Return ``metric`` if it is a metric column of the trial table, else raise :class:`UsageError`."""
+    if metric not in METRICS:
+        raise UsageError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+    return metric
+
+
+def fmt(column: str, value: Any) -> str:
+    """A cell as text, by the column's name: PSNR in 0.01 dB, SSIM/skill/rho to 3 decimals, counts as integers,
+    MSE-like values with 4 significant digits (``"val_mse mean"`` formats like ``"val_mse"``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return "" if value is None or value is pd.NA else str(value)
+    number = float(value)
+    if math.isnan(number):
+        return ""
+    whole = number.is_integer() and abs(number) < 1e15
+    if column in ("params", "epochs", "best_epoch", "batch_size", "n", "rank", "number", "latent_dim", "trials"):
+        return f"{int(number):,}" if whole else f"{number:.1f}"
+    if "psnr" in column:
+        return f"{number:.2f}"
+    if any(part in column for part in ("ssim", "skill", "rho", "anova")):
+        return f"{number:.3f}"
+    if "seconds" in column:
+        return f"{number:.1f}"
+    if column in ("lr", "p_value"):
+        return f"{number:.2g}"
+    return str(int(number)) if whole else f"{number:.4g}"

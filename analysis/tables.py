@@ -1,0 +1,299 @@
+"""The numbers of a report as plain pandas tables: leaderboard, status, comparisons, Pareto sets, correlations.
+
+Every function takes the trial (or history) table of :func:`results.load_study` and returns a new
+DataFrame; nothing here draws or formats. Metric direction comes from :func:`analysis.metrics.mode`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis.metrics import METRICS
+from cae.config import from_flat
+from cae.errors import CaesweepError
+from results import COMPLETE, FAILED, PRUNED, STATUSES
+
+MAX_LEVELS = 6  # a numeric hyperparameter with more distinct values than this is grouped into bins
+BINS = 4  # quantile bins for such a hyperparameter (log-spaced values such as lr are binned in log space)
+REASON_CHARS = 100  # failure reasons are cut to their first line and this many characters
+
+# The leaderboard: identity, what was trained, then scores and cost.
+LEADERBOARD = (
+    "rank", "trial_id", "architecture", "lr", "batch_size", "loss", "val_mse", "test_mse", "test_psnr",
+    "test_ssim", "skill", "params", "epochs", "train_seconds",
+)
+# Hyperparameters that the architecture label already shows.
+IN_ARCHITECTURE = ("filters", "depth", "kernel_size", "latent_dim", "convs_per_level", "batch_norm", "skip", "upsample")
+_MODEL_KEYS = (*IN_ARCHITECTURE, "activation", "image_size")
+
+
+def prepare_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trial table with numeric metric columns and an architecture label on every row that can have one."""
+    df = trials.copy()
+    for column in METRICS:
+        if column in df:
+            df[column] = pd.to_numeric(df[column], errors="coerce")
+    if len(df):
+        missing = df["architecture"].isna()
+        df["architecture"] = df["architecture"].astype(object)
+        df.loc[missing, "architecture"] = [_architecture(row) for _, row in df[missing].iterrows()]
+    return df
+
+
+def _architecture(row: pd.Series) -> str | None:
+    flat = {k: row[k] for k in _MODEL_KEYS if k in row.index and pd.notna(row[k])}
+    if "filters" not in flat:
+        return None
+    try:
+        return from_flat(flat).model.describe()
+    except CaesweepError:
+        return None
+
+
+def finished(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The COMPLETE trials that report ``metric``: the only rows that are ranked or compared."""
+    done = trials[(trials["status"] == COMPLETE) & trials[metric].notna()]
+    return done.reset_index(drop=True)
+
+
+def status_counts(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """How many trials are in each status, and how many finished without ``metric`` (columns status, n)."""
+    counts = trials["status"].value_counts()
+    rows = [(s, int(counts.get(s, 0))) for s in STATUSES]
+    rows += [(s, int(n)) for s, n in counts.items() if s not in STATUSES]
+    no_metric = int(((trials["status"] == COMPLETE) & trials[metric].isna()).sum())
+    if no_metric:
+        rows.append((f"{COMPLETE} without {metric}", no_metric))
+    return pd.DataFrame(rows, columns=["status", "n"])
+
+
+def failure_reasons(trials: pd.DataFrame, top: int = 3) -> pd.DataFrame:
+    """The ``top`` most common reasons per FAILED / PRUNED status (columns status, reason, n)."""
+    bad = trials[trials["status"].isin([FAILED, PRUNED])]
+    reasons = bad["error"].map(_reason)
+    table = (
+        pd.DataFrame({"status": bad["status"], "reason": reasons})
+        .value_counts()
+        .rename("n")
+        .reset_index()
+        .sort_values(["status", "n", "reason"], ascending=[True, False, True], kind="stable")
+    )
+    return table.groupby("status", sort=False).head(top).reset_index(drop=True)
+
+
+def _reason(error: Any) -> str:
+    if not isinstance(error, str) or not error.strip():
+        return "(no reason recorded)"
+    line = error.strip().splitlines()[0]
+    return line if len(line) <= REASON_CHARS else line[: REASON_CHARS - 3] + "..."
+
+
+def rank(done: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """``done`` sorted best first by ``metric`` (ties keep trial order)."""
+    return done.sort_values(metric, ascending=mode == "min", kind="stable").reset_index(drop=True)
+
+
+def leaderboard(done: pd.DataFrame, metric: str, mode: str, top: int, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """The ``top`` trials of ``done``: rank, trial, architecture, training settings, scores and cost.
+
+    ``extra`` names hyperparameters to show after ``loss`` (those that vary but the architecture label
+    does not show, e.g. ``activation`` or ``task``); ``metric`` is added when it is not a standard column.
+    """
+    ranked = rank(done, metric, mode).head(top).copy()
+    ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
+    columns = list(LEADERBOARD)
+    at = columns.index("loss") + 1
+    columns[at:at] = [c for c in extra if c not in columns]
+    if metric not in columns:
+        columns.insert(columns.index("val_mse"), metric)
+    return ranked[[c for c in columns if c in ranked.columns]].reset_index(drop=True)
+
+
+def varying(done: pd.DataFrame, params: Sequence[str]) -> list[str]:
+    """The hyperparameters of ``params`` that take more than one value among ``done``."""
+    return [p for p in params if p in done.columns and done[p].nunique(dropna=True) > 1]
+
+
+def levels(values: pd.Series) -> pd.Series:
+    """The groups a hyperparameter's values fall into: the values themselves, or ordered bins for a numeric
+    hyperparameter with more than :data:`MAX_LEVELS` distinct values (log-spaced when they span a decade)."""
+    if not _is_number(values) or values.nunique() <= MAX_LEVELS:
+        return values
+    positive = bool((values.dropna() > 0).all())
+    log = positive and values.max() / values.min() >= 10
+    key = np.log10(values) if log else values
+    codes, edges = pd.qcut(key, q=BINS, labels=False, retbins=True, duplicates="drop")
+    edges = 10**edges if log else edges
+    labels = [f"{edges[i]:.2g}..{edges[i + 1]:.2g}" for i in range(len(edges) - 1)]
+    codes = np.where(np.isnan(codes), -1, codes).astype(int)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=labels, ordered=True), index=values.index)
+
+
+def group_summary(done: pd.DataFrame, param: str, metric: str, mode: str) -> pd.DataFrame:
+    """``metric`` per value (or bin) of ``param``: mean, std, n and the best value (one row per level)."""
+    groups = done.groupby(levels(done[param]).rename(param), observed=True, sort=False)[metric]
+    best = groups.min() if mode == "min" else groups.max()
+    table = pd.DataFrame(
+        {f"{metric} mean": groups.mean(), f"{metric} std": groups.std(), "n": groups.size(), f"{metric} best": best}
+    ).reset_index()
+    return _sort_levels(table, param)
+
+
+def level_order(values: pd.Series) -> list[Any]:
+    """The distinct values of ``values`` in reading order (numbers ascending, "8-16" before "16-32-64")."""
+    return list(_sort_levels(pd.DataFrame({"v": values.dropna().unique()}), "v")["v"])
+
+
+def _sort_levels(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    values = table[column]
+    if isinstance(values.dtype, pd.CategoricalDtype) or _is_number(values):
+        return table.sort_values(column, kind="stable").reset_index(drop=True)
+    order = sorted(range(len(values)), key=lambda i: _natural(values.iloc[i]))
+    return table.iloc[order].reset_index(drop=True)
+
+
+def _natural(value: Any) -> tuple[Any, ...]:
+    # "8-16" before "16-32-64": filter lists sort by depth, then widths; other text sorts as text.
+    try:
+        parts = tuple(int(p) for p in str(value).split("-"))
+        return (0, len(parts), parts)
+    except ValueError:
+        return (1, 0, (str(value),))
+
+
+def pivot(done: pd.DataFrame, row: str, column: str, metric: str, how: str = "mean") -> pd.DataFrame:
+    """A two-way table of ``metric`` (``how`` = mean or count): one row per ``row`` level, one column
+    ``"<column>=<level>"`` per ``column`` level; empty cells are NaN (mean) or 0 (count)."""
+    rows, cols = levels(done[row]).rename(row), levels(done[column]).rename(column)
+    table = done.groupby([rows, cols], observed=True)[metric].agg(how).unstack(column)
+    table = table.reindex(columns=_sort_levels(pd.DataFrame({column: table.columns}), column)[column])
+    if how == "count":
+        table = table.fillna(0).astype(int)
+    table.columns = [f"{column}={c}" for c in table.columns]
+    return _sort_levels(table.reset_index(), row)
+
+
+def best_nuisance(done: pd.DataFrame, scientific: str, nuisance: Sequence[str], metric: str, mode: str) -> pd.DataFrame:
+    """For each value of ``scientific``: its best trial, the nuisance settings that got there, and n."""
+    ranked = rank(done, metric, mode)
+    keys = levels(ranked[scientific]).rename(scientific)
+    best = ranked.groupby(keys, observed=True, sort=False).head(1)
+    n = keys.value_counts()
+    table = best[["trial_id", *[c for c in nuisance if c != scientific], metric]].copy()
+    table.insert(0, scientific, keys.loc[best.index])
+    table["n"] = keys.loc[best.index].map(n).astype(int).to_numpy()
+    return _sort_levels(table, scientific)
+
+
+def correlations(done: pd.DataFrame, params: Sequence[str], metric: str) -> pd.DataFrame:
+    """Spearman rank correlation of each numeric hyperparameter with ``metric``.
+
+    Columns: param, rho, p_value, n, strength (none / weak / moderate / strong for |rho| below 0.2, 0.4, 0.7
+    and above). Parameters that are not numeric or are constant are left out.
+    """
+    rows = []
+    for param in params:
+        pair = done[[param, metric]].dropna()
+        if not _is_number(pair[param]) or len(pair) < 3 or pair[param].nunique() < 2 or pair[metric].nunique() < 2:
+            continue
+        rho, p_value = stats.spearmanr(pair[param], pair[metric])
+        rows.append((param, float(rho), float(p_value), len(pair), _strength(float(rho))))
+    return pd.DataFrame(rows, columns=["param", "rho", "p_value", "n", "strength"])
+
+
+def _strength(rho: float) -> str:
+    size = abs(rho)
+    return "none" if size < 0.2 else "weak" if size < 0.4 else "moderate" if size < 0.7 else "strong"
+
+
+def pareto(done: pd.DataFrame, metric: str, mode: str, cost: str) -> pd.DataFrame:
+    """The trials no other trial beats on both ``metric`` and ``cost`` (lower cost is better), cheapest first.
+
+    Columns: trial_id, architecture, ``cost``, ``metric``.
+    """
+    sign = 1.0 if mode == "min" else -1.0
+    ordered = done.dropna(subset=[cost]).assign(_key=lambda d: sign * d[metric])
+    ordered = ordered.sort_values([cost, "_key"], kind="stable")
+    keep, best = [], np.inf
+    for index, key in ordered["_key"].items():
+        if key < best:
+            keep.append(index)
+            best = key
+    return ordered.loc[keep, ["trial_id", "architecture", cost, metric]].reset_index(drop=True)
+
+
+def optimization_history(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """Every ended trial in creation order: its ``metric`` (NaN unless COMPLETE), the best so far, and the
+    compute spent so far (train seconds of every ended trial, failed and pruned ones included).
+
+    Columns: number, trial_id, status, ``metric``, best_so_far, cumulative_seconds.
+    """
+    ended = trials[trials["status"].isin([COMPLETE, PRUNED, FAILED])]
+    ended = ended.sort_values(["number", "finished_at"], kind="stable")
+    value = ended[metric].where(ended["status"] == COMPLETE)
+    best = value.cummin() if mode == "min" else value.cummax()
+    return pd.DataFrame(
+        {
+            "number": ended["number"],
+            "trial_id": ended["trial_id"],
+            "status": ended["status"],
+            metric: value,
+            "best_so_far": best.ffill(),
+            "cumulative_seconds": ended["train_seconds"].fillna(0).cumsum(),
+        }
+    ).reset_index(drop=True)
+
+
+def learning_curves(history: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
+    """The train and val MSE per epoch of the leaderboard's trials (falls back to the loss without MSE).
+
+    Columns: trial (``"#rank architecture"``), epoch, split (train / val), measure, value.
+    """
+    measure = "mse" if history["mse"].notna().any() or history["val_mse"].notna().any() else "loss"
+    names = {row.trial_id: f"#{row.rank} {row.architecture}" for row in board.itertuples()}
+    part = history[history["trial_id"].isin(list(names))]
+    long = part.melt(
+        id_vars=["trial_id", "epoch"], value_vars=[measure, f"val_{measure}"], var_name="split", value_name="value"
+    ).dropna(subset=["value"])
+    long["split"] = long["split"].map({measure: "train", f"val_{measure}": "val"})
+    long["trial"] = long["trial_id"].map(names)
+    long["measure"] = measure
+    order = {t: i for i, t in enumerate(names)}
+    long = long.sort_values(["trial_id", "split", "epoch"], key=lambda s: s.map(order) if s.name == "trial_id" else s)
+    return long[["trial", "epoch", "split", "measure", "value"]].reset_index(drop=True)
+
+
+def study_row(name: str, meta: dict[str, Any], trials: pd.DataFrame, metric: str, mode: str) -> dict[str, Any]:
+    """One study's line of the side-by-side comparison."""
+    done = finished(trials, metric)
+    best = rank(done, metric, mode).iloc[0] if len(done) else None
+    counts = trials["status"].value_counts()
+    return {
+        "study": name,
+        "engine": meta.get("engine"),
+        "task": meta.get("task"),
+        "status": meta.get("status"),
+        "trials": len(trials),
+        **{status.lower(): int(counts.get(status, 0)) for status in (COMPLETE, PRUNED, FAILED)},
+        f"best {metric}": None if best is None else best[metric],
+        f"median {metric}": done[metric].median() if len(done) else None,
+        "best architecture": None if best is None else best["architecture"],
+        "test_mse": None if best is None else best["test_mse"],
+        "trivial_mse": None if best is None else best["trivial_mse"],
+        "skill": None if best is None else best["skill"],
+        "train_seconds": trials["train_seconds"].sum(min_count=1),
+    }
+
+
+def compare_studies(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The side-by-side table of several studies (rows from :func:`study_row`), in the order given."""
+    return pd.DataFrame(list(rows))
+
+
+def _is_number(values: pd.Series) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(values)) and not pd.api.types.is_bool_dtype(values)

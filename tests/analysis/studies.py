@@ -1,0 +1,157 @@
+"""Hand-built study folders, written through the ``results`` writer API like a sweep would write them.
+
+Helpers for the analysis tests (the fixtures that use them live in ``conftest.py``).
+
+``realistic`` is a 20-trial reconstruction study (14 COMPLETE, 3 PRUNED, 2 FAILED, 1 RUNNING) with epoch
+histories and one saved (untrained) Keras model for the best trial, so the image grid is drawn too. The
+``make_study`` factory builds the edge cases (every trial failed, a single trial, missing metrics, HTML in
+values) from a few rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cae.config import from_flat
+from results import (
+    COMPLETE,
+    FAILED,
+    PRUNED,
+    RUNNING,
+    history_frame,
+    study_paths,
+    trials_frame,
+    write_meta,
+    write_tables,
+)
+
+ROLES = {
+    "filters": "scientific", "kernel_size": "scientific", "latent_dim": "scientific", "skip": "scientific",
+    "lr": "nuisance", "batch_size": "nuisance", "loss": "fixed", "task": "fixed",
+}
+SEARCHED = ["filters", "kernel_size", "latent_dim", "skip", "lr", "batch_size"]
+FIXED = {"task": "reconstruct", "data": "embedded", "image_size": 32, "max_epochs": 6, "loss": "mse", "seed": 0}
+HOSTILE_ERROR = "ValueError: <img src=x onerror=alert(1)>"  # a failure message that must show as text
+BEST_MODEL = "t10"  # the best trial of the realistic study (the lowest val_mse by construction)
+
+StudyFactory = Callable[..., Path]
+
+
+def meta_for(name: str, **overrides: Any) -> dict[str, Any]:
+    """A study.json as the sweep writes it."""
+    meta = {
+        "name": name, "engine": "ray", "space_name": "quick", "space": {}, "roles": ROLES, "params": SEARCHED,
+        "task": "reconstruct", "data": "embedded", "image_size": 32, "sampler": "tpe", "scheduler": "asha",
+        "metric": "val_mse", "mode": "min", "objectives": [{"metric": "val_mse", "mode": "min"}], "samples": 20,
+        "max_epochs": 6, "seed": 0, "status": "done", "versions": {}, "git_commit": "abc", "created_at": "2025-01-01",
+        "updated_at": "2025-01-01",
+    }
+    meta.update(overrides)
+    return meta
+
+
+def write_study(
+    root: Path, name: str, trials: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]] = (),
+    **meta: Any,
+) -> Path:
+    """Write a study folder under ``root`` through the results API; returns the folder."""
+    paths = study_paths(name, root)
+    write_meta(paths, meta_for(name, **meta))
+    write_tables(paths, trials_frame(trials), history_frame(history))
+    return paths.folder
+
+
+def trial(number: int, status: str = COMPLETE, **values: Any) -> dict[str, Any]:
+    """One trial row: fixed settings, a 32-48-64 default architecture and metrics consistent with val_mse."""
+    row: dict[str, Any] = {
+        "trial_id": f"t{number:02d}", "number": number, "status": status, **FIXED,
+        "filters": "32-48-64", "kernel_size": 3, "latent_dim": 64, "skip": False, "lr": 1e-3, "batch_size": 64,
+    }
+    row.update(values)
+    config = from_flat({k: row[k] for k in ("filters", "kernel_size", "latent_dim", "skip")})
+    row.setdefault("architecture", config.model.describe())
+    if status == COMPLETE and "val_mse" in row:
+        val = row["val_mse"]
+        row.setdefault("test_mse", round(val * 1.05, 6))
+        row.setdefault("test_psnr", round(10 * np.log10(4 / row["test_mse"]), 4))
+        row.setdefault("test_ssim", round(1 - 3 * val, 4))
+        row.setdefault("trivial_mse", 0.02)
+        row.setdefault("skill", round(1 - row["test_mse"] / 0.02, 6))
+        row.setdefault("epochs", 6)
+    row.setdefault("params", 10_000 * len(str(row["filters"]).split("-")) + 50 * row["latent_dim"])
+    row.setdefault("train_seconds", 10.0 + number)
+    return row
+
+
+def curve(trial_id: str, final: float, epochs: int) -> list[dict[str, Any]]:
+    """A decreasing learning curve ending near ``final`` (train slightly below val)."""
+    return [
+        {"trial_id": trial_id, "epoch": e, "mse": final * (1 + 2 / e) * 0.95, "val_mse": final * (1 + 2 / e),
+         "loss": final * (1 + 2 / e) * 0.95, "val_loss": final * (1 + 2 / e), "seconds": 2.0}
+        for e in range(1, epochs + 1)
+    ]
+
+
+def realistic_rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """20 trials: val_mse grows with kernel size and falls with latent size; lr has a sweet spot at 1e-3."""
+    rng = np.random.default_rng(0)
+    filters = ["16-32", "32-48-64", "8-16-32"]
+    rows, history = [], []
+    for n in range(20):
+        kernel, latent = (3, 5, 7)[n % 3], (16, 64, 128)[(n // 3) % 3]
+        lr = float(10 ** rng.uniform(-4, -2))
+        values = dict(filters=filters[(n // 2) % 3], kernel_size=kernel, latent_dim=latent, skip=n % 4 == 0,
+                      lr=round(lr, 6), batch_size=(32, 64)[n % 2])
+        if n == 10:  # the best trial, with the architecture of the saved model; neither the smallest nor the fastest
+            values.update(filters="8-16", kernel_size=3, latent_dim=16, skip=False, params=40_000, train_seconds=25.0)
+        if n < 14:
+            val = 0.004 + 0.001 * kernel - 0.00001 * latent + 0.002 * abs(np.log10(lr) + 3) + rng.uniform(0, 5e-4)
+            val = 0.003 if n == 10 else round(val, 6)
+            rows.append(trial(n, COMPLETE, val_mse=val, **values))
+            history += curve(f"t{n:02d}", val, 6)
+        elif n < 17:
+            rows.append(trial(n, PRUNED, error="pruned by ASHA at epoch 2", epochs=2, **values))
+            history += curve(f"t{n:02d}", 0.02, 2)
+        elif n < 19:
+            reason = "DivergedError: loss became nan at epoch 1" if n == 17 else HOSTILE_ERROR
+            rows.append(trial(n, FAILED, error=reason, epochs=1, **values))
+        else:
+            rows.append(trial(n, RUNNING, train_seconds=None, **values))
+    return rows, history
+
+
+def save_tiny_model(path: Path) -> None:
+    """An untrained 8-16 CAE for 32x32 RGB, saved where the sweep saves a trial's best model."""
+    from cae.config import ModelConfig
+    from cae.models import build_model
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    build_model(ModelConfig(filters=(8, 16), latent_dim=16), 32, 3, 3).save(path)
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What one in-process ``python -m analysis.report`` run left behind."""
+
+    code: int
+    out: str
+    err: str
+    folder: Path
+
+
+def run_report(argv: list[str], folder: Path) -> Ran:
+    """Run the CLI in-process (as ``cae.cli.run`` does for ``python -m``), capturing stdout and stderr."""
+    from analysis.report import main
+    from cae.cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run(main, argv)
+    return Ran(code, out.getvalue(), err.getvalue(), folder)

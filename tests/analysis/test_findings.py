@@ -1,0 +1,88 @@
+"""Findings: sentences carry their numbers and say when a sample is too small to trust."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis import findings
+from analysis.importance import Importance
+
+
+def test_correlation_sentences_name_rho_p_and_n() -> None:
+    table = pd.DataFrame(
+        [("latent_dim", 0.12, 0.46, 40, "none"), ("kernel_size", 0.81, 0.0001, 40, "strong"),
+         ("lr", -0.35, 0.2, 6, "weak")],
+        columns=["param", "rho", "p_value", "n", "strength"],
+    )
+    assert findings.correlations(table, "test_mse", "min") == [
+        "latent dim vs test MSE: Spearman rho = 0.12 (p = 0.46), n = 40: no monotone relation.",
+        "kernel size vs test MSE: Spearman rho = 0.81 (p < 0.001), n = 40: strong monotone relation, larger kernel "
+        "size goes with worse test MSE.",
+        "learning rate vs test MSE: Spearman rho = -0.35 (p = 0.20), n = 6: weak monotone relation, larger learning "
+        "rate goes with better test MSE (not significant at 5%); uncertain with only 6 trials.",
+    ]
+    psnr = findings.correlations(table.iloc[1:2], "test_psnr", "max")[0]
+    assert "goes with better test PSNR (dB)" in psnr
+
+
+def test_best_trial_against_the_trivial_baseline() -> None:
+    ranked = pd.DataFrame([{"trial_id": "t3", "architecture": "32-48-64 k3 z128 skip", "val_mse": 0.0042,
+                            "test_mse": 0.0045, "trivial_mse": 0.018, "skill": 0.75}])
+    assert findings.best(ranked, "val_mse") == [
+        "Best trial t3 (32-48-64 k3 z128 skip): val MSE 0.0042, test MSE 0.0045 against 0.018 for the trivial "
+        "baseline (skill 0.750: 75% lower error)."
+    ]
+    worse = ranked.assign(test_mse=0.02, skill=-0.111)
+    assert findings.best(worse, "val_mse")[0].endswith("(skill -0.111): no better than the trivial baseline.")
+    untested = ranked.assign(test_mse=float("nan"))
+    assert findings.best(untested, "val_mse")[0].endswith("so its distance to the trivial baseline is unknown.")
+    nothing = ["No finished trial reports a val MSE, so nothing is ranked."]
+    assert findings.best(ranked.head(0), "val_mse") == nothing
+
+
+def test_status_counts_running_trials_and_failure_reasons() -> None:
+    counts = pd.DataFrame({"status": ["COMPLETE", "PRUNED", "FAILED", "RUNNING", "PENDING", "COMPLETE without val_mse"],
+                           "n": [5, 0, 3, 2, 1, 1]})
+    reasons = pd.DataFrame([{"status": "FAILED", "reason": "DivergedError: nan", "n": 2}])
+    assert findings.status(counts, reasons, "interrupted") == [
+        "11 trials: 5 complete, 3 failed, 3 still running or pending.",
+        "1 complete trial reports no val MSE: counted, not ranked.",
+        "The study is interrupted: this report covers the trials that had ended.",
+        'Most common reason for failed trials: "DivergedError: nan" (2 of 3).',
+    ]
+
+
+def test_group_and_importance_sentences_flag_small_samples() -> None:
+    table = pd.DataFrame({"kernel_size": [3, 5], "val_mse mean": [0.01, 0.02], "val_mse std": [0.001, None],
+                          "n": [4, 1], "val_mse best": [0.009, 0.02]})
+    assert findings.groups({"kernel_size": table}, "val_mse", "min") == [
+        "kernel size: 3 is best on average (mean val MSE 0.01, n = 4), 5 worst (0.02, n = 1); groups of fewer "
+        "than 3 trials make this uncertain."
+    ]
+    scores = pd.DataFrame({"param": ["lr", "filters"], "fanova": [0.7, 0.3], "ped_anova": [0.4, 0.6]})
+    sentence = findings.importance(Importance(scores), "val_mse", 12)[0]
+    assert sentence == (
+        "Hyperparameters that matter most for val MSE (fANOVA, 12 trials): learning rate 0.70, filters 0.30; "
+        "PED-ANOVA ranks filters first (0.60), so the order is not settled. With fewer than 20 trials these "
+        "estimates are uncertain."
+    )
+    empty = Importance(scores.head(0), "importance cannot be estimated from 2 finished trials (needs at least 4)")
+    assert findings.importance(empty, "val_mse", 2) == [
+        "Importance cannot be estimated from 2 finished trials (needs at least 4)."
+    ]
+
+
+def test_pareto_and_comparison_sentences() -> None:
+    front = pd.DataFrame({"trial_id": ["a", "b"], "architecture": ["8-16 k3 z16", "32-48-64 k3 z128"],
+                          "params": [12000, 250000], "val_mse": [0.02, 0.01]})
+    assert findings.pareto(front, "val_mse", "params", 30) == [
+        "Best trade-offs between val MSE and size (Pareto set, 2 of 30 trials): 8-16 k3 z16 (12,000 parameters, "
+        "val MSE 0.02); 32-48-64 k3 z128 (250,000 parameters, val MSE 0.01)."
+    ]
+    table = pd.DataFrame({"study": ["rgb", "yuv", "lab"], "best val_mse": [0.02, 0.01, None], "complete": [12, 30, 0]})
+    assert findings.comparison(table, "val_mse", "min") == [
+        "Best val MSE by study: yuv 0.01, rgb 0.02 (best first; compare skill when the tasks differ)."
+    ]
+    assert findings.comparison(table.assign(complete=[4, 30, 0]), "val_mse", "min")[0].endswith(
+        "A study with fewer than 10 finished trials makes this ranking uncertain."
+    )

@@ -1,0 +1,48 @@
+"""Rendering: the same blocks as terminal text, Markdown and self-contained HTML, with data escaped."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis import render
+from analysis.document import Bullets, Heading, Image, Table, Text, pivot_cells
+
+EVIL = "<script>alert('x')</script>"
+BLOCKS = [
+    Heading(f"Study {EVIL}", 1),
+    Text("engine: ray | sampler: tpe"),
+    Bullets([f"activation {EVIL} is best"]),
+    Table(pd.DataFrame({"rank": [1, 2], "activation": [EVIL, "relu"], "val_mse": [0.0123456, 0.02]}), "Top"),
+    Image("plot.png", "A plot"),
+]
+
+
+def test_html_escapes_data_and_embeds_images() -> None:
+    page = render.to_html(f"report {EVIL}", BLOCKS, {"plot.png": b"\x89PNG fake"})
+    assert EVIL not in page and "<script" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert 'src="data:image/png;base64,iVBORyBmYWtl"' in page
+    assert "http" not in page  # nothing to fetch: the page opens offline
+    assert "<td>0.01235</td>" in page and "<th>val MSE</th>" in page
+
+
+def test_markdown_escapes_html_and_pipes() -> None:
+    text = render.markdown("report", BLOCKS)
+    assert EVIL not in text
+    assert "engine: ray \\| sampler: tpe" in text
+    assert "| rank | activation | val MSE |" in text
+    assert "| 1 | &lt;script&gt;alert('x')&lt;/script&gt; | 0.01235 |" in text
+    assert "![A plot](plot.png)" in text
+
+
+def test_terminal_shows_tables_aligned() -> None:
+    text = render.terminal(BLOCKS)
+    assert "Top:\nrank" in text and "   1 <script>alert(" in text  # a terminal shows text as it is
+    assert "[A plot: plot.png]" in text
+
+
+def test_pivot_cells_join_means_and_counts() -> None:
+    mean = pd.DataFrame({"filters": ["8-16", "16-32"], "kernel_size=3": [0.01, float("nan")]})
+    count = pd.DataFrame({"filters": ["8-16", "16-32"], "kernel_size=3": [2, 0]})
+    assert pivot_cells(mean, count, "val_mse")["kernel_size=3"].tolist() == ["0.01 (2)", ""]
+    assert render.header("kernel_size=3") == "kernel size=3" and render.header("val_mse mean") == "val MSE mean"

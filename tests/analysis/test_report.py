@@ -1,0 +1,246 @@
+"""``python -m analysis.report`` end to end: the files it writes, the edge cases, and bad input."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from analysis.images import best_model_grid
+from results import COMPLETE, FAILED, PRUNED, RUNNING, load_study, study_paths
+from tests.analysis.studies import BEST_MODEL, Ran, StudyFactory, curve, run_report, trial
+
+PLOTS = ["learning_curves", "metric_vs_hyperparameters", "optimization_history", "importance", "pareto", "image_grid"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pngs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.png"))
+
+
+def test_writes_the_report_files_and_every_plot(realistic_report: Ran) -> None:
+    assert realistic_report.code == 0, realistic_report.err
+    files = sorted(p.name for p in realistic_report.folder.iterdir())
+    assert files == sorted(["report.md", "report.html", "leaderboard.csv", *(f"{p}.png" for p in PLOTS)])
+
+
+def test_png_files_are_valid_images(realistic_report: Ran) -> None:
+    for name in pngs(realistic_report.folder):
+        with Image.open(realistic_report.folder / name) as image:
+            image.verify()
+        with Image.open(realistic_report.folder / name) as image:
+            assert image.format == "PNG" and min(image.size) > 200, name
+
+
+def test_leaderboard_csv_is_the_top_of_the_trial_table(realistic_report: Ran, study_root: Path) -> None:
+    board = pd.read_csv(realistic_report.folder / "leaderboard.csv")
+    raw = pd.read_csv(study_root / "realistic" / "trials.csv")
+    top = raw[raw["status"] == COMPLETE].sort_values("val_mse").head(10)
+    assert board["trial_id"].tolist() == top["trial_id"].tolist()
+    assert board["rank"].tolist() == list(range(1, 11))
+    for column in ("val_mse", "test_mse", "test_psnr", "test_ssim", "skill", "params", "lr", "train_seconds"):
+        assert board[column].tolist() == pytest.approx(top[column].tolist()), column
+    assert board["trial_id"][0] == BEST_MODEL
+
+
+def test_html_holds_the_leaderboard_and_every_plot(realistic_report: Ran) -> None:
+    page = (realistic_report.folder / "report.html").read_text()
+    for name in pngs(realistic_report.folder):
+        data = base64.b64encode((realistic_report.folder / name).read_bytes()).decode()
+        assert f"data:image/png;base64,{data}" in page, name
+    assert page.count("<img ") == len(PLOTS)
+    board = pd.read_csv(realistic_report.folder / "leaderboard.csv")
+    positions = [page.index(f"<td class=\"text\">{t}</td>") for t in board["trial_id"]]
+    assert positions == sorted(positions)  # ranked order
+    assert "<img src=x" not in page and "ValueError: &lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<script" not in page and 'src="http' not in page
+
+
+def test_markdown_links_every_plot_and_terminal_prints_the_leaderboard(realistic_report: Ran) -> None:
+    text = (realistic_report.folder / "report.md").read_text()
+    for name in pngs(realistic_report.folder):
+        assert f"]({name})" in text
+    out = realistic_report.out
+    assert "--- Leaderboard" in out and "report written to" in out
+    assert [line.split()[:2] for line in out.splitlines() if line.strip().startswith("1 ")][0] == ["1", BEST_MODEL]
+    assert "20 trials: 14 complete, 3 pruned, 2 failed, 1 still running or pending." in out
+    assert "The study is running: this report covers the trials that had ended." in out
+
+
+def test_image_grid_of_the_best_model(study_root: Path) -> None:
+    study = load_study(study_paths("realistic", study_root))
+    board = pd.DataFrame([{"trial_id": "t03", "rank": 1, "architecture": "x"},
+                          {"trial_id": BEST_MODEL, "rank": 2, "architecture": "8-16 k3 z16"}])
+    grid, note = best_model_grid(study.paths, study.meta, board, study.trials, n=2)
+    assert grid is not None and grid.trial_id == BEST_MODEL and grid.rank == 2
+    assert note == "Trial #1 has no saved model; the grid shows #2, the best that has one."
+    for images in (grid.inputs, grid.predictions, grid.truths):
+        assert images.shape == (2, 32, 32, 3) and images.min() >= 0 and images.max() <= 1
+    assert (grid.inputs == grid.truths).all()  # reconstruction: the input is the ground truth
+
+
+def test_image_grid_is_omitted_with_a_note_without_a_model(make_study: StudyFactory, tmp_path: Path) -> None:
+    root = make_study("nomodel", [trial(i, COMPLETE, val_mse=0.01 * (i + 1)) for i in range(2)])
+    ran = run_report(["--study", "nomodel", "--root", str(root)], root / "nomodel" / "report")
+    assert ran.code == 0 and "image_grid.png" not in pngs(ran.folder)
+    assert "The image grid is omitted: none of the 2 leaderboard trials has a saved model" in (
+        ran.folder / "report.md"
+    ).read_text()
+
+
+def test_every_trial_failed(make_study: StudyFactory) -> None:
+    rows = [trial(i, FAILED, error="DivergedError: loss became nan" if i else "OOM") for i in range(3)]
+    root = make_study("failed", rows)
+    ran = run_report(["--study", "failed", "--root", str(root)], root / "failed" / "report")
+    assert ran.code == 0, ran.err
+    assert pd.read_csv(ran.folder / "leaderboard.csv").empty
+    assert "3 trials: 3 failed." in ran.out
+    assert 'Most common reason for failed trials: "DivergedError: loss became nan" (2 of 3).' in ran.out
+    assert "No finished trial reports a val MSE, so nothing is ranked." in ran.out
+    assert pngs(ran.folder) == []
+    assert "The image grid is omitted: no trial has finished yet." in (ran.folder / "report.html").read_text()
+
+
+def test_a_single_trial(make_study: StudyFactory) -> None:
+    root = make_study("one", [trial(0, COMPLETE, val_mse=0.01)], curve("t00", 0.01, 3))
+    ran = run_report(["--study", "one", "--root", str(root), "--no-images"], root / "one" / "report")
+    assert ran.code == 0, ran.err
+    assert pd.read_csv(ran.folder / "leaderboard.csv")["trial_id"].tolist() == ["t00"]
+    assert pngs(ran.folder) == ["learning_curves.png", "optimization_history.png", "pareto.png"]
+    text = (ran.folder / "report.md").read_text()
+    assert "Importance cannot be estimated from 1 finished trial (needs at least 4)." in text
+    assert "No hyperparameter varied among the finished trials" in text
+
+
+def test_a_metric_missing_from_some_trials(make_study: StudyFactory) -> None:
+    rows = [trial(i, COMPLETE, val_mse=0.01 + i / 1000, kernel_size=(3, 5)[i % 2], latent_dim=16 * (i + 1))
+            for i in range(6)]
+    rows[3]["val_mse"] = None
+    for row in rows[:2]:
+        row.update(test_mse=None, skill=None)
+    root = make_study("gaps", rows)
+    ran = run_report(["--study", "gaps", "--root", str(root), "--no-images"], root / "gaps" / "report")
+    assert ran.code == 0, ran.err
+    board = pd.read_csv(ran.folder / "leaderboard.csv")
+    assert board["trial_id"].tolist() == ["t00", "t01", "t02", "t04", "t05"]
+    assert "1 complete trial reports no val MSE: counted, not ranked." in ran.out
+    assert "Best trial t00 (32-48-64 k3 z16): val MSE 0.01; it has no test scores" in ran.out
+    assert "3 of 3 finished trials beat the trivial baseline (skill > 0)." in ran.out
+    assert "uncertain with only 5 trials" in ran.out
+    ranked = run_report(["--study", "gaps", "--root", str(root), "--metric", "test_mse", "--no-images"], ran.folder)
+    assert pd.read_csv(ran.folder / "leaderboard.csv")["trial_id"].tolist() == ["t02", "t03", "t04", "t05"]
+    assert ranked.code == 0
+
+
+def test_rank_by_a_higher_is_better_metric(study_root: Path, tmp_path: Path) -> None:
+    ran = run_report(["--study", "realistic", "--root", str(study_root), "--metric", "test_psnr", "--top", "3",
+                      "--out", str(tmp_path), "--no-images"], tmp_path)
+    assert ran.code == 0
+    raw = pd.read_csv(study_root / "realistic" / "trials.csv")
+    expected = raw.sort_values("test_psnr", ascending=False)["trial_id"].head(3).tolist()
+    assert pd.read_csv(tmp_path / "leaderboard.csv")["trial_id"].tolist() == expected
+    assert "ranked by test PSNR (dB), higher is better" in ran.out
+
+
+def test_html_in_parameter_values_is_escaped(make_study: StudyFactory) -> None:
+    evil = "<script>alert(1)</script>"
+    rows = [trial(i, COMPLETE, val_mse=0.01 * (i + 1), activation=evil if i % 2 else "relu") for i in range(4)]
+    rows.append(trial(4, FAILED, error=f"ValueError: {evil}"))
+    root = make_study("evil", rows, params=["activation"], roles={"activation": "scientific"})
+    ran = run_report(["--study", "evil", "--root", str(root), "--no-images"], root / "evil" / "report")
+    assert ran.code == 0, ran.err
+    for name in ("report.html", "report.md"):
+        text = (ran.folder / name).read_text()
+        assert evil not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text, name
+    assert pd.read_csv(ran.folder / "leaderboard.csv")["activation"].tolist()[:2] == ["relu", evil]
+
+
+def test_a_running_study_reports_what_has_ended(make_study: StudyFactory) -> None:
+    rows = [trial(0, COMPLETE, val_mse=0.02), trial(1, PRUNED, error="pruned"), trial(2, RUNNING), trial(3, RUNNING)]
+    root = make_study("live", rows, status="running")
+    ran = run_report(["--study", "live", "--root", str(root), "--no-images"], root / "live" / "report")
+    assert ran.code == 0, ran.err
+    assert "4 trials: 1 complete, 1 pruned, 2 still running or pending." in ran.out
+    assert "The study is running" in ran.out
+
+
+def test_several_studies_side_by_side(make_study: StudyFactory) -> None:
+    for task, scale in (("colorize-yuv", 1.0), ("colorize-lab", 1.5)):
+        rows = [trial(i, COMPLETE, val_mse=scale * 0.01 * (i + 1), task=task, kernel_size=(3, 5)[i % 2])
+                for i in range(4)]
+        root = make_study(task.split("-")[1], [*rows, trial(4, FAILED, error="boom")], task=task)
+    ran = run_report(["--study", "lab", "--study", "yuv", "--root", str(root), "--no-images"], root)
+    assert ran.code == 0, ran.err
+    folder = root / "lab" / "report" / "compare-lab-yuv"
+    assert "comparison.png" in pngs(folder) and "lab-pareto.png" in pngs(folder) and "yuv-pareto.png" in pngs(folder)
+    board = pd.read_csv(folder / "leaderboard.csv")
+    assert board.groupby("study").size().to_dict() == {"lab": 4, "yuv": 4}
+    assert "Best val MSE by study: yuv 0.01, lab 0.015 (best first; compare skill when the tasks differ). A study " \
+        "with fewer than 10 finished trials makes this ranking uncertain." in ran.out
+    assert "| lab | ray | colorize-lab | done | 5 | 4 | 0 | 1 | 0.015 |" in (folder / "report.md").read_text()
+    assert "Study lab" in ran.out and "Study yuv" in ran.out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--study", "nope"], "study 'nope' does not exist under"),
+        (["--study", "empty"], "study 'empty' has no trials yet"),
+        (["--study", "ok", "--metric", "accuracy"], "unknown metric 'accuracy'; use one of val_mse"),
+        (["--study", "ok", "--out", "{file}/sub"], "cannot write the report to"),
+        (["--study", "ok", "--top", "0"], "--top 0 must be at least 1"),
+        (["--study", "ok", "--study", "ok"], "names a study twice"),
+        (["--study", "../etc"], "study name '../etc' is not allowed"),
+        ([], "the following arguments are required: --study"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(make_study: StudyFactory, tmp_path: Path, argv: list[str],
+                                               message: str) -> None:
+    root = make_study("ok", [trial(0, COMPLETE, val_mse=0.01)])
+    make_study("empty", [])
+    (tmp_path / "file").write_text("not a folder")
+    argv = [a.replace("{file}", str(tmp_path / "file")) for a in argv]
+    ran = run_report([*argv, "--root", str(root)], tmp_path)
+    assert ran.code == 2
+    assert ran.err.count("\n") == 1 and ran.err.startswith("error: ") and message in ran.err, ran.err
+
+
+def test_the_module_runs_from_the_command_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "analysis.report", "--study", "missing", "--root", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2 and result.stderr.startswith("error: study 'missing' does not exist")
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_report_on_real_sweep(tmp_path: Path) -> None:
+    """A tiny real sweep (the `quick` space, 3 samples, 1 epoch on 64 images per split), then its report."""
+    sweep = subprocess.run(
+        [sys.executable, "-m", "search", "run", "--space", "quick", "--samples", "3", "--max-epochs", "1",
+         "--limit", "64", "--study", "real", "--root", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    report = subprocess.run(
+        [sys.executable, "-m", "analysis.report", "--study", "real", "--root", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert report.returncode == 0, report.stderr[-3000:]
+    folder = tmp_path / "real" / "report"
+    raw = pd.read_csv(tmp_path / "real" / "trials.csv")
+    board = pd.read_csv(folder / "leaderboard.csv")
+    done = raw[raw["status"] == COMPLETE].dropna(subset=["val_mse"]).sort_values("val_mse", kind="stable")
+    assert board["trial_id"].astype(str).tolist() == done["trial_id"].astype(str).head(10).tolist()
+    page = (folder / "report.html").read_text()
+    for name in pngs(folder):
+        with Image.open(folder / name) as image:
+            image.verify()
+        assert base64.b64encode((folder / name).read_bytes()).decode() in page
+    assert "--- Leaderboard" in report.stdout
