@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The default sweep (space `quick` on the embedded dataset), then its leaderboard.
+# The default sweep (space `quick` on the embedded dataset), then its leaderboard and report.
+STUDY ?= quick-$(shell date +%Y%m%d-%H%M%S)
 sweep: install
-	$(PY) -m search run
+	$(PY) -m search run --space quick --study $(STUDY)
+	$(PY) -m analysis.report --study $(STUDY)
 
 test: install lint
 	$(PY) -m pytest
