@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import tempfile
 import time
 import traceback
@@ -119,12 +120,13 @@ class _Reporter:
         last = state.epoch >= self.run.train.epochs or state.model.stop_training
         if last:
             if state.best_weights is not None:
-                state.model.set_weights(state.best_weights)  # score the epoch early stopping keeps
+                state.model.set_weights(state.best_weights)  # score and keep the epoch early stopping keeps
             metrics.update(self._final(state.model, state.progress.epoch, state.progress.best_epoch))
         with tempfile.TemporaryDirectory(prefix="caesweep-ckpt-") as folder:
             checkpoint.save(folder, state.model, state.progress, state.best_weights)
             if last:
                 (Path(folder) / FINAL_FILE).write_text(json.dumps(metrics))
+                self._keep(Path(folder) / checkpoint.MODEL_FILE)
             self.tune.report(metrics, checkpoint=self.tune.Checkpoint.from_directory(folder))
         self.final_sent = self.final_sent or last
 
@@ -133,6 +135,9 @@ class _Reporter:
         last = dict(result.history[-1]) if result.history else {"epoch": result.epochs}
         metrics = self._metrics(last, result.history, result.params)
         metrics.update(self._final(result.model, result.epochs, result.best_epoch))
+        with tempfile.TemporaryDirectory(prefix="caesweep-model-") as folder:
+            result.model.save(Path(folder) / "model.keras")
+            self._keep(Path(folder) / "model.keras")
         self.tune.report(metrics)
         self.final_sent = True
 
@@ -150,14 +155,17 @@ class _Reporter:
             "node": self.node,
         }
 
-    def _final(self, model: Any, epochs: int, best_epoch: int) -> dict[str, Any]:
-        """Test scores of the kept weights (and the saved model): what makes a result ``final``."""
-        from cae.training import evaluate
-
+    def _keep(self, saved_model: Path) -> None:
+        """Copy the kept model into the study's models/ folder (local roots only)."""
         if self.models_dir is not None:
             path = Path(self.models_dir) / f"{self.tune.get_context().get_trial_id()}.keras"
             path.parent.mkdir(parents=True, exist_ok=True)
-            model.save(path)
+            shutil.copyfile(saved_model, path)
+
+    def _final(self, model: Any, epochs: int, best_epoch: int) -> dict[str, Any]:
+        """Test scores of the kept weights: what makes a result ``final``."""
+        from cae.training import evaluate
+
         return {
             **evaluate(model, self.prepared),
             "final": True,

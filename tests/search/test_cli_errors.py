@@ -86,3 +86,27 @@ def test_unwritable_root_is_detected_before_trials(tmp_path: Path) -> None:
 def test_list_on_empty_root(tmp_path: Path) -> None:
     proc = search_cli("list", "--root", str(tmp_path))
     assert proc.returncode == 0 and "no studies" in proc.stdout
+
+
+def test_second_writer_is_refused_by_the_lock(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = tmp_path / "busy"
+    folder.mkdir()
+    (folder / "study.json").write_text(json.dumps({"name": "busy", "options": {"study": "busy"}, "samples": 2}))
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time, results; p = results.study_paths('busy', sys.argv[1])\n"
+         "with results.StudyLock(p):\n    print('held', flush=True); time.sleep(60)", str(tmp_path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = snapshot(tmp_path)
+        proc = search_cli("resume", "--study", "busy", "--root", str(tmp_path))
+        assert_user_error(proc, "in use by", f"pid {holder.pid}")
+        assert snapshot(tmp_path) == before
+    finally:
+        holder.kill()
+        holder.wait()
