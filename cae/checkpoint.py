@@ -1,4 +1,8 @@
-"""Mid-training checkpoints: everything needed to continue a run exactly where it stopped.
+"""Mid-training checkpoints: everything needed to continue a run where it stopped.
+
+Weights, optimizer state, history and early-stopping state are restored exactly; the shuffling of the
+remaining epochs is drawn afresh (seeded by the run's seed and the epoch), so a resumed run is reproducible
+but not bit-identical to an uninterrupted one.
 
 A checkpoint folder holds ``model.keras`` (architecture, weights *and* optimizer state), ``best.npz``
 (the best weights so far, for early stopping's restore) and ``progress.json`` (epochs done, the per-epoch

@@ -22,7 +22,9 @@ LOSSES = ("mse", "ssim", "mse+ssim")
 
 def parse_filters(value: str | int | Sequence[int]) -> tuple[int, ...]:
     """Parse filters per level: ``"32-48-64"``, ``"32,48,64"``, ``[32, 48, 64]`` or a single int."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        raise ModelConfigError(f"filters {value!r} is not a list of integers; write it like 32-48-64")
+    if isinstance(value, int):
         return (value,)
     if isinstance(value, str):
         parts = [p for p in value.replace(",", "-").split("-") if p.strip()]
@@ -233,7 +235,7 @@ def _coerce(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
             else:
                 out[key] = bool(value)
         elif kind.startswith("int"):
-            if float(value) != int(float(value)):
+            if not math.isfinite(float(value)) or float(value) != int(float(value)):
                 raise ValueError(f"{key}={value!r} is not an integer")
             out[key] = int(float(value))
         elif kind == "float":

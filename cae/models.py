@@ -66,3 +66,10 @@ def build_model(
         x
     )
     return keras.Model(inputs, outputs, name=name)
+
+
+def load_model(path: str) -> keras.Model:
+    """Load a saved ``.keras`` CAE (registers caesweep's custom losses and metrics first)."""
+    import cae.losses  # noqa: F401
+
+    return keras.models.load_model(path)

@@ -45,7 +45,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--noise", type=float, default=0.1, help="noise std for the denoise task")
     p.add_argument("--seed", type=int, default=0, help="data split, weights, shuffling, noise")
     p.add_argument("--json", type=Path, default=None, help="write the result (with history) here")
-    p.add_argument("--save", type=Path, default=None, help="save the trained model here (.keras)")
+    p.add_argument("--save", type=Path, default=None, help="save the model (.keras; load with cae.models.load_model)")
     p.add_argument("--verbose", action="store_true", help="Keras progress bars")
     return p
 

@@ -199,6 +199,7 @@ def train(
     prepared = data if isinstance(data, Prepared) else prepare(task, data, tc.noise, tc.seed)
     if resume_from is not None:
         model, progress, best = checkpoint.load(resume_from)
+        keras.utils.set_random_seed(tc.seed + progress.epoch)  # reproducible shuffling of the remaining epochs
     else:
         keras.utils.set_random_seed(tc.seed)
         model = build_model(run.model, run.image_size, task.in_channels, task.out_channels)

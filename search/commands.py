@@ -210,7 +210,7 @@ def list_studies(root: str | None) -> int:
     if not names:
         print(f"no studies under {base}")
         return 0
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in names:
         try:
             study = results.load_study(results.study_paths(name, base))

@@ -79,6 +79,12 @@ class StudySearch(OptunaSearch):
             storage=open_storage(storage_url),
         )
 
+    @property
+    def _study(self) -> optuna.Study:
+        if self._ot_study is None:
+            raise RuntimeError("the Optuna study is created in __init__; this searcher was not set up")
+        return self._ot_study
+
     # --- suggestions ---------------------------------------------------------------------------------
 
     def suggest(self, trial_id: str) -> dict | None:
@@ -86,7 +92,7 @@ class StudySearch(OptunaSearch):
             orphan = self._find_orphan()
             if orphan is not None:
                 logger.info("trial %s adopts Optuna trial %d left running by a stopped driver", trial_id, orphan)
-                self._ot_trials[trial_id] = optuna.Trial(self._ot_study, orphan)
+                self._ot_trials[trial_id] = optuna.Trial(self._study, orphan)
         params = super().suggest(trial_id)
         self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ATTR, trial_id)
         return params
@@ -94,7 +100,7 @@ class StudySearch(OptunaSearch):
     def _find_orphan(self) -> int | None:
         """An Optuna trial RUNNING in the storage that no live Ray trial owns (its driver died)."""
         owned = {t._trial_id for t in self._ot_trials.values()}
-        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        for frozen in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if frozen._trial_id not in owned:
                 return frozen._trial_id
         return None
@@ -133,18 +139,18 @@ class StudySearch(OptunaSearch):
         if error or result.get("failed"):
             reason = str(result.get("error") or "the trial raised an exception (see its error.txt under ray/)")
             ot_trial.set_user_attr(FAIL_REASON_ATTR, reason[:500])
-            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+            self._study.tell(ot_trial, state=TrialState.FAIL)
             return
         if not result.get("final"):
             # Ended without the trial's own final report: the scheduler stopped it early.
-            self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
+            self._study.tell(ot_trial, state=TrialState.PRUNED)
             return
         values = self._final_values(result)
         if values is None:
             ot_trial.set_user_attr(FAIL_REASON_ATTR, "objective missing or not finite in the final result")
-            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+            self._study.tell(ot_trial, state=TrialState.FAIL)
         else:
-            self._ot_study.tell(ot_trial, values if len(values) > 1 else values[0])
+            self._study.tell(ot_trial, values if len(values) > 1 else values[0])
 
     def _final_values(self, result: dict) -> list[float] | None:
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
@@ -160,8 +166,8 @@ class StudySearch(OptunaSearch):
         """The Optuna trial of a Ray trial, found again through the storage after a restart."""
         if trial_id in self._ot_trials:
             return self._ot_trials[trial_id]
-        for frozen in self._ot_study.get_trials(deepcopy=False):
+        for frozen in self._study.get_trials(deepcopy=False):
             if frozen.user_attrs.get(RAY_TRIAL_ATTR) == trial_id:
-                self._ot_trials[trial_id] = optuna.Trial(self._ot_study, frozen._trial_id)
+                self._ot_trials[trial_id] = optuna.Trial(self._study, frozen._trial_id)
                 return self._ot_trials[trial_id]
         return None

@@ -45,8 +45,13 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def alive_nodes(address: str) -> int:
-    code = f"import ray; ray.init(address='{address}', logging_level='ERROR'); print(sum(n['Alive'] for n in ray.nodes()))"
-    out = subprocess.run([sys.executable, "-c", code], env=sweep_env(), capture_output=True, text=True, timeout=60)
+    code = (
+        f"import ray; ray.init(address='{address}', logging_level='ERROR'); "
+        "print(sum(n['Alive'] for n in ray.nodes()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=sweep_env(), capture_output=True, text=True, timeout=60
+    )
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
 
 

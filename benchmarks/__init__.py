@@ -1,0 +1,1 @@
+"""Benchmarks of the suite itself (training throughput) and of the search methods."""

@@ -1,0 +1,155 @@
+"""End-to-end tests of ``python -m cae.train``: two tiny real trainings and every user error it must refuse.
+
+Only the two trainings import TensorFlow (they run side by side, to halve the wait); every error case must be
+refused before TensorFlow is imported, which one extra subprocess checks for all of them at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cae.data import load_dataset
+from cae.tasks import get_task
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--limit", "64", "--image-size", "16", "--epochs", "1", "--filters", "8,16", "--latent-dim", "16"]
+REQUIRED_KEYS = {
+    "test_mse", "test_psnr", "test_ssim", "trivial_mse", "skill", "params", "epochs", "train_seconds",
+    "images_per_second",
+}
+
+
+@dataclass
+class Trained:
+    process: subprocess.CompletedProcess
+    json_path: Path
+    model_path: Path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Trained]:
+    """``colorize-yuv`` (with ``--save``) and ``reconstruct``, run concurrently."""
+    out = tmp_path_factory.mktemp("cli")
+    runs = {}
+    for task in ("colorize-yuv", "reconstruct"):
+        json_path, model_path = out / f"{task}.json", out / f"{task}.keras"
+        argv = [*TINY, "--task", task, "--json", str(json_path)]
+        if task == "colorize-yuv":
+            argv += ["--save", str(model_path)]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cae.train", *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
+        runs[task] = (process, argv, json_path, model_path)
+    done = {}
+    try:
+        for task, (process, argv, json_path, model_path) in runs.items():
+            stdout, stderr = process.communicate(timeout=300)
+            completed = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+            done[task] = Trained(completed, json_path, model_path)
+    finally:
+        for process, *_ in runs.values():
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    return done
+
+
+@pytest.mark.parametrize("task", ["colorize-yuv", "reconstruct"])
+def test_a_tiny_training_writes_the_json_result(task: str, trained: dict[str, Trained]) -> None:
+    run = trained[task]
+    assert run.process.returncode == 0, run.process.stderr
+    assert "Traceback" not in run.process.stderr
+    assert "test     MSE" in run.process.stdout and "skill" in run.process.stdout
+    result = json.loads(run.json_path.read_text())
+    assert set(result) >= REQUIRED_KEYS
+    assert result["epochs"] == 1 and len(result["history"]) == 1
+    assert result["config"]["task"] == task and result["config"]["filters"] == "8-16"
+    assert result["params"] > 0 and result["train_seconds"] > 0 and result["images_per_second"] > 0
+    for key in ("test_mse", "test_psnr", "test_ssim", "trivial_mse", "skill"):
+        assert math.isfinite(result[key]), key
+    assert result["skill"] == pytest.approx(1 - result["test_mse"] / result["trivial_mse"])
+    assert not trained["reconstruct"].model_path.exists()  # no --save, no model
+
+
+def test_the_saved_model_loads_back_and_scores_as_reported(trained: dict[str, Trained]) -> None:
+    import cae.losses  # noqa: F401  (registers the custom losses and metrics the saved model was compiled with)
+    from cae.runtime import keras
+    from cae.training import evaluate, prepare
+
+    model = keras.models.load_model(trained["colorize-yuv"].model_path)
+    task = get_task("colorize-yuv")
+    assert model.input_shape == (None, 16, 16, task.in_channels)
+    assert model.output_shape == (None, 16, 16, task.out_channels)
+    # The same data as the run (embedded, seed 0, 64 per split) gives the test scores the JSON reports.
+    data = load_dataset("embedded", image_size=16, seed=0, limit=64)
+    scores = evaluate(model, prepare(task, data))
+    reported = json.loads(trained["colorize-yuv"].json_path.read_text())
+    for key in ("test_mse", "native_mse", "trivial_mse", "skill"):
+        assert scores[key] == pytest.approx(reported[key], rel=1e-5), key
+
+
+# (id, argv, a fragment the one-line message must contain); "{tmp}" is a fresh folder with an empty "empty/".
+ERRORS = [
+    ("unknown-task", ["--task", "colourize"], "unknown task 'colourize'; choose one of reconstruct"),
+    ("unknown-dataset", ["--data", "mnist"], "unknown dataset 'mnist'"),
+    ("missing-cifar", ["--data", "cifar10:/nonexistent"], "CIFAR-10 not found"),
+    ("empty-folder", ["--data", "folder:{tmp}/empty"], "is empty"),
+    ("too-deep", ["--filters", "8,16,32,64,128,256", "--image-size", "16"], "depth 6 needs images of at least 64px"),
+    ("zero-epochs", ["--epochs", "0"], "epochs 0 must be a positive integer"),
+    ("negative-epochs", ["--epochs", "-3"], "epochs -3 must be a positive integer"),
+    ("zero-lr", ["--lr", "0"], "learning rate 0.0 must be a positive number"),
+    ("negative-lr", ["--lr", "-0.01"], "learning rate -0.01 must be a positive number"),
+    ("zero-batch", ["--batch-size", "0"], "batch size 0 must be a positive integer"),
+    ("bad-json-folder", ["--json", "{tmp}/missing/out.json"], "does not exist or is not writable"),
+]
+
+
+def error_argv(argv: list[str], tmp: Path) -> list[str]:
+    """The case's arguments after the tiny settings, with ``{tmp}`` filled in and its empty folder made."""
+    (tmp / "empty").mkdir(exist_ok=True)
+    return [*TINY[:4], *(arg.replace("{tmp}", str(tmp)) for arg in argv)]
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [case[1:] for case in ERRORS], ids=[case[0] for case in ERRORS])
+def test_a_user_error_is_one_line_exit_2_and_writes_nothing(argv: list[str], fragment: str, tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    argv = error_argv(argv, tmp_path)
+    if "--json" not in argv:
+        argv += ["--json", str(out)]
+    process = subprocess.run(
+        [sys.executable, "-m", "cae.train", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert process.returncode == 2
+    lines = process.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), process.stderr
+    assert fragment in lines[0]
+    assert "Traceback" not in process.stderr and process.stdout == ""
+    assert not out.exists() and not (tmp_path / "missing").exists()
+
+
+def test_every_user_error_is_refused_before_tensorflow_is_imported(tmp_path: Path) -> None:
+    cases = [error_argv(argv, tmp_path) for _, argv, _ in ERRORS]
+    script = (
+        "import contextlib, io, json, sys\n"
+        "from cae.cli import run\n"
+        "from cae.train import main\n"
+        "codes = []\n"
+        "for argv in json.loads(sys.argv[1]):\n"
+        "    with contextlib.redirect_stderr(io.StringIO()):\n"
+        "        codes.append(run(main, argv))\n"
+        "print(json.dumps({'codes': codes, 'tensorflow': 'tensorflow' in sys.modules}))\n"
+    )
+    process = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(cases)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert process.returncode == 0, process.stderr
+    report = json.loads(process.stdout)
+    assert report == {"codes": [2] * len(cases), "tensorflow": False}

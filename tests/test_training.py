@@ -1,0 +1,190 @@
+"""Tests for cae.training and cae.checkpoint: real (tiny) training, results, early stopping, divergence, resume."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cae import checkpoint
+from cae.config import ModelConfig, RunConfig, TrainConfig
+from cae.data import Dataset
+from cae.errors import CaesweepError, ModelConfigError
+from cae.losses import mse_np
+from cae.runtime import keras
+from cae.tasks import Pair, get_task
+from cae.training import DivergedError, EpochState, Prepared, TrainResult, prepare, train
+
+# 16 train images in batches of 4: four Adam steps per epoch.
+STEPS_PER_EPOCH = 4
+TINY = RunConfig(
+    model=ModelConfig(filters=(8, 16), latent_dim=16),
+    train=TrainConfig(task="reconstruct", epochs=2, batch_size=4, lr=3e-3, seed=0),
+    image_size=16,
+)
+
+
+def with_train(run: RunConfig, **changes: object) -> RunConfig:
+    return replace(run, train=replace(run.train, **changes))
+
+
+def same_weights(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@dataclass
+class Straight:
+    """A two-epoch run and what its hook saw after epoch 1 (weights and a checkpoint)."""
+
+    result: TrainResult
+    states: list[tuple[int, dict[str, float]]]
+    epoch1_weights: list[np.ndarray]
+    folder: Path
+
+
+@pytest.fixture(scope="module")
+def straight(tiny_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Straight:
+    folder = tmp_path_factory.mktemp("checkpoint")
+    states: list[tuple[int, dict[str, float]]] = []
+    epoch1: list[np.ndarray] = []
+
+    def hook(state: EpochState) -> None:
+        states.append((state.epoch, dict(state.record)))
+        if state.epoch == 1:
+            epoch1.extend(w.copy() for w in state.model.get_weights())
+            checkpoint.save(folder, state.model, state.progress, state.best_weights)
+
+    result = train(TINY, tiny_dataset, hooks=[hook])
+    return Straight(result, states, epoch1, folder)
+
+
+@pytest.fixture(scope="module")
+def resumed(straight: Straight, tiny_dataset: Dataset) -> TrainResult:
+    """The epoch-1 checkpoint resumed to epoch 2, in a global RNG state unlike the one the run had then."""
+    keras.utils.set_random_seed(12345)  # what a fresh process (a restarted Ray worker) looks like
+    return train(TINY, tiny_dataset, resume_from=str(straight.folder), evaluate_test=False)
+
+
+def test_a_short_training_lowers_the_loss(straight: Straight) -> None:
+    first, second = straight.result.history
+    assert second["loss"] < first["loss"]
+    assert second["val_loss"] < first["val_loss"]
+
+
+def test_the_result_reports_history_scores_baseline_and_cost(straight: Straight, tiny_dataset: Dataset) -> None:
+    result = straight.result
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    for record in result.history:
+        assert {"loss", "val_loss", "mse", "psnr", "ssim", "val_mse", "val_native_mse", "val_psnr", "val_ssim",
+                "seconds"} <= set(record)
+        assert all(math.isfinite(v) for v in record.values())
+    summary = result.summary()
+    for key in ("test_mse", "test_psnr", "test_ssim", "native_mse", "trivial_mse", "trivial_psnr",
+                "trivial_ssim", "trivial_native_mse", "skill", "params", "epochs", "best_epoch", "stopped_early",
+                "train_seconds", "images_per_second", "val_mse", "config"):
+        assert key in summary, key
+    assert summary["skill"] == pytest.approx(1 - summary["test_mse"] / summary["trivial_mse"])
+    assert summary["params"] == result.model.count_params() > 0
+    assert (summary["epochs"], summary["best_epoch"], summary["stopped_early"]) == (2, 2, False)
+    assert summary["train_seconds"] == pytest.approx(sum(r["seconds"] for r in result.history))
+    assert summary["images_per_second"] > 0
+    assert summary["val_mse"] == min(r["val_mse"] for r in result.history)
+    assert summary["config"]["task"] == "reconstruct" and summary["config"]["filters"] == "8-16"
+    assert "history" not in summary and result.to_dict()["history"] == result.history
+    # The hook saw every epoch, with the same records as the history.
+    assert straight.states == [(r["epoch"], r) for r in result.history]
+
+
+def test_the_same_seed_gives_identical_weights_after_one_epoch(straight: Straight, tiny_dataset: Dataset) -> None:
+    one_epoch = train(with_train(TINY, epochs=1), tiny_dataset, evaluate_test=False)
+    assert same_weights(one_epoch.model.get_weights(), straight.epoch1_weights)
+    timing = {"seconds": one_epoch.history[0]["seconds"]}
+    assert one_epoch.history[0] == pytest.approx({**straight.result.history[0], **timing})
+
+
+def test_a_checkpoint_holds_weights_optimizer_state_and_progress(straight: Straight) -> None:
+    assert {p.name for p in straight.folder.iterdir()} >= {"model.keras", "best.npz", "progress.json"}
+    model, progress, best = checkpoint.load(straight.folder)
+    assert same_weights(model.get_weights(), straight.epoch1_weights)
+    assert int(model.optimizer.iterations.numpy()) == STEPS_PER_EPOCH
+    assert best is not None and same_weights(best, straight.epoch1_weights)
+    assert progress.epoch == 1 and progress.best_epoch == 1 and progress.wait == 0
+    assert progress.history == straight.result.history[:1]
+    assert progress.best_val == straight.result.history[0]["val_loss"]
+
+
+def test_resume_continues_at_the_next_epoch_with_the_optimizer_state(
+    resumed: TrainResult, straight: Straight
+) -> None:
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    assert resumed.history[0] == straight.result.history[0]  # epoch 1 comes from the checkpoint
+    assert resumed.epochs == 2
+    # Adam kept counting: 4 steps before the checkpoint, 4 after (a fresh optimizer would be at 4).
+    assert int(resumed.model.optimizer.iterations.numpy()) == 2 * STEPS_PER_EPOCH
+    assert resumed.train_seconds == pytest.approx(sum(r["seconds"] for r in resumed.history))
+    assert resumed.images_per_second > 0 and resumed.test == {}
+
+
+@dataclass
+class Stopped:
+    """A colorize-yuv run whose weights a hook wrecked after epoch 1, and the best weights it had then."""
+
+    result: TrainResult
+    best_after_epoch1: list[np.ndarray]
+
+
+@pytest.fixture(scope="module")
+def stopped(tiny_dataset: Dataset) -> Stopped:
+    seen: list[np.ndarray] = []
+
+    def wreck_after_epoch_1(state: EpochState) -> None:
+        if state.epoch == 1:
+            assert state.best_weights is not None
+            seen.extend(w.copy() for w in state.best_weights)
+            state.model.set_weights([w * 4.0 for w in state.model.get_weights()])
+
+    run = with_train(TINY, task="colorize-yuv", epochs=4, patience=1)
+    result = train(run, tiny_dataset, hooks=[wreck_after_epoch_1], evaluate_test=False)
+    return Stopped(result, seen)
+
+
+def test_early_stopping_restores_the_best_weights(stopped: Stopped) -> None:
+    """Epoch 2 starts from wrecked weights and is worse: patience 1 stops there and restores epoch 1."""
+    result = stopped.result
+    assert result.history[1]["val_loss"] > result.history[0]["val_loss"]
+    assert (result.epochs, result.best_epoch, result.stopped_early) == (2, 1, True)
+    assert same_weights(result.model.get_weights(), stopped.best_after_epoch1)
+
+
+def test_colorize_history_scores_val_in_rgb_with_the_true_luminance(stopped: Stopped, tiny_dataset: Dataset) -> None:
+    """val_mse is the reference-space (RGB) MSE, val_native_mse the Keras MSE on the UV target."""
+    task = get_task("colorize-yuv")
+    prepared = prepare(task, tiny_dataset)
+    predicted = stopped.result.model.predict(prepared.val.x, verbose=0)  # the restored epoch-1 weights
+    first = stopped.result.history[0]
+    expected_rgb = mse_np(task.to_reference(prepared.val.x, predicted), prepared.val_reference)
+    assert first["val_mse"] == pytest.approx(expected_rgb, rel=1e-5)
+    assert first["val_native_mse"] == pytest.approx(mse_np(predicted, prepared.val.y), rel=1e-4)
+    assert first["val_native_mse"] == first["val_loss"]
+    assert abs(first["val_mse"] - first["val_native_mse"]) > 1e-3
+
+
+def test_a_nan_loss_raises_diverged_error(tiny_dataset: Dataset) -> None:
+    good = prepare(get_task("reconstruct"), tiny_dataset)
+    x = good.train.x.copy()
+    x[3] = np.inf
+    bad = replace(good, train=Pair(x=x, y=good.train.y))
+    assert isinstance(bad, Prepared)
+    with pytest.raises(DivergedError, match="training diverged: loss is nan at epoch 1; lower the learning rate"):
+        train(with_train(TINY, task="reconstruct"), bad, evaluate_test=False)
+    assert issubclass(DivergedError, CaesweepError)
+
+
+def test_an_invalid_run_is_refused_before_training(tiny_dataset: Dataset) -> None:
+    with pytest.raises(ModelConfigError, match="epochs 0 must be a positive integer"):
+        train(with_train(TINY, epochs=0), tiny_dataset)
+    with pytest.raises(ModelConfigError, match="depth 5 needs images of at least 32px"):
+        train(replace(TINY, model=ModelConfig(filters=(4, 4, 4, 4, 4))), tiny_dataset)
