@@ -173,7 +173,7 @@ class RunConfig:
 _MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)}
 _TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
 # Keys a flat config may carry that are not fields: derived or alternative spellings.
-_EXTRA_KEYS = {"data", "image_size", "depth", "filters_base", "filters_growth", "max_epochs"}
+_EXTRA_KEYS = {"data", "image_size", "depth", "filters_base", "filters_growth", "max_epochs", "limit"}
 
 
 def from_flat(flat: Mapping[str, Any]) -> RunConfig:

@@ -60,7 +60,8 @@ def setup(opts: SweepOptions, paths: results.StudyPaths) -> Setup:
     extra = overrides(opts, space)
     fixed = {**space.fixed, **extra}
     from_flat({k: v for k, v in fixed.items() if k in ("task", "data", "image_size", "max_epochs", "seed")})
-    data = load_dataset(str(fixed["data"]), image_size=int(fixed["image_size"]), seed=opts.seed, limit=opts.limit)
+    limit = opts.limit if opts.limit is not None else fixed.get("limit")
+    data = load_dataset(str(fixed["data"]), image_size=int(fixed["image_size"]), seed=opts.seed, limit=limit)
     models_dir = None if results.is_uri(opts.root) else str(paths.models_dir.resolve())
     settings = TrialSettings(
         space=space,

@@ -105,6 +105,7 @@ FIXED_ONLY: Mapping[str, _Setting] = {
     "max_epochs": _Setting(int, 1, 10000),
     "noise": _Setting(float, 0, 2),  # denoise task: Gaussian std in [-1,1] units
     "patience": _Setting(int, 1, 10000, nullable=True),  # null disables early stopping
+    "limit": _Setting(int, 3, 10_000_000),  # at most this many images per split (a seeded subset)
 }
 _SETTINGS: Mapping[str, _Setting] = {**AXES, **FIXED_ONLY}
 _FILTER_COUNT = _Setting(int, 1, MAX_FILTERS)
