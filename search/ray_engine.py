@@ -233,7 +233,12 @@ def ray_init(address: str | None) -> None:
         "logging_level": logging.WARNING,
         "log_to_driver": False,  # trial output stays in Ray's logs; results and errors reach the tables
     }
-    env = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+    env = {
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+        # A reused worker waits for a stopped trial's thread to reach its next report (up to an epoch);
+        # Ray's default of 2 s would fail the next trial scheduled on that worker.
+        "TUNE_FUNCTION_THREAD_TIMEOUT_S": os.environ.get("TUNE_FUNCTION_THREAD_TIMEOUT_S", "600"),
+    }
     # "local": always a private Ray for this driver, never a cluster some other process left running.
     ray.init(address=address or "local", runtime_env={"env_vars": env}, **kwargs)
 

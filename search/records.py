@@ -64,6 +64,7 @@ def optuna_states(storage_url: str | None, study_name: str) -> dict[str, dict[st
                 "number": t.number,
                 "status": _OPTUNA_STATUS[t.state.name],
                 "error": t.user_attrs.get(FAIL_REASON_ATTR),
+                "params": t.params,
             }
     return out
 
@@ -72,7 +73,7 @@ def trial_folders(ray_dir: Path) -> Iterable[Path]:
     """Every trial folder of every Ray experiment (run) of the study."""
     if not ray_dir.is_dir():
         return []
-    return sorted(p.parent for p in ray_dir.glob("*/trial_*/params.json"))
+    return sorted(p for p in ray_dir.glob("run-*/trial_*") if p.is_dir())
 
 
 def _status(lines: list[dict[str, Any]], error_file: bool) -> str:
@@ -94,10 +95,12 @@ def trial_row(
     folder: Path, settings: TrialSettings, optuna_info: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One trial's table row and history rows, from its Ray folder."""
-    params = json.loads((folder / "params.json").read_text())
     lines = read_result_lines(folder / "result.json")
     trial_id = folder.name.removeprefix("trial_")
     info = optuna_info.get(trial_id, {})
+    # A trial that failed before it started has no params.json; its parameters are in Optuna.
+    params_file = folder / "params.json"
+    params = json.loads(params_file.read_text()) if params_file.exists() else dict(info.get("params", {}))
     error_txt = folder / "error.txt"
     status = info.get("status") or _status(lines, error_txt.exists())
     if status == results.RUNNING:
@@ -113,7 +116,9 @@ def trial_row(
         row["val_mse"] = final.get("best_val_mse", min(e["val_mse"] for e in epochs))
         row["val_loss"] = final.get("best_val_loss", min(e["val_loss"] for e in epochs))
         row.setdefault("epochs", max(int(e["epoch"]) for e in epochs))
-    row["error"] = info.get("error") or final.get("error") or _error_text(error_txt)
+    row["error"] = final.get("error") or _error_text(error_txt) or info.get("error")
+    if status == results.PRUNED and not row["error"]:
+        row["error"] = f"stopped early by the scheduler after epoch {row.get('epochs', '?')}"
     if lines:
         row["started_at"] = _iso(lines[0].get("timestamp", 0) - lines[0].get("time_this_iter_s", 0))
         ended = status != results.RUNNING
