@@ -74,12 +74,15 @@ def setup(opts: SweepOptions, paths: results.StudyPaths) -> Setup:
     return Setup(space, data, settings, int(fixed.get("max_epochs", 10)))
 
 
-def runtime(opts: SweepOptions, paths: results.StudyPaths, storage_url: str, samples: int) -> Any:
+def runtime(
+    opts: SweepOptions, paths: results.StudyPaths, storage_url: str, samples: int, trainable: Any = None
+) -> Any:
     """The Ray engine's bundle: :func:`setup` plus the Optuna storage and the study's target trial count."""
     from search.ray_engine import Runtime
 
     s = setup(opts, paths)
-    return Runtime(opts, s.space, s.data, s.settings, paths, storage_url, samples, s.max_epochs)
+    rt = Runtime(opts, s.space, s.data, s.settings, paths, storage_url, samples, s.max_epochs)
+    return rt if trainable is None else replace(rt, trainable=trainable)
 
 
 def local_paths(opts: SweepOptions) -> results.StudyPaths:
@@ -88,8 +91,8 @@ def local_paths(opts: SweepOptions) -> results.StudyPaths:
     return results.study_paths(opts.study, root)
 
 
-def run(opts: SweepOptions) -> int:
-    """``search run``: a new study."""
+def run(opts: SweepOptions, trainable: Any = None) -> int:
+    """``search run``: a new study (``trainable``: see :class:`search.ray_engine.Runtime`)."""
     paths = local_paths(opts)
     if paths.folder.exists():
         raise StudyError(
@@ -104,7 +107,7 @@ def run(opts: SweepOptions) -> int:
 
         results.check_root_writable(paths.root)
         return run_keras_tuner(opts, paths, samples)
-    rt = runtime(opts, paths, storage_url, samples)
+    rt = runtime(opts, paths, storage_url, samples, trainable)
     results.check_root_writable(paths.root)  # after every input is known good: a typo creates nothing
     _check_cluster(opts)
     if opts.multi_objective and opts.scheduler == "asha":

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,9 @@ class Runtime:
     storage_url: str
     samples: int  # the study's target number of trials
     max_epochs: int
+    # What each trial runs: caesweep's training (the default), or e.g. a tabular benchmark's replay, which
+    # must report like search.trial.run_trial (per-epoch "epoch" and objectives, "final" with test scores).
+    trainable: Callable[..., None] = run_trial
 
     @property
     def ray_storage(self) -> str:
@@ -135,7 +139,7 @@ def _trainable(rt: Runtime) -> Any:
     from ray import tune
 
     resources = {"cpu": rt.opts.cpus_per_trial, "gpu": rt.opts.gpus_per_trial}
-    return tune.with_resources(tune.with_parameters(run_trial, data=rt.data, settings=rt.settings), resources)
+    return tune.with_resources(tune.with_parameters(rt.trainable, data=rt.data, settings=rt.settings), resources)
 
 
 def _tuner(rt: Runtime, run_name: str, num_samples: int) -> Any:
