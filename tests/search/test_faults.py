@@ -1,0 +1,119 @@
+"""Faults during a sweep lose nothing: a diverging or crashing trial is a FAILED row and the sweep goes on,
+a study where every trial fails exits non-zero with its reasons, and a killed trial worker is retried from
+its last epoch checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from search import commands
+from search.options import SweepOptions
+from search.trial import run_trial
+from tests.search.conftest import search_popen, sweep_env
+
+pytestmark = pytest.mark.slow
+
+
+def poisoned_when_latent_4(config: dict, data, settings) -> None:
+    """The real trial, but trials with latent_dim 4 get NaN pixels: their loss really diverges."""
+    if config["latent_dim"] == 4:
+        data = replace(data, train=np.full_like(data.train, np.nan))
+    run_trial(config, data, settings)
+
+
+def crashing(config: dict, data, settings) -> None:
+    """A trial whose code raises before training."""
+    raise RuntimeError(f"no GPU driver for {config['filters']}")
+
+
+@pytest.fixture
+def in_process_ray(monkeypatch: pytest.MonkeyPatch):
+    for key, value in sweep_env().items():
+        if key.startswith("RAY_"):
+            monkeypatch.setenv(key, value)
+    yield
+    import ray
+
+    ray.shutdown()
+
+
+def options(tmp_path: Path, space: Path, study: str, samples: int) -> SweepOptions:
+    return SweepOptions(study=study, space=str(space), root=str(tmp_path), samples=samples, max_epochs=2,
+                        limit=48, scheduler="none", sampler="random", seed=3)
+
+
+def test_diverging_trials_are_failed_rows_and_the_sweep_goes_on(
+    tmp_path: Path, tiny_space: Path, in_process_ray, capsys: pytest.CaptureFixture
+) -> None:
+    code = commands.run(options(tmp_path, tiny_space, "nan1", 6), trainable=poisoned_when_latent_4)
+    trials = pd.read_csv(tmp_path / "nan1" / "trials.csv")
+    assert len(trials) == 6
+    poisoned = trials["latent_dim"] == 4
+    assert poisoned.any() and (~poisoned).any(), "the seed must draw both latent sizes"
+    assert (trials.loc[poisoned, "status"] == "FAILED").all()
+    assert trials.loc[poisoned, "error"].str.contains("diverged").all()
+    assert (trials.loc[~poisoned, "status"] == "COMPLETE").all()
+    assert code == 0
+    study = optuna.load_study(study_name="nan1", storage=f"sqlite:///{tmp_path / 'nan1' / 'optuna.db'}")
+    failed = [t for t in study.trials if t.state.name == "FAIL"]
+    assert len(failed) == poisoned.sum()  # the sampler was told
+    assert all("diverged" in t.user_attrs["fail_reason"] for t in failed)
+
+
+def test_a_study_where_every_trial_fails_exits_non_zero(
+    tmp_path: Path, tiny_space: Path, in_process_ray, capsys: pytest.CaptureFixture
+) -> None:
+    code = commands.run(options(tmp_path, tiny_space, "crash1", 3), trainable=crashing)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "no trial finished" in out and "RuntimeError: no GPU driver" in out
+    trials = pd.read_csv(tmp_path / "crash1" / "trials.csv")
+    assert len(trials) == 3 and (trials["status"] == "FAILED").all()
+    assert json.loads((tmp_path / "crash1" / "study.json").read_text())["status"] == "failed"
+
+
+SLOW_SPACE = """\
+samples: 1
+fixed: {task: reconstruct, data: embedded, image_size: 32, max_epochs: 4, batch_size: 32, kernel_size: 3,
+        filters: "16-32", latent_dim: 32, lr: 1.0e-3}
+params:
+  loss: {choices: [mse], role: scientific}
+"""
+
+
+def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    space = tmp_path / "slow.yaml"
+    space.write_text(SLOW_SPACE)
+    proc = search_popen("run", "--space", str(space), "--study", "w1", "--root", str(tmp_path), "--limit", "800",
+                        "--scheduler", "none", log=tmp_path / "run.log")
+    results_file = None
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        found = list((tmp_path / "w1" / "ray").glob("run-1/trial_*/result.json"))
+        if found and found[0].read_text().strip():
+            results_file = found[0]
+            break
+        time.sleep(0.2)
+    assert results_file is not None, (tmp_path / "run.log").read_text()[-3000:]
+    first = json.loads(results_file.read_text().splitlines()[0])
+    os.kill(first["pid"], signal.SIGKILL)  # the worker process training the trial, mid-epoch 2
+    assert proc.wait(timeout=300) == 0, (tmp_path / "run.log").read_text()[-3000:]
+
+    lines = [json.loads(line) for line in results_file.read_text().splitlines()]
+    epochs = [line["epoch"] for line in lines]
+    assert epochs[0] == 1 and epochs[-1] == 4 and 1 not in epochs[1:], epochs  # continued, not restarted
+    assert len({line["pid"] for line in lines}) == 2  # a new worker took over
+    trials = pd.read_csv(tmp_path / "w1" / "trials.csv")
+    assert list(trials["status"]) == ["COMPLETE"] and trials.loc[0, "epochs"] == 4
+    history = pd.read_csv(tmp_path / "w1" / "history.csv")
+    assert list(history["epoch"]) == [1, 2, 3, 4]
