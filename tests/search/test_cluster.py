@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -9,12 +10,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.search.conftest import REPO, search_cli, sweep_env
+from tests.search.conftest import REPO, search_cli, search_popen, sweep_env
 
 pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -28,9 +30,11 @@ def free_port() -> int:
 
 def start_node(*args: str, log: Path) -> subprocess.Popen:
     """``ray start ... --block`` in its own process group, so stopping it stops every Ray process it began."""
+    # Detect a lost node within seconds instead of Ray's default of about half a minute.
+    env = {**sweep_env(), "RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}
     return subprocess.Popen(
         [RAY, "start", "--block", "--disable-usage-stats", "--num-cpus", "1", *args],
-        cwd=REPO, env=sweep_env(), stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
 
 
@@ -55,8 +59,16 @@ def alive_nodes(address: str) -> int:
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
 
 
-@pytest.fixture
-def two_node_cluster(tmp_path: Path) -> Iterator[str]:
+@dataclass
+class Cluster:
+    address: str
+    worker: subprocess.Popen
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Head and worker node, 1 CPU each, for the module (the node-loss test, which kills the worker, is last)."""
+    tmp_path = tmp_path_factory.mktemp("cluster")
     port = free_port()
     address = f"127.0.0.1:{port}"
     head = start_node("--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
@@ -71,20 +83,55 @@ def two_node_cluster(tmp_path: Path) -> Iterator[str]:
         while alive_nodes(address) < 2:
             assert time.time() < deadline, (tmp_path / "worker.log").read_text()[-2000:]
             time.sleep(1)
-        yield address
+        yield Cluster(address, nodes[1])
     finally:
         for proc in reversed(nodes):
             stop(proc)
 
 
-def test_sweep_runs_on_both_nodes(tmp_path: Path, tiny_space: Path, two_node_cluster: str) -> None:
+def test_sweep_runs_on_both_nodes(tmp_path: Path, tiny_space: Path, cluster: Cluster) -> None:
     root = tmp_path / "results"
     proc = search_cli(
         "run", "--space", str(tiny_space), "--study", "c1", "--root", str(root), "--samples", "4",
-        "--scheduler", "none", "--max-epochs", "2", "--limit", "48", "--address", two_node_cluster,
+        "--scheduler", "none", "--max-epochs", "2", "--limit", "48", "--address", cluster.address,
         "--cpus-per-trial", "1", "--concurrency", "2",
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     trials = pd.read_csv(root / "c1" / "trials.csv")
     assert len(trials) == 4 and (trials["status"] == "COMPLETE").all()
     assert trials["node"].nunique() == 2, trials["node"].tolist()
+
+
+SLOW_SPACE = """\
+samples: 2
+fixed: {task: reconstruct, data: embedded, image_size: 32, max_epochs: 4, batch_size: 32, kernel_size: 3,
+        filters: "16-32", latent_dim: 32}
+params:
+  lr: {choices: [1.0e-3, 2.0e-3], role: nuisance}
+"""
+
+
+def test_lost_worker_node_trials_continue_on_the_other(tmp_path: Path, cluster: Cluster) -> None:
+    space = tmp_path / "slow.yaml"
+    space.write_text(SLOW_SPACE)
+    root = tmp_path / "results"
+    proc = search_popen(
+        "run", "--space", str(space), "--study", "n1", "--root", str(root), "--address", cluster.address,
+        "--scheduler", "none", "--sampler", "grid", "--limit", "800", "--concurrency", "2", log=tmp_path / "run.log",
+    )
+    deadline, nodes = time.time() + 240, set()
+    while time.time() < deadline and len(nodes) < 2:
+        assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+        nodes = {json.loads(f.read_text().splitlines()[0])["node"]
+                 for f in root.glob("n1/ray/run-1/trial_*/result.json") if f.read_text().strip()}
+        time.sleep(0.3)
+    assert len(nodes) == 2, "both trials should have started, one per node"
+    os.killpg(cluster.worker.pid, signal.SIGKILL)  # the worker node is lost, mid-trial
+    assert proc.wait(timeout=400) == 0, (tmp_path / "run.log").read_text()[-3000:]
+
+    trials = pd.read_csv(root / "n1" / "trials.csv")
+    assert len(trials) == 2 and (trials["status"] == "COMPLETE").all() and (trials["epochs"] == 4).all()
+    assert trials["node"].nunique() == 1  # both finished on the surviving node
+    for f in root.glob("n1/ray/run-1/trial_*/result.json"):
+        epochs = [json.loads(line)["epoch"] for line in f.read_text().splitlines()]
+        assert 1 not in epochs[1:], epochs  # the moved trial continued from its checkpoint
