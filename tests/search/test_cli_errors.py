@@ -110,3 +110,21 @@ def test_second_writer_is_refused_by_the_lock(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_corrupt_study_metadata_is_reported_not_trusted(tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "study.json").write_text('{"name": "broken", "opt')  # cut off mid-write
+    before = snapshot(tmp_path)
+    proc = search_cli("resume", "--study", "broken", "--root", str(tmp_path))
+    assert_user_error(proc, "corrupt")
+    assert snapshot(tmp_path) == before
+
+
+def test_torn_result_lines_are_dropped(tmp_path: Path) -> None:
+    from search.records import read_result_lines
+
+    path = tmp_path / "result.json"
+    path.write_text('{"epoch": 1, "val_mse": 0.5}\n{"epoch": 2, "val_mse": 0.4}\n{"epoch": 3, "val_')
+    assert read_result_lines(path) == [{"epoch": 1, "val_mse": 0.5}, {"epoch": 2, "val_mse": 0.4}]
