@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -115,13 +116,16 @@ def check_root_writable(root: Path) -> None:
         probe_dir = probe_dir.parent
     if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK | os.X_OK):
         raise StudyError(f"results root {root} is not writable (checked {probe_dir}); pass a writable --root")
+    created = not root.exists()
     try:
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=root, prefix=".probe-") as probe:
-            probe.write(b"x" * 65536)
+            probe.write(b"x" * 65536)  # room for a study's first files, or the disk is as good as full
             probe.flush()
             os.fsync(probe.fileno())
     except OSError as exc:
+        if created:
+            shutil.rmtree(root, ignore_errors=True)  # leave nothing behind
         raise StudyError(f"results root {root} cannot be written ({exc.strerror}); free space or pass --root") from None
 
 

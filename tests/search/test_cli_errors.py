@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -89,7 +91,6 @@ def test_list_on_empty_root(tmp_path: Path) -> None:
 
 
 def test_second_writer_is_refused_by_the_lock(tmp_path: Path) -> None:
-    import subprocess
     import sys
 
     folder = tmp_path / "busy"
@@ -128,3 +129,16 @@ def test_torn_result_lines_are_dropped(tmp_path: Path) -> None:
     path = tmp_path / "result.json"
     path.write_text('{"epoch": 1, "val_mse": 0.5}\n{"epoch": 2, "val_mse": 0.4}\n{"epoch": 3, "val_')
     assert read_result_lines(path) == [{"epoch": 1, "val_mse": 0.5}, {"epoch": 2, "val_mse": 0.4}]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny tmpfs (a full disk) needs root")
+def test_full_disk_is_detected_before_trials(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(disk)], check=True)
+    try:
+        proc = search_cli("run", "--root", str(disk / "results"), "--study", "full")
+        assert_user_error(proc, "No space left", "--root")
+        assert list(disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
