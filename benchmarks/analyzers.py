@@ -1,0 +1,85 @@
+"""Convergence analysis of search runs: best-so-far curves against compute, their spread, compute to a target.
+
+Plain tables in, plain tables out (tested exactly); :mod:`benchmarks.plots` draws them. The input is an
+*events* table, one row per epoch a run trained, in the order the epochs were spent, with the columns
+``method``, ``seed`` and ``value`` (the metric that epoch reached; lower is better). Compute is counted in
+epochs: the n-th event of a run has spent n epochs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+RUN = ["method", "seed"]
+TARGET_SLACK = 0.05  # "within 5% of the best known value"
+
+
+def best_so_far(events: pd.DataFrame) -> pd.DataFrame:
+    """Add ``spent`` (epochs so far, 1-based) and ``best`` (lowest value so far) to each run's events."""
+    out = events.copy()
+    out["spent"] = out.groupby(RUN, sort=False).cumcount() + 1
+    out["best"] = out.groupby(RUN, sort=False)["value"].cummin()
+    return out
+
+
+def on_budget_grid(curves: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """Each run's best-so-far at spent = 1..budget; a run that ended sooner keeps its last best (it is done)."""
+    frames = []
+    spent = pd.RangeIndex(1, budget + 1, name="spent")
+    for (method, seed), run in curves.groupby(RUN, sort=False):
+        best = run.set_index("spent")["best"]
+        best = best[best.index <= budget].reindex(spent).ffill()
+        frames.append(pd.DataFrame({"method": method, "seed": seed, "spent": spent, "best": best.to_numpy()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarize(grid: pd.DataFrame) -> pd.DataFrame:
+    """Per method and epoch spent: the median best-so-far over seeds and its 25th-75th percentile band."""
+    grouped = grid.groupby(["method", "spent"], sort=False)["best"]
+    out = grouped.agg(median="median", q25=lambda s: s.quantile(0.25), q75=lambda s: s.quantile(0.75), n="count")
+    return out.reset_index()
+
+
+def epochs_to_target(curves: pd.DataFrame, target: float, budget: int) -> pd.DataFrame:
+    """Per run: the epochs spent when its best first reached ``target`` (inf when not within the budget)."""
+    rows = []
+    for (method, seed), run in curves.groupby(RUN, sort=False):
+        hit = run[(run["best"] <= target) & (run["spent"] <= budget)]
+        rows.append({"method": method, "seed": seed, "epochs": float(hit["spent"].iloc[0]) if len(hit) else math.inf})
+    return pd.DataFrame(rows)
+
+
+def compute_table(curves: pd.DataFrame, best_known: float, budget: int) -> pd.DataFrame:
+    """One row per method: compute to reach within 5% of ``best_known``, and the best reached at the budget.
+
+    ``epochs_median`` treats a run that never reached the target as needing more than the budget (inf), so it
+    is inf when half the runs or more did not reach it.
+    """
+    target = best_known * (1 + TARGET_SLACK)
+    hits = epochs_to_target(curves, target, budget)
+    finals = on_budget_grid(curves, budget).query("spent == @budget")
+    rows = []
+    for method, runs in hits.groupby("method", sort=False):
+        epochs = runs["epochs"].to_numpy()
+        reached = epochs[np.isfinite(epochs)]
+        final = finals.loc[finals["method"] == method, "best"]
+        rows.append({
+            "method": method,
+            "reached": f"{len(reached)}/{len(epochs)}",
+            "epochs_median": float(np.median(epochs)),
+            "epochs_min": float(reached.min()) if len(reached) else math.inf,
+            "epochs_max": float(reached.max()) if len(reached) else math.inf,
+            "final_median": float(final.median()),
+            "final_q25": float(final.quantile(0.25)),
+            "final_q75": float(final.quantile(0.75)),
+            "final_gap": float(final.median() / best_known - 1),
+        })
+    return pd.DataFrame(rows)
+
+
+def is_monotone(curves: pd.DataFrame) -> bool:
+    """True when every run's best-so-far never increases (what :func:`best_so_far` guarantees)."""
+    return all((np.diff(run["best"].to_numpy()) <= 0).all() for _, run in curves.groupby(RUN, sort=False))

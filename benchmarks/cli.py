@@ -1,0 +1,89 @@
+"""``python -m benchmarks list | run NAME | build-table``: the benchmark registry's command line.
+
+::
+
+    python -m benchmarks list
+    python -m benchmarks run NAME [--data D] [--budget B] [--seeds K] [--root DIR] [--limit N] [--image-size S]
+                                  [--table FILE] [--concurrency C]
+    python -m benchmarks build-table [--data D] [--out FILE] [--space FILE] [--limit N] [--epochs E]
+                                     [--max-configs N] [--seed S]
+
+Results land under ``<root>/benchmarks/NAME/`` (``result.json``, ``table.md``, plots, and the studies the
+benchmark ran, which ``python -m analysis.report --root <root>/benchmarks/NAME --study ...`` reads). User
+errors (an unknown benchmark, a budget too small for one trial, a missing table) are one line, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks import definitions, tabular
+from cae.cli import ArgumentParser
+from cae.errors import BenchmarkError
+from results import DEFAULT_ROOT
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="python -m benchmarks",
+        description="Declared benchmarks: seed reproductions, a search-engine comparison on a tabular benchmark, "
+        "and the suite's own performance.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    sub.add_parser("list", help="every registered benchmark with its data, task, metric, budget and seeds")
+
+    run = sub.add_parser("run", help="run one benchmark; results under <root>/benchmarks/NAME/")
+    run.add_argument("name", help="a benchmark name (see `python -m benchmarks list`)")
+    run.add_argument("--data", help="dataset spec: embedded, cifar10, cifar10:PATH, folder:PATH (default: the "
+                     "benchmark's)")
+    run.add_argument("--budget", type=int, help="the benchmark's budget in its own unit (see `list`)")
+    run.add_argument("--seeds", type=int, help="repeats with seeds 0..K-1 (default: the benchmark's)")
+    run.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=f"results root (default {DEFAULT_ROOT})")
+    run.add_argument("--limit", type=int, help="at most N images per split (smaller, quicker runs)")
+    run.add_argument("--image-size", type=int, help="image side in pixels (default: the benchmark's)")
+    run.add_argument("--table", type=Path, help="engines: the tabular benchmark CSV (default: the shipped one "
+                     "for --data)")
+    run.add_argument("--concurrency", type=int, help="trials at once for the study benchmarks (default: as "
+                     "many as the CPUs allow)")
+
+    build = sub.add_parser("build-table", help="train every configuration of a finite grid once (tabular "
+                           "benchmark); resumable")
+    build.add_argument("--data", help="dataset spec (default: the space's, embedded)")
+    build.add_argument("--out", type=Path, help="the table CSV (default benchmarks/data/<data>-<size>px.csv)")
+    build.add_argument("--space", type=Path, default=tabular.DEFAULT_SPACE, help="the grid (a space YAML file)")
+    build.add_argument("--limit", type=int, help="images per split (default: the space's)")
+    build.add_argument("--epochs", type=int, help="epochs per configuration (default: the space's max_epochs)")
+    build.add_argument("--max-configs", type=int, help="train at most N more configurations, then stop")
+    build.add_argument("--seed", type=int, default=0, help="data split and training seed (default 0)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "list":
+        print(definitions.describe_all())
+        return 0
+    if args.command == "build-table":
+        return _build_table(args)
+    definition = definitions.get(args.name)
+    settings = definitions.RunSettings(
+        root=args.root, data=args.data, budget=args.budget, seeds=args.seeds, limit=args.limit,
+        image_size=args.image_size, table=args.table, concurrency=args.concurrency,
+    )
+    result = definition.runner(definition.plan(settings))
+    print(f"\nwrote {result['folder']}: {', '.join(result['files'])}")
+    return 0
+
+
+def _build_table(args: argparse.Namespace) -> int:
+    if args.max_configs is not None and args.max_configs < 1:
+        raise BenchmarkError(f"--max-configs {args.max_configs} must be at least 1")
+    if not args.space.is_file():
+        raise BenchmarkError(f"--space {args.space} does not exist; the default is {tabular.DEFAULT_SPACE}")
+    plan = tabular.plan_build(args.space, args.out, args.data, args.limit, args.epochs, args.seed)
+    meta = tabular.build_table(plan, args.max_configs)
+    print(f"{plan.out}: {meta['configs_built']} of {meta['configs']} configurations, "
+          f"{meta['build_seconds'] / 60:.1f} min of training in all")
+    return 0

@@ -1,0 +1,81 @@
+"""Run a benchmark's studies through the real sweep (``search.commands``) and read them back (``results``).
+
+Every study a benchmark runs is an ordinary study folder under ``<root>/benchmarks/<name>/``, with its space
+file next to it in ``spaces/``, so ``python -m analysis.report --root <root>/benchmarks/<name> --study S``
+reads it and ``python -m search resume`` can continue it. Running a benchmark again reuses its finished
+studies (same options, same space), resumes an interrupted training study, and restarts an interrupted replay
+study (replays are cheap, and ``search resume`` would train instead of replaying).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+import results
+from benchmarks.definitions import RunPlan, write_space
+from cae.errors import BenchmarkError
+from search import commands
+from search.options import SweepOptions
+from spaces import Space
+
+
+def sweep_options(plan: RunPlan, space: Space, study: str, **changes: Any) -> SweepOptions:
+    """The options of one study: one trial at a time on every CPU by default, so seconds per epoch compare."""
+    concurrency = plan.concurrency or 1
+    cpus = max(1.0, float(os.cpu_count() or 1) / concurrency)
+    values: dict[str, Any] = {
+        "study": study,
+        "space": str((plan.folder / "spaces" / f"{study}.yaml").resolve()),
+        "sampler": "grid",
+        "scheduler": "none",
+        "samples": space.samples,
+        "concurrency": concurrency,
+        "cpus_per_trial": cpus,
+        "root": str(plan.folder),
+        **changes,
+    }
+    return SweepOptions(**values)
+
+
+def run_study(
+    opts: SweepOptions, space: Space, trainable: Callable[..., None] | None = None
+) -> results.Study:
+    """Run (or reuse, or continue) the study ``opts`` describes; return it read back through ``results``."""
+    paths = results.study_paths(opts.study, opts.root)
+    if paths.folder.exists():
+        meta = results.read_meta(paths)
+        if _plain(meta.get("options")) != _plain(opts.to_dict()) or _plain(_body(meta["space"])) != _plain(
+            _body(space.to_dict())
+        ):
+            raise BenchmarkError(
+                f"{paths.folder} holds a study run with other settings; pass another --root or delete that folder"
+            )
+        if meta.get("status") != "done" and trainable is not None:
+            shutil.rmtree(paths.folder)  # an interrupted replay: run it again from the start
+            return run_study(opts, space, trainable)
+        if meta.get("status") != "done":
+            commands.resume(opts.study, opts.root, None)
+    else:
+        write_space(space, paths.root / "spaces" / f"{opts.study}.yaml")
+        commands.run(opts, trainable=trainable)
+    study = results.load_study(paths)
+    if not (study.trials["status"] == results.COMPLETE).any():
+        reasons = study.trials["error"].dropna().value_counts().head(2)
+        raise BenchmarkError(
+            f"study {opts.study}: no trial finished ({'; '.join(map(str, reasons.index)) or 'no reason recorded'})"
+        )
+    return study
+
+
+def _body(space: dict[str, Any]) -> dict[str, Any]:
+    """What defines a space's trials (not its name or where its file lives)."""
+    return {k: space.get(k) for k in ("fixed", "params", "samples")}
+
+
+def _plain(value: Any) -> Any:
+    """JSON's view of a value (tuples become lists), so stored and new settings compare as equals."""
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,361 @@
+"""A tabular benchmark: every configuration of a finite grid trained once, its whole learning curve stored.
+
+``python -m benchmarks build-table`` trains each point of a space's grid (``benchmarks/spaces/tabular.yaml``
+by default) with :func:`cae.training.train` in this one process, no early stopping, one fixed seed, and
+stores per configuration and epoch the same values a real trial reports (``loss``, ``val_mse``,
+``val_loss``, ..., ``seconds``) plus the final test scores, in a tidy CSV under ``benchmarks/data/`` with a
+JSON of how it was built next to it. The build is resumable: the table is rewritten atomically after every
+configuration, and a new build skips the configurations already in the file, so a killed build loses at most
+the configuration it was training.
+
+Search strategies then *replay* against the table (like NAS-Bench or HPOBench tabular benchmarks):
+:func:`replay_trainable` is a Ray Tune function trainable with the signature of
+:func:`search.trial.run_trial`; a trial "trains" by reading its curve and reports every epoch with the same
+keys as ``run_trial``, so samplers, ASHA, the Optuna storage and the study tables are the real ones and only
+the training is replaced. Compute spent is counted in replayed epochs.
+
+Values are written with 7 significant digits and read back exactly (``float_precision="round_trip"``), so a
+replayed value equals the table's value bit for bit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import results
+from cae.data import parse_spec
+from cae.errors import BenchmarkError, CaesweepError
+from spaces import Space, load_space
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DATA_DIR = PACKAGE_DIR / "data"
+DEFAULT_SPACE = PACKAGE_DIR / "spaces" / "tabular.yaml"
+# What a trial reports per epoch (the history columns of a study), stored per configuration and epoch.
+CURVE_KEYS = tuple(k for k in results.HISTORY_COLUMNS if k != "trial_id")
+# What a finished trial adds: its size and the test scores of its kept (best-epoch) weights.
+FINAL_KEYS = (
+    "params", "best_epoch", "test_mse", "test_psnr", "test_ssim", "native_mse", "trivial_mse", "trivial_psnr",
+    "trivial_ssim", "trivial_native_mse", "skill",
+)
+FLOAT_FORMAT = "%.7g"  # enough for MSEs and seconds; keeps the shipped table small
+
+
+def default_table_path(data: str, image_size: int) -> Path:
+    """Where ``build-table`` writes by default: ``benchmarks/data/<dataset>-<size>px.csv``."""
+    name, _ = parse_spec(data)
+    return DATA_DIR / f"{name}-{image_size}px.csv"
+
+
+def meta_path(table: Path) -> Path:
+    """The JSON that describes how a table was built, next to it."""
+    return table.with_suffix(".json")
+
+
+def cell(value: Any) -> str:
+    """One axis value as it appears in a table key: floats to 6 significant digits, everything else as text."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if hasattr(value, "item"):  # numpy scalars
+        return cell(value.item())
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One configuration's stored outcome: its per-epoch records and its final scores."""
+
+    curve: tuple[dict[str, float], ...]
+    final: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A loaded tabular benchmark (plain dicts only, so it pickles cheaply into Ray workers)."""
+
+    axes: tuple[str, ...]  # the searched keys of the flat config that identify a configuration
+    epochs: int
+    entries: dict[tuple[str, ...], Entry]
+    meta: dict[str, Any]
+
+    def key(self, flat: Mapping[str, Any]) -> tuple[str, ...]:
+        missing = [a for a in self.axes if a not in flat]
+        if missing:
+            raise BenchmarkError(f"the configuration lacks {', '.join(missing)}; the table is keyed by {self.axes}")
+        return tuple(cell(flat[a]) for a in self.axes)
+
+    def lookup(self, flat: Mapping[str, Any]) -> Entry:
+        """The entry of a resolved flat config; a configuration outside the grid is a :class:`BenchmarkError`."""
+        key = self.key(flat)
+        if key not in self.entries:
+            shown = ", ".join(f"{a}={v}" for a, v in zip(self.axes, key, strict=True))
+            raise BenchmarkError(f"configuration {shown} is not in the table ({len(self.entries)} configurations)")
+        return self.entries[key]
+
+    def best(self, metric: str = "val_mse") -> float:
+        """The best (lowest) value of a per-epoch metric anywhere in the table: the known optimum."""
+        return min(r[metric] for e in self.entries.values() for r in e.curve)
+
+    def frame(self) -> pd.DataFrame:
+        """One row per configuration: its axes, its best per-epoch val_mse and its final scores."""
+        rows = []
+        for key, e in self.entries.items():
+            rows.append({**dict(zip(self.axes, key, strict=True)), "best_val_mse": min(r["val_mse"] for r in e.curve),
+                         **e.final})
+        return pd.DataFrame(rows)
+
+
+def load_table(path: Path, data: str | None = None) -> Table:
+    """Read a table and its JSON; a missing or unreadable file is a :class:`BenchmarkError` naming the fix
+    (the build command, with ``--data data`` when given)."""
+    path = Path(path)
+    build = "python -m benchmarks build-table" + (f" --data {data}" if data else "") + f" --out {path}"
+    if not path.is_file() or not meta_path(path).is_file():
+        missing = path if not path.is_file() else meta_path(path)
+        raise BenchmarkError(f"tabular benchmark file {missing} is missing; build it with `{build}`")
+    try:
+        meta = json.loads(meta_path(path).read_text())
+        frame = pd.read_csv(path, float_precision="round_trip")
+        axes, epochs = tuple(meta["axes"]), int(meta["epochs"])
+    except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
+        raise BenchmarkError(f"tabular benchmark {path} cannot be read ({exc}); rebuild it with `{build}`") from None
+    entries = _entries(frame, axes, epochs)
+    if not entries:
+        raise BenchmarkError(f"tabular benchmark {path} has no complete configuration; build it with `{build}`")
+    return Table(axes=axes, epochs=epochs, entries=entries, meta=meta)
+
+
+def _entries(frame: pd.DataFrame, axes: Sequence[str], epochs: int) -> dict[tuple[str, ...], Entry]:
+    """Configurations with all ``epochs`` rows (a partly written one, if any, is left out)."""
+    entries = {}
+    for values, rows in frame.groupby(list(axes), sort=False):
+        rows = rows.sort_values("epoch")
+        if list(rows["epoch"]) != list(range(1, epochs + 1)):
+            continue
+        curve = tuple(
+            {k: int(r[k]) if k == "epoch" else float(r[k]) for k in CURVE_KEYS} for r in rows.to_dict("records")
+        )
+        last = rows.iloc[-1]
+        final = {k: float(last[k]) for k in FINAL_KEYS if k in rows.columns}
+        entries[tuple(cell(v) for v in values)] = Entry(curve=curve, final=final)
+    return entries
+
+
+# -- replay -----------------------------------------------------------------------------------------------------
+
+
+def replay_reports(entry: Entry, epochs: int, table_epochs: int, node: str, train_images: int) -> list[dict[str, Any]]:
+    """What a replayed trial reports, epoch by epoch: the keys of :func:`search.trial.run_trial`.
+
+    The last report carries ``final=True``; the test scores only when the trial runs the table's full budget
+    (they belong to a model trained that long).
+    """
+    reports: list[dict[str, Any]] = []
+    seconds = 0.0
+    best_loss, best_epoch = math.inf, 0
+    for index, record in enumerate(entry.curve[:epochs]):
+        seconds += record["seconds"]
+        if record["val_loss"] < best_loss - 1e-6:  # cae.training's MIN_DELTA: the epoch early stopping keeps
+            best_loss, best_epoch = record["val_loss"], index + 1
+        report = {
+            **record,
+            "best_val_mse": min(r["val_mse"] for r in entry.curve[: index + 1]),
+            "best_val_loss": min(r["val_loss"] for r in entry.curve[: index + 1]),
+            "params": int(entry.final["params"]),
+            "train_seconds": seconds,
+            "images_per_second": train_images * (index + 1) / seconds if seconds > 0 else 0.0,
+            "node": node,
+            "replayed": True,
+        }
+        reports.append(report)
+    last = reports[-1]
+    last.update(final=True, epochs=epochs, best_epoch=best_epoch, stopped_early=False, finished_at=time.time())
+    if epochs == table_epochs:
+        last.update({k: v for k, v in entry.final.items() if k not in ("params", "best_epoch")})
+    return reports
+
+
+def replay_trainable(table: Table) -> Callable[[dict[str, Any], Any, Any], None]:
+    """A Ray Tune function trainable that replays ``table`` (pass it as ``search.commands.run(trainable=...)``).
+
+    Same signature as :func:`search.trial.run_trial`; ``data`` is not used (the table holds the outcome). A
+    configuration outside the table, or a budget longer than its curves, ends the trial as FAILED with the
+    reason, as a failing real trial does.
+    """
+    train_images = int(table.meta.get("train_images", 0))
+
+    def replay(config: dict[str, Any], data: Any, settings: Any) -> None:
+        from ray import tune
+
+        from search.trial import node_label, resolve_config
+
+        node = node_label()
+        try:
+            flat = resolve_config(settings, config)
+            entry = table.lookup(flat)
+            epochs = int(flat["max_epochs"])
+            if epochs > table.epochs:
+                raise BenchmarkError(f"max_epochs {epochs} is longer than the table's curves ({table.epochs} epochs)")
+        except CaesweepError as exc:
+            tune.report({"failed": True, "error": str(exc), "node": node})
+            return
+        for report in replay_reports(entry, epochs, table.epochs, node, train_images):
+            tune.report(report)
+
+    return replay
+
+
+# -- build ------------------------------------------------------------------------------------------------------
+
+
+def grid_configs(space: Space, overrides: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every point of the space's grid as a resolved flat config, with ``overrides`` applied."""
+    grid = space.grid()
+    configs = []
+    for values in itertools.product(*grid.values()):
+        flat = space.resolve(dict(zip(grid, values, strict=True)))
+        flat.update(overrides)
+        configs.append(flat)
+    return configs
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What a build trains, and how; ``settings`` must match an existing table's to resume it."""
+
+    space: Space
+    out: Path
+    settings: dict[str, Any]  # data, image_size, limit, epochs, seed, task: everything that changes the values
+    configs: list[dict[str, Any]]
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        return tuple(sorted(self.space.grid()))
+
+
+def plan_build(
+    space_file: Path = DEFAULT_SPACE,
+    out: Path | None = None,
+    data: str | None = None,
+    limit: int | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+) -> BuildPlan:
+    """Check the build's inputs (nothing is trained or written) and list its configurations."""
+    space = load_space(str(space_file))
+    fixed = dict(space.fixed)
+    spec = data or str(fixed["data"])
+    parse_spec(spec)
+    settings = {
+        "task": fixed["task"],
+        "data": spec,
+        "image_size": int(fixed["image_size"]),
+        "limit": limit if limit is not None else fixed.get("limit"),
+        "epochs": epochs if epochs is not None else int(fixed["max_epochs"]),
+        "seed": seed,
+        "loss": fixed.get("loss", "mse"),
+    }
+    for key, value in (("limit", settings["limit"]), ("epochs", settings["epochs"])):
+        if value is not None and (not isinstance(value, int) or value < (3 if key == "limit" else 1)):
+            raise BenchmarkError(f"--{key} {value!r} is too small to build a table")
+    overrides = {"data": spec, "max_epochs": settings["epochs"], "seed": seed, "patience": None}
+    try:
+        configs = grid_configs(space, overrides)
+    except CaesweepError as exc:
+        raise BenchmarkError(f"space {space_file} cannot be a table: {exc}") from None
+    return BuildPlan(space, Path(out) if out else default_table_path(spec, settings["image_size"]), settings, configs)
+
+
+def build_table(plan: BuildPlan, max_configs: int | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train the configurations of ``plan`` the table does not have yet; return the table's JSON description."""
+    done_frame = _existing(plan)
+    axes = plan.axes
+    done = set(_entries(done_frame, axes, plan.settings["epochs"])) if len(done_frame) else set()
+    todo = [c for c in plan.configs if tuple(cell(c[a]) for a in axes) not in done]
+    if max_configs is not None:
+        todo = todo[:max_configs]
+    log(f"table {plan.out}: {len(done)} of {len(plan.configs)} configurations present, training {len(todo)}")
+    from cae.data import load_dataset
+
+    s = plan.settings
+    dataset = load_dataset(s["data"], image_size=s["image_size"], seed=s["seed"], limit=s["limit"])
+    meta = _meta(plan, dataset, done_frame)
+    frame = done_frame
+    for number, flat in enumerate(todo, 1):
+        started = time.perf_counter()
+        rows = _train_rows(flat, dataset, axes)
+        frame = pd.concat([frame, pd.DataFrame(rows)], ignore_index=True) if len(frame) else pd.DataFrame(rows)
+        meta["build_seconds"] += time.perf_counter() - started
+        meta["configs_built"] = len(_entries(frame, axes, s["epochs"]))
+        results.write_atomic(plan.out, frame.to_csv(index=False, float_format=FLOAT_FORMAT))
+        results.write_atomic(meta_path(plan.out), json.dumps(meta, indent=2) + "\n")
+        label = ", ".join(f"{a}={cell(flat[a])}" for a in axes)
+        log(f"[{number}/{len(todo)}] {label}: val_mse {rows[-1]['val_mse']:.5f} "
+            f"({time.perf_counter() - started:.1f} s)")
+    if not todo:  # nothing to train: still describe the table (e.g. a table copied without its JSON)
+        meta["configs_built"] = len(done)
+        results.write_atomic(meta_path(plan.out), json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def _existing(plan: BuildPlan) -> pd.DataFrame:
+    """The rows already built; a table built with other settings is refused, never mixed."""
+    if not plan.out.is_file():
+        return pd.DataFrame()
+    if meta_path(plan.out).is_file():
+        old = json.loads(meta_path(plan.out).read_text()).get("settings")
+        if old != plan.settings:
+            raise BenchmarkError(
+                f"{plan.out} was built with other settings ({old}); pass another --out or delete it to rebuild "
+                f"with {plan.settings}"
+            )
+    return pd.read_csv(plan.out, float_precision="round_trip")
+
+
+def _meta(plan: BuildPlan, dataset: Any, done: pd.DataFrame) -> dict[str, Any]:
+    from search.study import git_commit, versions
+
+    old = json.loads(meta_path(plan.out).read_text()) if len(done) and meta_path(plan.out).is_file() else {}
+    return {
+        "settings": plan.settings,
+        "axes": list(plan.axes),
+        "epochs": plan.settings["epochs"],
+        "configs": len(plan.configs),
+        "configs_built": 0,
+        "train_images": int(len(dataset.train)),
+        "data_summary": dataset.summary(),
+        "data_source": dataset.source,
+        "space": plan.space.to_dict() | {"path": None},
+        "build_seconds": float(old.get("build_seconds", 0.0)),
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "command": "python -m benchmarks build-table",
+    }
+
+
+def _train_rows(flat: dict[str, Any], dataset: Any, axes: Sequence[str]) -> list[dict[str, Any]]:
+    """Train one configuration; its rows of the table (one per epoch)."""
+    from cae.config import from_flat
+    from cae.runtime import keras
+    from cae.training import DivergedError, train
+
+    keras.backend.clear_session()
+    run = from_flat(flat)
+    key = {a: flat[a] for a in axes}
+    try:
+        result = train(run, dataset)
+    except DivergedError as exc:
+        # A diverged configuration is a result too: its curve ends in inf, so no strategy prefers it.
+        return [{**key, "epoch": e, **{k: math.inf for k in CURVE_KEYS if k != "epoch"}, "seconds": 0.0,
+                 "params": 0, "error": str(exc)} for e in range(1, run.train.epochs + 1)]
+    final = {"params": result.params, "best_epoch": result.best_epoch, **result.test}
+    return [{**key, **{k: r.get(k) for k in CURVE_KEYS}, **{k: final.get(k) for k in FINAL_KEYS}}
+            for r in result.history]

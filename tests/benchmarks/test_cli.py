@@ -1,0 +1,66 @@
+"""``python -m benchmarks``: user errors are one line on stderr and exit code 2; nothing is written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cli import main
+from cae.cli import run
+from tests.search.conftest import REPO
+
+
+def errors(capsys: pytest.CaptureFixture, *argv: str) -> str:
+    code = run(main, list(argv))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_an_unknown_benchmark_is_one_line_naming_the_known_ones(capsys: pytest.CaptureFixture) -> None:
+    err = errors(capsys, "run", "nope")
+    assert "unknown benchmark 'nope'" in err and "seed-colorization" in err and "engines" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("run", "engines", "--budget", "3"), "--budget 3 is too small for engines: one trial needs at least 9"),
+        (("run", "seed-colorization", "--budget", "0"), "--budget 0 is too small for seed-colorization"),
+        (("run", "overhead", "--budget", "1"), "--budget 1 is too small for overhead"),
+        (("run", "engines", "--seeds", "0"), "--seeds 0 must be at least 1"),
+        (("run", "overhead", "--table", "x.csv"), "does not take --table"),
+        (("run", "seed-architectures", "--limit", "2"), "--limit 2 must be at least 3"),
+        (("run", "engines", "--data", "nowhere"), "unknown dataset 'nowhere'"),
+        (("build-table", "--max-configs", "0"), "--max-configs 0 must be at least 1"),
+        (("build-table", "--space", "missing.yaml"), "--space missing.yaml does not exist"),
+        (("frobnicate",), "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture, tmp_path: Path, argv: tuple[str, ...], message: str
+) -> None:
+    root = ["--root", str(tmp_path)] if argv[0] == "run" else []
+    assert message in errors(capsys, *argv, *root)
+    assert not (tmp_path / "benchmarks").exists()
+
+
+def test_a_missing_table_names_the_command_that_builds_it(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    table = tmp_path / "nope.csv"
+    err = errors(capsys, "run", "engines", "--table", str(table), "--root", str(tmp_path))
+    assert f"tabular benchmark file {table} is missing" in err
+    assert f"python -m benchmarks build-table --data embedded --out {table}" in err
+    err = errors(capsys, "run", "engines", "--data", "cifar10", "--root", str(tmp_path))
+    assert "cifar10-16px.csv is missing" in err and "build-table --data cifar10" in err
+
+
+def test_list_runs_as_a_module() -> None:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "list"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("seed-architectures", "seed-colorization", "engines", "overhead"):
+        assert f"{name} (" in proc.stdout

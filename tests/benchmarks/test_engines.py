@@ -1,0 +1,88 @@
+"""The engines benchmark at a tiny size: 2 strategies x 2 seeds replaying a tiny table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.report import main as report_main
+from benchmarks import analyzers, definitions, engines, tabular
+from benchmarks.definitions import BenchmarkDefinition, RunSettings
+from cae.errors import BenchmarkError
+from spaces import Space
+from tests.benchmarks.conftest import write_tiny_table
+
+BUDGET = 12
+
+
+def test_methods_are_the_five_of_the_issue() -> None:
+    assert list(engines.METHODS) == ["random", "tpe", "cmaes", "tpe-asha", "hyperband"]
+    assert engines.METHODS["random"].samples(180, 9) == 20
+    assert engines.METHODS["tpe-asha"].samples(180, 9) == 72
+
+
+def test_hyperband_replays_the_table_and_stops_at_the_budget(tiny_table: Path, tiny_table_space: Space) -> None:
+    table = tabular.load_table(tiny_table)
+    events = engines.hyperband_events(tiny_table_space, table, seed=0, budget=BUDGET)
+    assert BUDGET <= len(events) <= BUDGET + table.epochs  # the last trial may run past; run_method cuts it
+    for row in events.itertuples():
+        assert row.value in {r["val_mse"] for e in table.entries.values() for r in e.curve}
+    # A promoted trial continues its parent: it replays only its new epochs.
+    assert (events.groupby("trial")["epoch"].min() >= 1).all()
+    again = engines.hyperband_events(tiny_table_space, table, seed=0, budget=BUDGET)
+    pd.testing.assert_frame_equal(events, again)  # seeded
+
+
+def test_tiny_engines_run_writes_curves_and_the_compute_table(
+    tmp_path: Path, tiny_table: Path, tiny_engines: BenchmarkDefinition, in_process_ray: None,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    plan = tiny_engines.plan(RunSettings(root=tmp_path, budget=BUDGET, seeds=2, table=tiny_table))
+    result = engines.run(plan, methods=("tpe-asha", "hyperband"))
+    folder = tmp_path / "benchmarks" / "engines"
+    assert {"result.json", "table.md", "best_so_far.png", "events.csv"} <= {p.name for p in folder.iterdir()}
+    stored = json.loads((folder / "result.json").read_text())
+    assert stored["benchmark"] == "engines" and stored["plan"]["budget"] == BUDGET
+    compute = pd.DataFrame(stored["compute_to_target"]).set_index("method")
+    assert set(compute.index) == {"tpe-asha", "hyperband"} and set(compute["reached"]) <= {"0/2", "1/2", "2/2"}
+    curves = pd.read_csv(folder / "events.csv")
+    assert analyzers.is_monotone(curves)
+    assert (curves.groupby(["method", "seed"])["spent"].max() <= BUDGET).all()
+    assert result["table"]["best_val_mse"] == tabular.load_table(tiny_table).best()
+    assert "Compute to reach within 5%" in (folder / "table.md").read_text()
+    assert result["studies"] == ["tpe-asha-s0", "tpe-asha-s1"]
+    # The Ray methods' studies are ordinary studies: the report reads them.
+    assert report_main(["--root", str(folder), "--study", "tpe-asha-s0", "--no-images"]) == 0
+    capsys.readouterr()
+    # Run again: finished studies are reused, nothing is replayed twice.
+    before = (folder / "tpe-asha-s0" / "trials.csv").read_text()
+    engines.run(plan, methods=("tpe-asha",))
+    assert (folder / "tpe-asha-s0" / "trials.csv").read_text() == before
+    # A study of the same name run with other settings is never mixed in.
+    bigger = tiny_engines.plan(RunSettings(root=tmp_path, budget=BUDGET + 3, seeds=1, table=tiny_table))
+    with pytest.raises(BenchmarkError, match="holds a study run with other settings"):
+        engines.run(bigger, methods=("tpe-asha",))
+
+
+def test_a_table_that_lacks_part_of_the_grid_is_refused(
+    tmp_path: Path, tiny_table_space: Space, tiny_engines: BenchmarkDefinition
+) -> None:
+    partial = write_tiny_table(tmp_path / "partial.csv", tiny_table_space)
+    rows = pd.read_csv(partial)
+    rows[rows["filters"] != "8-16"].to_csv(partial, index=False)
+    plan = tiny_engines.plan(RunSettings(root=tmp_path, budget=BUDGET, seeds=1, table=partial))
+    with pytest.raises(BenchmarkError, match="lacks 4 of the space's 8 configurations; finish it with"):
+        engines.run(plan)
+
+
+def test_the_registered_engines_space_is_the_shipped_tables_grid() -> None:
+    space = definitions.get("engines").space
+    path = tabular.default_table_path("embedded", int(space.fixed["image_size"]))
+    assert path.name == "embedded-16px.csv"
+    if path.is_file() and tabular.meta_path(path).is_file():
+        table = tabular.load_table(path)
+        assert table.epochs == space.fixed["max_epochs"] and len(table.entries) == space.samples
+        engines.table_space(space, table, path)  # the whole grid is in the table

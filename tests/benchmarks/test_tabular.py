@@ -1,0 +1,123 @@
+"""The tabular benchmark: the table reads back exactly, the replay reports exactly the table's values (also
+through a real Ray Tune + Optuna sweep), and the build trains the grid and resumes where it stopped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import results
+from benchmarks import analyzers, definitions, tabular
+from benchmarks.cli import main
+from cae.cli import run
+from cae.errors import BenchmarkError
+from search import commands, records
+from search.options import SweepOptions
+from spaces import Space
+from tests.benchmarks.conftest import TABLE_EPOCHS
+
+RUN_TRIAL_KEYS = {"epoch", "val_mse", "best_val_mse", "val_loss", "best_val_loss", "params", "train_seconds",
+                  "node", "images_per_second", "val_native_mse", "seconds"}
+FINAL_KEYS = {"final", "epochs", "best_epoch", "stopped_early", "test_mse", "test_psnr", "test_ssim", "native_mse",
+              "trivial_mse", "skill"}
+
+
+def csv_rows(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, float_precision="round_trip")
+
+
+def test_the_table_reads_back_exactly(tiny_table: Path, tiny_table_space: Space) -> None:
+    table = tabular.load_table(tiny_table)
+    raw = csv_rows(tiny_table)
+    assert table.epochs == TABLE_EPOCHS and len(table.entries) == 8 == tiny_table_space.samples
+    for flat in tabular.grid_configs(tiny_table_space, {}):
+        entry = table.lookup(flat)
+        rows = raw[(raw["filters"] == flat["filters"]) & (raw["latent_dim"] == flat["latent_dim"])
+                   & ((raw["lr"] - flat["lr"]).abs() < 1e-12)].sort_values("epoch")
+        assert [r["val_mse"] for r in entry.curve] == rows["val_mse"].tolist()
+        assert entry.final["test_mse"] == rows["test_mse"].iloc[0]
+    assert table.best() == raw["val_mse"].min()
+    with pytest.raises(BenchmarkError, match="not in the table"):
+        table.lookup({**flat, "latent_dim": 48})
+
+
+def test_a_partly_written_configuration_is_left_out(tmp_path: Path, tiny_table: Path) -> None:
+    cut = tmp_path / "cut.csv"
+    cut.write_text("".join(tiny_table.read_text().splitlines(keepends=True)[:-1]))  # the last epoch row is lost
+    tabular.meta_path(cut).write_text(tabular.meta_path(tiny_table).read_text())
+    assert len(tabular.load_table(cut).entries) == 7
+
+
+def test_a_missing_table_or_its_json_is_a_benchmark_error_naming_the_build(tmp_path: Path, tiny_table: Path) -> None:
+    with pytest.raises(BenchmarkError, match="missing; build it with `python -m benchmarks build-table --data x"):
+        tabular.load_table(tmp_path / "none.csv", data="x")
+    lone = tmp_path / "lone.csv"
+    lone.write_text(tiny_table.read_text())
+    with pytest.raises(BenchmarkError, match=r"lone\.json is missing"):
+        tabular.load_table(lone)
+
+
+def test_replay_reports_the_keys_of_run_trial_with_the_table_values(tiny_table: Path) -> None:
+    table = tabular.load_table(tiny_table)
+    entry = next(iter(table.entries.values()))
+    reports = tabular.replay_reports(entry, TABLE_EPOCHS, TABLE_EPOCHS, "node", train_images=16)
+    assert [r["epoch"] for r in reports] == [1, 2, 3]
+    for index, report in enumerate(reports):
+        assert set(report) >= RUN_TRIAL_KEYS
+        assert report["val_mse"] == entry.curve[index]["val_mse"]
+        assert report["best_val_mse"] == min(r["val_mse"] for r in entry.curve[: index + 1])
+        assert report["train_seconds"] == pytest.approx(sum(r["seconds"] for r in entry.curve[: index + 1]))
+    assert set(reports[-1]) >= FINAL_KEYS and not any(r.get("final") for r in reports[:-1])
+    assert reports[-1]["test_mse"] == entry.final["test_mse"]
+    short = tabular.replay_reports(entry, 2, TABLE_EPOCHS, "node", train_images=16)
+    assert short[-1]["final"] and "test_mse" not in short[-1]  # test scores belong to the full budget
+
+
+def test_a_real_sweep_replaying_the_table_returns_its_values_exactly(
+    tmp_path: Path, tiny_table: Path, tiny_table_space: Space, in_process_ray: None
+) -> None:
+    table = tabular.load_table(tiny_table)
+    space_file = definitions.write_space(tiny_table_space, tmp_path / "tiny.yaml")
+    opts = SweepOptions(study="replay", space=str(space_file), root=str(tmp_path), samples=6, sampler="random",
+                        scheduler="none", concurrency=1, seed=1, max_failures=0)
+    assert commands.run(opts, trainable=tabular.replay_trainable(table)) == 0
+    study = results.load_study(results.study_paths("replay", tmp_path))
+    assert (study.trials["status"] == results.COMPLETE).all() and len(study.trials) == 6
+    history = csv_rows(tmp_path / "replay" / "history.csv")
+    for folder in records.trial_folders(tmp_path / "replay" / "ray"):
+        params = json.loads((folder / "params.json").read_text())
+        entry = table.lookup({**tiny_table_space.resolve(params)})
+        lines = [line for line in records.read_result_lines(folder / "result.json") if "epoch" in line]
+        assert [line["val_mse"] for line in lines] == [r["val_mse"] for r in entry.curve]  # bit for bit
+        assert [line["val_loss"] for line in lines] == [r["val_loss"] for r in entry.curve]
+        assert lines[-1]["final"] and lines[-1]["test_mse"] == entry.final["test_mse"]
+        mine = history[history["trial_id"].astype(str) == folder.name.removeprefix("trial_")]
+        assert mine["val_mse"].tolist() == [r["val_mse"] for r in entry.curve]
+    events = study.history.merge(study.trials[["trial_id", "number"]], on="trial_id").sort_values(["number", "epoch"])
+    curves = analyzers.best_so_far(events.assign(method="random", seed=1, value=events["val_mse"]))
+    assert analyzers.is_monotone(curves) and len(curves) == 6 * TABLE_EPOCHS
+
+
+def test_build_table_trains_the_grid_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    space = tmp_path / "grid.yaml"
+    space.write_text(
+        "samples: 2\nfixed: {task: reconstruct, data: embedded, image_size: 8, limit: 8, max_epochs: 2, "
+        "patience: null, batch_size: 8}\nparams:\n  latent_dim: {choices: [4, 8]}\n  filters: {choices: ['2-4']}\n"
+    )
+    out = tmp_path / "t.csv"
+    argv = ["build-table", "--space", str(space), "--out", str(out)]
+    assert run(main, [*argv, "--max-configs", "1"]) == 0
+    first = csv_rows(out)
+    assert len(first) == 2 and first["epoch"].tolist() == [1, 2] and (first["latent_dim"] == 4).all()
+    assert run(main, argv) == 0  # resumes: trains only the missing configuration
+    assert "1 of 2 configurations present, training 1" in capsys.readouterr().out
+    both = csv_rows(out)
+    pd.testing.assert_frame_equal(both.iloc[:2], first)
+    table = tabular.load_table(out)
+    assert len(table.entries) == 2 and table.meta["configs_built"] == 2 and table.meta["train_images"] == 8
+    assert all(e.final["test_mse"] > 0 and e.final["params"] > 0 for e in table.entries.values())
+    assert run(main, [*argv, "--epochs", "3"]) == 2  # other settings: refused, never mixed
+    assert "was built with other settings" in capsys.readouterr().err
