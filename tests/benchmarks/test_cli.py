@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import tabular
 from benchmarks.cli import main
 from cae.cli import run
 from tests.search.conftest import REPO
@@ -49,13 +50,16 @@ def test_bad_input_is_one_line_and_exit_2(
     assert not (tmp_path / "benchmarks").exists()
 
 
-def test_a_missing_table_names_the_command_that_builds_it(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+def test_a_missing_table_names_the_command_that_builds_it(
+    capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tabular, "DATA_DIR", tmp_path / "data")  # a CIFAR-10 table built here must not run
     table = tmp_path / "nope.csv"
     err = errors(capsys, "run", "engines", "--table", str(table), "--root", str(tmp_path))
     assert f"tabular benchmark file {table} is missing" in err
     assert f"python -m benchmarks build-table --data embedded --out {table}" in err
     err = errors(capsys, "run", "engines", "--data", "cifar10", "--root", str(tmp_path))
-    assert "cifar10-16px.csv is missing" in err and "build-table --data cifar10" in err
+    assert f"{tmp_path / 'data' / 'cifar10-16px.csv'} is missing" in err and "build-table --data cifar10" in err
 
 
 def test_list_runs_as_a_module() -> None:

@@ -36,6 +36,7 @@ def test_hyperband_replays_the_table_and_stops_at_the_budget(tiny_table: Path, t
     pd.testing.assert_frame_equal(events, again)  # seeded
 
 
+@pytest.mark.slow
 def test_tiny_engines_run_writes_curves_and_the_compute_table(
     tmp_path: Path, tiny_table: Path, tiny_engines: BenchmarkDefinition, in_process_ray: None,
     capsys: pytest.CaptureFixture,

@@ -67,6 +67,7 @@ def child_sweep(*args: object, **kwargs: object) -> dict:
     return SWEEP
 
 
+@pytest.mark.slow
 def test_tiny_overhead_run_reports_every_ratio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole run with the training-throughput comparison for real and the two sweeps replaced by a child
     process each (a real sweep subprocess costs ~20 s, mostly Ray's and TensorFlow's start; `python -m benchmarks

@@ -101,6 +101,7 @@ def test_a_real_sweep_replaying_the_table_returns_its_values_exactly(
     assert analyzers.is_monotone(curves) and len(curves) == 6 * TABLE_EPOCHS
 
 
+@pytest.mark.slow
 def test_build_table_trains_the_grid_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     space = tmp_path / "grid.yaml"
     space.write_text(
