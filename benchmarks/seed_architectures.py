@@ -57,7 +57,7 @@ def run(plan: RunPlan) -> dict[str, Any]:
     for seed in range(plan.seeds):
         study = run_study(sweep_options(plan, space, f"architectures-s{seed}", seed=seed), space)
         names.append(study.name)
-        frames.append(study.trials.assign(seed=seed))
+        frames.append(with_epoch_seconds(study.trials, study.history).assign(seed=seed))
     trials = pd.concat(frames, ignore_index=True)
     table = comparison(trials)
     findings = judge(table)
@@ -78,12 +78,23 @@ def run(plan: RunPlan) -> dict[str, Any]:
     return output.write(plan, result, blocks(plan, table, findings, baseline, names), pngs, started)
 
 
+def with_epoch_seconds(trials: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Add each trial's median epoch time: robust to the first epoch's tracing and to a moment of machine load."""
+    median = history.groupby("trial_id")["seconds"].median().rename("seconds_per_epoch")
+    return trials.merge(median, left_on="trial_id", right_index=True, how="left")
+
+
 def comparison(trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per architecture at its better learning rate (by mean val MSE over seeds), best test MSE first."""
+    """One row per architecture at its better learning rate (by mean val MSE over seeds), best test MSE first.
+
+    Seconds per epoch are the trials' median epoch times when given (:func:`with_epoch_seconds`), else their
+    mean (train time / epochs).
+    """
     done = trials[trials["status"] == results.COMPLETE].copy()
     if done.empty:
         return pd.DataFrame(columns=["architecture", *ARCHITECTURE, "lr", "test_mse"])
-    done["seconds_per_epoch"] = done["train_seconds"] / done["epochs"]
+    if "seconds_per_epoch" not in done:
+        done["seconds_per_epoch"] = done["train_seconds"] / done["epochs"]
     per_lr = done.groupby([*ARCHITECTURE, "lr"], as_index=False).agg(
         architecture=("architecture", "first"),
         val_mse=("val_mse", "mean"),

@@ -40,6 +40,10 @@ def test_architecture_comparison_takes_each_architecture_at_its_better_learning_
     assert len(table) == 12 and (table["lr"] == 1e-3).all()
     assert table["architecture"].iloc[0] == "64-128-256 k3 z128" and table["test_mse"].iloc[0] == pytest.approx(0.01)
     assert table["seconds_per_epoch"].iloc[0] == pytest.approx(4.0)
+    trials = architecture_trials().assign(trial_id=[f"t{i}" for i in range(25)])
+    history = pd.DataFrame({"trial_id": ["t0"] * 3, "seconds": [9.0, 1.0, 2.0]})  # the first epoch traces
+    timed = seed_architectures.with_epoch_seconds(trials, history)
+    assert timed["seconds_per_epoch"].iloc[0] == 2.0 and timed["seconds_per_epoch"].iloc[1:].isna().all()
 
 
 def test_architecture_findings_on_known_results() -> None:
