@@ -59,6 +59,19 @@ def test_ssim_matches_scikit_image_on_real_images(pair: tuple[np.ndarray, np.nda
     assert losses.ssim_np(a, b) == pytest.approx(float(np.mean(reference)), abs=1e-3)
 
 
+@pytest.mark.parametrize("size", [32, 16, 8])
+@pytest.mark.parametrize("channels", [3, 2])
+def test_separable_ssim_equals_tensorflows_ssim(size: int, channels: int) -> None:
+    """Our two 1-D Gaussian passes give tf.image.ssim's number (its 2-D window, shrunk below 11 px)."""
+    rng = np.random.default_rng(size + channels)
+    a = rng.uniform(-1, 1, (6, size, size, channels)).astype(np.float32)
+    b = np.clip(a + rng.normal(0, 0.4, a.shape), -1, 1).astype(np.float32)
+    ours = losses.ssim(tf.constant(a), tf.constant(b)).numpy()
+    theirs = tf.image.ssim((a + 1) / 2, (b + 1) / 2, max_val=1.0, filter_size=min(11, size)).numpy()
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    assert 0.05 < ours.max() < 0.95  # distorted, not trivially equal
+
+
 def test_psnr_matches_scikit_image_with_data_range_2(pair: tuple[np.ndarray, np.ndarray]) -> None:
     a, b = pair
     ours = losses.psnr(tf.constant(a), tf.constant(b)).numpy()
