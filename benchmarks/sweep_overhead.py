@@ -34,6 +34,7 @@ params:
   lr: {low: 3.0e-4, high: 3.0e-3, log: true, role: nuisance}
 """
 REPO = Path(__file__).resolve().parents[1]
+PARTS = ("setup", "checkpoint", "eval")  # the trial's own cost outside training, as each trial reports it
 
 
 def measure(trials: int = 8, epochs: int = 2, limit: int = 512) -> dict[str, Any]:
@@ -55,10 +56,14 @@ def measure(trials: int = 8, epochs: int = 2, limit: int = 512) -> dict[str, Any
         first, last = _first_and_last_epoch(Path(tmp) / "overhead")
     train = float(table["train_seconds"].sum())
     startup, teardown = first - t0, t1 - last
+    in_trial = {f"{part}_seconds_per_trial": float(table[f"{part}_seconds"].fillna(0).mean()) for part in PARTS}
+    steady = (wall - startup - teardown - train) / len(table)
     return {
         "startup_seconds": startup,  # process start to the first epoch's start (imports, Ray, data, TF import)
         "teardown_seconds": teardown,  # the last report to the process's exit (tables, Optuna, Ray shutdown)
-        "steady_overhead_per_trial_seconds": (wall - startup - teardown - train) / len(table),
+        "steady_overhead_per_trial_seconds": steady,
+        **in_trial,  # the parts of the steady overhead spent inside the trial
+        "between_trials_seconds_per_trial": steady - sum(in_trial.values()),  # Ray, Optuna and the driver
         "trials": int(len(table)),
         "epochs": epochs,
         "images_per_split": limit,
@@ -92,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         f"training {result['train_seconds']:.1f} s, overhead {result['overhead_per_trial_seconds']:.2f} s per trial "
         f"(target < {result['target_seconds']:.0f} s)\n"
         f"  of which fixed: start-up {result['startup_seconds']:.1f} s, tear-down {result['teardown_seconds']:.1f} s; "
-        f"steady overhead per trial {result['steady_overhead_per_trial_seconds']:.2f} s"
+        f"steady overhead per trial {result['steady_overhead_per_trial_seconds']:.2f} s = "
+        + ", ".join(f"{part} {result[f'{part}_seconds_per_trial']:.2f} s" for part in PARTS)
+        + f", between trials {result['between_trials_seconds_per_trial']:.2f} s"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

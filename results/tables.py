@@ -46,6 +46,9 @@ TRIAL_COLUMNS = (
     "best_epoch",
     "train_seconds",
     "images_per_second",
+    "setup_seconds",  # the trial's own cost outside training: start to first epoch,
+    "checkpoint_seconds",  # saving and reporting per-epoch checkpoints,
+    "eval_seconds",  # and scoring the kept model on the test split
     "node",  # the Ray node (IP) the trial last ran on
     "error",  # why a trial failed or was pruned
     "started_at",

@@ -73,13 +73,13 @@ def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) ->
     from cae.tasks import get_task
     from cae.training import DivergedError, prepare
 
+    started = time.time()
     keras.backend.clear_session()  # a reused worker starts each trial from a clean graph
     node = node_label()
-    started = time.time()
     try:
         run = from_flat(resolve_config(settings, config))
         prepared = prepare(get_task(run.train.task), data, run.train.noise, run.train.seed)
-        reporter = _Reporter(run, prepared, node, settings.models_dir, tune)
+        reporter = _Reporter(run, prepared, node, settings.models_dir, tune, started)
         with _restored(tune.get_checkpoint()) as resume_from:
             if resume_from is not None and (Path(resume_from) / FINAL_FILE).exists():
                 # Finished before the driver stopped: report the same final result, train and score nothing.
@@ -103,19 +103,30 @@ def _train(run: Any, prepared: Any, reporter: _Reporter, resume_from: str | None
 
 
 class _Reporter:
-    """The epoch hook: report metrics plus a checkpoint; on the last epoch add the test scores."""
+    """The epoch hook: report metrics plus a checkpoint; on the last epoch add the test scores.
 
-    def __init__(self, run: Any, prepared: Any, node: str, models_dir: str | None, tune: Any) -> None:
+    It also keeps the trial's own cost outside training, reported with every epoch: ``setup_seconds`` (trial
+    start to the first epoch: clearing the session, encoding the data, building the model),
+    ``checkpoint_seconds`` (saving and reporting the epochs' checkpoints) and, at the end, ``eval_seconds``.
+    """
+
+    def __init__(self, run: Any, prepared: Any, node: str, models_dir: str | None, tune: Any, started: float) -> None:
         self.run = run
         self.prepared = prepared
         self.node = node
         self.models_dir = models_dir
         self.tune = tune
+        self.started = started
+        self.setup_seconds: float | None = None
+        self.checkpoint_seconds = 0.0
         self.final_sent = False
 
     def __call__(self, state: Any) -> None:
         from cae import checkpoint
 
+        entered = time.time()
+        if self.setup_seconds is None:  # the first epoch of this process (a resumed trial: its restore too)
+            self.setup_seconds = max(0.0, entered - state.record["seconds"] - self.started)
         metrics = self._metrics(state.record, state.progress.history, int(state.model.count_params()))
         last = state.epoch >= self.run.train.epochs or state.model.stop_training
         if last:
@@ -128,6 +139,7 @@ class _Reporter:
                 (Path(folder) / FINAL_FILE).write_text(json.dumps(metrics))
                 self._keep(Path(folder) / checkpoint.MODEL_FILE)
             self.tune.report(metrics, checkpoint=self.tune.Checkpoint.from_directory(folder))
+        self.checkpoint_seconds += time.time() - entered - metrics.get("eval_seconds", 0.0)
         self.final_sent = self.final_sent or last
 
     def send_final(self, result: Any) -> None:
@@ -152,6 +164,8 @@ class _Reporter:
             "params": params,
             "train_seconds": seconds,
             "images_per_second": len(self.prepared.train.x) * len(history) / seconds if seconds > 0 else 0.0,
+            "setup_seconds": self.setup_seconds,
+            "checkpoint_seconds": self.checkpoint_seconds,  # the epochs before this one (this one's is not over)
             "node": self.node,
         }
 
@@ -166,8 +180,11 @@ class _Reporter:
         """Test scores of the kept weights: what makes a result ``final``."""
         from cae.training import evaluate
 
+        started = time.time()
+        scores = evaluate(model, self.prepared)
         return {
-            **evaluate(model, self.prepared),
+            **scores,
+            "eval_seconds": time.time() - started,
             "final": True,
             "epochs": epochs,
             "best_epoch": best_epoch,
