@@ -1,7 +1,8 @@
 """Render report blocks as terminal text, Markdown, or one self-contained HTML page.
 
 Everything that comes from data (study names, parameter values, failure messages, sentences) is escaped
-with :func:`html.escape` in HTML and Markdown, so a value such as ``<script>`` shows as text. The HTML page
+(:func:`html.escape` in HTML; ``&``, ``<`` and ``|`` in Markdown), so a value such as ``<script>`` shows as
+text. The HTML page
 embeds every image as a ``data:`` URI and needs no network: it opens offline from a single file.
 """
 
@@ -72,7 +73,8 @@ def terminal(blocks: Sequence[Block]) -> str:
 
 
 def _md(text: object) -> str:
-    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
+    """Data as Markdown text: ``&`` and ``<`` escaped (no tag can open), so ``>180`` stays readable."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|").replace("\n", " ")
 
 
 def markdown(title: str, blocks: Sequence[Block]) -> str:
