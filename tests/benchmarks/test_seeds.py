@@ -58,6 +58,14 @@ def test_architecture_findings_on_known_results() -> None:
     assert baseline["published_test_mse"] == 0.0179
 
 
+def test_the_table_says_whether_the_models_beat_the_trivial_baseline() -> None:
+    table = seed_architectures.comparison(architecture_trials())
+    assert seed_architectures.against_trivial(table).startswith("Every architecture beats")
+    assert seed_architectures.against_trivial(table.assign(trivial_mse=0.02)).startswith("3 of 12 architectures")
+    none = seed_architectures.against_trivial(table.assign(trivial_mse=0.005))
+    assert none.startswith("No architecture beats") and "early in training" in none
+
+
 def test_findings_are_undecided_with_too_few_results() -> None:
     few = seed_architectures.comparison(architecture_trials().head(2))
     assert {f.verdict for f in seed_architectures.judge(few)} == {"undecided"}
