@@ -6,6 +6,7 @@ together would be suggested nearly the same point.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import optuna
@@ -14,7 +15,17 @@ from cae.errors import UsageError
 
 
 def make_sampler(name: str, seed: int, *, grid: dict[str, list[Any]] | None = None, multi_objective: bool = False):
-    """The Optuna sampler called ``name`` (one of ``search.options.SAMPLERS``)."""
+    """The Optuna sampler called ``name`` (one of ``search.options.SAMPLERS``).
+
+    Optuna marks some of these (QMC, TPE's ``group``) experimental; asking for them by name is deliberate, so
+    its ExperimentalWarning is not repeated to the user.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _make(name, seed, grid)
+
+
+def _make(name: str, seed: int, grid: dict[str, list[Any]] | None) -> Any:
     samplers = optuna.samplers
     if name == "tpe":
         return samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True, group=True)
