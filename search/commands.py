@@ -166,7 +166,7 @@ def _sweep(rt: Any, meta: dict[str, Any], resume: bool) -> int:
 
     if resume:
         restore_run(rt, meta)
-    missing = rt.samples - trial_count(rt)
+    missing = rt.samples - (trial_count(rt) if resume else 0)  # a new study's folder holds no trial yet
     if missing > 0:
         start_run(rt, meta, missing)
     trials = finish(rt, meta)
