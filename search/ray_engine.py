@@ -41,6 +41,9 @@ os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
 # A failed trial reports its reason without the objective; Ray must not treat that as a typo.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+# Ray's result files (result.json, progress.csv) are written by the loggers added in _tuner. Its automatic
+# TensorBoard logger is left out: tensorboardX imports PyTorch wherever that is installed (2 s at every start).
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 # Keeping only the latest and best checkpoint forces a state snapshot per checkpoint; that is intended.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
@@ -144,6 +147,7 @@ def _trainable(rt: Runtime) -> Any:
 
 def _tuner(rt: Runtime, run_name: str, num_samples: int) -> Any:
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     run_config = tune.RunConfig(
         name=run_name,
@@ -154,7 +158,11 @@ def _tuner(rt: Runtime, run_name: str, num_samples: int) -> Any:
             checkpoint_score_order=rt.opts.modes[0],
         ),
         failure_config=tune.FailureConfig(max_failures=rt.opts.max_failures),
-        callbacks=[_callback(TableWriter(rt.paths, rt.settings, rt.storage_url))],
+        callbacks=[
+            JsonLoggerCallback(),  # each trial's result.json: what the study's tables are rebuilt from
+            CSVLoggerCallback(),
+            _callback(TableWriter(rt.paths, rt.settings, rt.storage_url)),
+        ],
         verbose=1,
     )
     tune_config = tune.TuneConfig(
