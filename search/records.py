@@ -86,6 +86,16 @@ def _status(lines: list[dict[str, Any]], error_file: bool) -> str:
     return results.RUNNING
 
 
+def read_params(path: Path, optuna_info: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's sampled parameters from Ray's ``params.json``; from Optuna when that file is missing (a trial
+    that failed before it started) or torn (a driver killed while Ray wrote it)."""
+    try:
+        params = json.loads(path.read_text())
+    except (OSError, ValueError):
+        params = None
+    return params if isinstance(params, dict) else dict(optuna_info.get("params", {}))
+
+
 def trial_dirname(trial: Any) -> str:
     """Ray trial folder names that carry the trial id (``TuneConfig.trial_dirname_creator``)."""
     return f"trial_{trial.trial_id}"
@@ -98,9 +108,7 @@ def trial_row(
     lines = read_result_lines(folder / "result.json")
     trial_id = folder.name.removeprefix("trial_")
     info = optuna_info.get(trial_id, {})
-    # A trial that failed before it started has no params.json; its parameters are in Optuna.
-    params_file = folder / "params.json"
-    params = json.loads(params_file.read_text()) if params_file.exists() else dict(info.get("params", {}))
+    params = read_params(folder / "params.json", info)
     error_txt = folder / "error.txt"
     status = info.get("status") or _status(lines, error_txt.exists())
     if status == results.RUNNING:

@@ -131,6 +131,20 @@ def test_torn_result_lines_are_dropped(tmp_path: Path) -> None:
     assert read_result_lines(path) == [{"epoch": 1, "val_mse": 0.5}, {"epoch": 2, "val_mse": 0.4}]
 
 
+def test_a_torn_params_file_falls_back_to_optunas_params(tmp_path: Path) -> None:
+    """A driver killed while Ray wrote a trial's params.json (seen after SIGKILL at the first epoch)."""
+    from search.records import read_params
+
+    path = tmp_path / "params.json"
+    optuna_info = {"params": {"lr": 0.001, "filters_1": 16}}
+    for torn in ("", '{"lr": 0.0', "[1, 2]"):
+        path.write_text(torn)
+        assert read_params(path, optuna_info) == {"lr": 0.001, "filters_1": 16}
+    path.write_text('{"lr": 0.002}')
+    assert read_params(path, optuna_info) == {"lr": 0.002}
+    assert read_params(tmp_path / "missing.json", {}) == {}
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny tmpfs (a full disk) needs root")
 def test_full_disk_is_detected_before_trials(tmp_path: Path) -> None:
     disk = tmp_path / "disk"
