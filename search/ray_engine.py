@@ -126,7 +126,7 @@ def _scheduler(rt: Runtime) -> Any:
 
 def _searcher(rt: Runtime) -> Any:
     grid = rt.space.grid() if rt.opts.sampler == "grid" else None
-    sampler = make_sampler(rt.opts.sampler, rt.opts.seed, grid=grid, multi_objective=rt.opts.multi_objective)
+    sampler = make_sampler(rt.opts.sampler, rt.opts.seed, grid=grid)
     return StudySearch(
         rt.space,
         objectives=rt.opts.objectives,

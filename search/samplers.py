@@ -14,7 +14,7 @@ import optuna
 from cae.errors import UsageError
 
 
-def make_sampler(name: str, seed: int, *, grid: dict[str, list[Any]] | None = None, multi_objective: bool = False):
+def make_sampler(name: str, seed: int, *, grid: dict[str, list[Any]] | None = None) -> Any:
     """The Optuna sampler called ``name`` (one of ``search.options.SAMPLERS``).
 
     Optuna marks some of these (QMC, TPE's ``group``) experimental; asking for them by name is deliberate, so
