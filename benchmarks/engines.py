@@ -6,7 +6,7 @@ Optuna's sampler in RDB storage, ASHA, the study tables) whose trials replay the
 (:func:`benchmarks.tabular.replay_trainable`); each is an ordinary study under
 ``<root>/benchmarks/engines/<method>-s<seed>/`` that ``python -m analysis.report`` reads. keras-tuner's
 Hyperband has no trial hook to replace, so it is driven directly: its own ``HyperbandOracle`` (factor 3, as
-``--engine keras-tuner`` uses) over the same space declared through :mod:`search.kt_engine`; a promoted trial
+``--engine keras-tuner`` uses) over the same space declared through :mod:`search.kt.space`; a promoted trial
 continues its parent, as in the keras-tuner engine, so it costs only its new epochs.
 
 Runs are sequential (one trial at a time), so the n-th epoch replayed is the n-th epoch of compute. A
@@ -128,7 +128,7 @@ def hyperband_events(space: Space, table: tabular.Table, seed: int, budget: int)
     """keras-tuner's Hyperband oracle over the space, each trial replayed from the table, until the budget."""
     import keras_tuner
 
-    from search.kt_engine import declare_space, sample_params, space_conditions
+    from search.kt.space import declare_space, sample_params, space_conditions
 
     conditions = space_conditions(space)
     oracle = keras_tuner.oracles.HyperbandOracle(

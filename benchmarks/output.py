@@ -54,7 +54,7 @@ def write(
     started: float | None = None,
 ) -> dict[str, Any]:
     """Write result.json, table.md and the PNGs into the benchmark's folder; return the result with file names."""
-    from search.study import git_commit, versions
+    from search.metadata import git_commit, versions
 
     plan.folder.mkdir(parents=True, exist_ok=True)
     pngs = dict(pngs or {})

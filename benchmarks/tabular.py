@@ -321,7 +321,7 @@ def _existing(plan: BuildPlan) -> pd.DataFrame:
 
 
 def _meta(plan: BuildPlan, dataset: Any, done: pd.DataFrame) -> dict[str, Any]:
-    from search.study import git_commit, versions
+    from search.metadata import git_commit, versions
 
     old = json.loads(meta_path(plan.out).read_text()) if len(done) and meta_path(plan.out).is_file() else {}
     return {

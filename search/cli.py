@@ -36,7 +36,8 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--kt-tuner", default="hyperband", help=f"keras-tuner algorithm: {', '.join(KT_TUNERS)}")
     r.add_argument("--max-failures", type=int, default=2, help="retries of a trial whose worker died")
     r.add_argument("--limit", type=int, default=None, help="at most this many images per split (tiny runs)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=0, help="training seed: initialisation, shuffling, noise")
+    r.add_argument("--split-seed", type=int, default=0, help="data seed: which images go to train, val and test")
 
     s = sub.add_parser("resume", help="continue an interrupted study or extend a finished one")
     s.add_argument("--study", required=True)
@@ -56,7 +57,8 @@ def options_from_args(args) -> SweepOptions:
         objectives=parse_objectives(args.objectives), cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, gpu_memory=args.gpu_memory, concurrency=args.concurrency,
         address=args.address, root=args.root, storage=args.storage, engine=args.engine, kt_tuner=args.kt_tuner,
-        seed=args.seed, max_failures=args.max_failures, limit=args.limit, extra={"shared_root": args.shared_root},
+        seed=args.seed, split_seed=args.split_seed, max_failures=args.max_failures, limit=args.limit,
+        extra={"shared_root": args.shared_root},
     )
 
 

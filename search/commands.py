@@ -1,210 +1,113 @@
 """What ``python -m search run | resume | list`` do, between parsing (``search.cli``) and the engines.
 
-Everything a user can get wrong is checked before the study folder is created or Ray is started: the
-space, the options, the data, the study name, the results root. A study that exists is never overwritten.
+Every input is checked first, by building one :class:`search.sweep.Sweep`; only then is the study folder
+created. A study that exists is never overwritten. While the engine runs, SIGINT and SIGTERM stop it
+gracefully (:mod:`search.interrupt`) and the study says ``interrupted``; a failure of Ray itself marks it
+``failed`` with the reason (or, when no trial ever started, removes the new folder so the name is free).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+import shutil
+import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pandas as pd
 
 import results
-from cae.config import from_flat
-from cae.data import Dataset, load_dataset, parse_spec
-from cae.errors import StudyError, UsageError
-from cae.tasks import get_task
+from cae.errors import StudyError
+from search.interrupt import Interrupted, Interruption, exit_code
+from search.metadata import new_meta, now, update_meta
 from search.options import SweepOptions
-from search.study import new_meta
-from search.trial import TrialSettings
-from spaces import Space, load_space
+from search.summary import interrupted_line, resume_command, summarise
+from search.sweep import Sweep, plan_new, plan_resume
 
-EXIT_ALL_FAILED = 1
-
-
-def overrides(opts: SweepOptions, space: Space) -> dict[str, Any]:
-    """The CLI settings that replace the space's fixed ones (checked against the space's axes)."""
-    out: dict[str, Any] = {}
-    axes = {p.name for p in space.params}
-    if opts.task is not None:
-        if "task" in axes:
-            raise UsageError(f"space {space.name!r} searches the task itself; drop --task")
-        get_task(opts.task)
-        out["task"] = opts.task
-    if opts.data is not None:
-        parse_spec(opts.data)
-        out["data"] = opts.data
-    if opts.max_epochs is not None:
-        out["max_epochs"] = opts.max_epochs
-    out["seed"] = opts.seed  # one training seed for every trial: common random numbers, fair comparisons
-    return out
+EXIT_FAILED = 1
+FAILURE_LOG = "failure.log"  # in the study folder: the traceback of a failure of Ray or of caesweep itself
 
 
-@dataclass(frozen=True)
-class Setup:
-    """What every engine needs: the space, the CLI overrides, the data and the trial settings."""
+def _engine(sweep: Sweep) -> ModuleType:
+    if sweep.opts.engine == "keras-tuner":
+        from search.kt import engine
 
-    space: Space
-    data: Dataset
-    settings: TrialSettings
-    max_epochs: int
+        return engine
+    from search import ray_engine
 
-
-def setup(opts: SweepOptions, paths: results.StudyPaths) -> Setup:
-    """Load the space and the data and check the settings (all validation happens here, nothing is written)."""
-    space = load_space(opts.space)
-    extra = overrides(opts, space)
-    fixed = {**space.fixed, **extra}
-    from_flat({k: v for k, v in fixed.items() if k in ("task", "data", "image_size", "max_epochs", "seed")})
-    limit = opts.limit if opts.limit is not None else fixed.get("limit")
-    data = load_dataset(str(fixed["data"]), image_size=int(fixed["image_size"]), seed=opts.seed, limit=limit)
-    models_dir = None if results.is_uri(opts.root) else str(paths.models_dir.resolve())
-    settings = TrialSettings(
-        space=space,
-        overrides=extra,
-        gpus=opts.gpus_per_trial,
-        cpus=opts.cpus_per_trial,
-        gpu_memory=opts.gpu_memory,
-        models_dir=models_dir,
-    )
-    return Setup(space, data, settings, int(fixed.get("max_epochs", 10)))
+    return ray_engine
 
 
-def runtime(
-    opts: SweepOptions, paths: results.StudyPaths, storage_url: str, samples: int, trainable: Any = None
-) -> Any:
-    """The Ray engine's bundle: :func:`setup` plus the Optuna storage and the study's target trial count."""
-    from search.ray_engine import Runtime
-
-    s = setup(opts, paths)
-    rt = Runtime(opts, s.space, s.data, s.settings, paths, storage_url, samples, s.max_epochs)
-    return rt if trainable is None else replace(rt, trainable=trainable)
-
-
-def local_paths(opts: SweepOptions) -> results.StudyPaths:
-    """The study folder on this machine (a URI root keeps only Ray's experiment remote)."""
-    root = results.DEFAULT_ROOT if results.is_uri(opts.root) else Path(opts.root)
-    return results.study_paths(opts.study, root)
-
-
-def run(opts: SweepOptions, trainable: Any = None) -> int:
-    """``search run``: a new study (``trainable``: see :class:`search.ray_engine.Runtime`)."""
-    paths = local_paths(opts)
-    if paths.folder.exists():
-        raise StudyError(
-            f"study {opts.study!r} already exists at {paths.folder}; continue it with "
-            f"`python -m search resume --study {opts.study}` or pick another --study name"
-        )
-    space = load_space(opts.space)
-    samples = opts.samples or space.samples
-    storage_url = opts.storage or paths.default_storage_url()
-    if opts.engine == "keras-tuner":
-        from search.kt_engine import run_keras_tuner
-
-        results.check_root_writable(paths.root)
-        return run_keras_tuner(opts, paths, samples)
-    rt = runtime(opts, paths, storage_url, samples, trainable)
-    results.check_root_writable(paths.root)  # after every input is known good: a typo creates nothing
-    _check_cluster(opts)
+def run(opts: SweepOptions, trainable: Callable[..., None] | None = None) -> int:
+    """``search run``: a new study (``trainable``: see :class:`search.sweep.Sweep`)."""
+    sweep = plan_new(opts, trainable)
+    engine = _engine(sweep)
+    engine.check_cluster(sweep)  # joins Ray (or refuses options the engine cannot honour)
     if opts.multi_objective and opts.scheduler == "asha":
         print(f"note: ASHA is off for the multi-objective study ({', '.join(opts.objectives)}); every trial runs "
               "to its end so the Pareto set compares finished models")
-    paths.folder.mkdir(parents=True)
-    with results.StudyLock(paths):
-        meta = new_meta(opts, rt.space, storage_url, samples, rt.max_epochs)
-        results.write_meta(paths, meta)
-        return _sweep(rt, meta, resume=False)
+    sweep.paths.folder.mkdir(parents=True)
+    with results.StudyLock(sweep.paths):
+        meta = new_meta(sweep)
+        results.write_meta(sweep.paths, meta)
+        code = _execute(engine, sweep, meta, resume=False)
+    if meta.get("failure") and meta["status"] == "failed" and _nothing_started(sweep):
+        shutil.rmtree(sweep.paths.folder, ignore_errors=True)
+        print(f"the study folder {sweep.paths.folder} was removed (no trial had started); the name is free",
+              file=sys.stderr)
+    return code
 
 
 def resume(name: str, root: str | None, samples: int | None) -> int:
     """``search resume``: continue an interrupted study, or extend a finished one to ``samples`` trials."""
-    paths = results.study_paths(name, Path(root) if root and not results.is_uri(root) else root)
+    paths = results.study_paths(name, Path(root) if root and not results.is_uri(root) else None)
     meta = results.read_meta(paths)
-    opts = SweepOptions.from_dict(meta["options"])
-    if root is not None:
-        opts = replace(opts, root=root)
-    target = samples or int(meta["samples"])
     with results.StudyLock(paths):
-        if opts.engine == "keras-tuner":
-            from search.kt_engine import resume_keras_tuner
-
-            return resume_keras_tuner(opts, paths, meta, target)
-        rt = runtime(opts, paths, str(meta["storage"]), target)
-        _check_cluster(opts)
-        from search.ray_engine import trial_count
-
-        existing = trial_count(rt)
-        if target < existing:
-            raise UsageError(f"study {name!r} already has {existing} trials; --samples must be at least that")
-        meta["samples"] = target
-        return _sweep(rt, meta, resume=True)
+        sweep, _ = plan_resume(paths, meta, root, samples)
+        engine = _engine(sweep)
+        engine.check_cluster(sweep)
+        meta["samples"] = sweep.samples
+        return _execute(engine, sweep, meta, resume=True)
 
 
-def _check_cluster(opts: SweepOptions) -> None:
-    """Join the cluster, and refuse a local results root that other machines of it cannot see."""
-    from search.ray_engine import local_root_is_visible, ray_init
-
-    ray_init(opts.address)
-    if opts.address is None or results.is_uri(opts.root) or opts.extra.get("shared_root"):
-        return
-    visible, others = local_root_is_visible(Path(opts.root))
-    if opts.address.startswith("ray://") or not visible:
-        where = f"nodes on other machines ({others})" if others else "a Ray client connection"
-        raise UsageError(
-            f"--root {opts.root} is a local folder but the cluster has {where}: trials could not write their "
-            "results there; pass a shared path (NFS) with --root /shared/path --shared-root, or an "
-            "s3://bucket/prefix style URI"
-        )
-
-
-def _sweep(rt: Any, meta: dict[str, Any], resume: bool) -> int:
-    from search.ray_engine import finish, restore_run, start_run, trial_count
-
-    if resume:
-        restore_run(rt, meta)
-    missing = rt.samples - (trial_count(rt) if resume else 0)  # a new study's folder holds no trial yet
-    if missing > 0:
-        start_run(rt, meta, missing)
-    trials = finish(rt, meta)
-    return summarise(trials, meta, rt.paths.folder)
+def _execute(engine: ModuleType, sweep: Sweep, meta: dict[str, Any], resume: bool) -> int:
+    """Run the engine under signal handling and record how it ended in ``study.json``."""
+    folder = sweep.paths.folder
+    with Interruption() as stop:
+        update_meta(sweep.paths, meta, status="running", failure=None)
+        try:
+            trials = engine.run(sweep, meta, stop, resume)
+        except Interrupted as exc:  # the second signal: stop now, the study stays resumable
+            update_meta(sweep.paths, meta, status="interrupted")
+            print(f"interrupted; continue with: {resume_command(meta, folder)}", file=sys.stderr)
+            return exit_code(exc.signum)
+        except Exception as exc:  # Ray, or a bug: the study says so and stays resumable
+            return _failed(sweep, meta, exc)
+        if stop.requested and stop.signum is not None:
+            update_meta(sweep.paths, meta, status="interrupted")
+            print(interrupted_line(trials, sweep.samples, meta, folder), file=sys.stderr)
+            return exit_code(stop.signum)
+    done = int((trials["status"] == results.COMPLETE).sum())
+    update_meta(sweep.paths, meta, status="done" if done else "failed", finished_at=now())
+    return summarise(trials, meta, folder)
 
 
-def summarise(trials: pd.DataFrame, meta: dict[str, Any], folder: Path, top: int = 5) -> int:
-    """Print the counts and the top trials; exit code 1 when no trial finished."""
-    counts = trials["status"].value_counts().to_dict() if len(trials) else {}
-    print(f"\nstudy {meta['name']}: {len(trials)} trials ({_counts(counts)})")
-    done = trials[trials["status"] == results.COMPLETE]
-    if done.empty:
-        reasons = trials["error"].dropna().value_counts().head(3)
-        print("no trial finished; most common reasons:")
-        for reason, n in reasons.items():
-            print(f"  {n} x {reason}")
-        return EXIT_ALL_FAILED
-    metric, mode = meta["metric"], meta["mode"]
-    best = done.sort_values(metric, ascending=mode == "min").head(top)
-    print(f"top {len(best)} by {metric}:")
-    print(_table(best, metric))
-    print(f"\ntables: {folder / 'trials.csv'}, {folder / 'history.csv'}")
-    print(f"report: python -m analysis.report --study {meta['name']} --root {folder.parent}")
-    return 0
+def _failed(sweep: Sweep, meta: dict[str, Any], exc: Exception) -> int:
+    reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
+    log = sweep.paths.folder / FAILURE_LOG
+    results.write_atomic(log, traceback.format_exc())
+    update_meta(sweep.paths, meta, status="failed", failure=reason)
+    print(f"error: the sweep failed: {reason}\n(traceback in {log}; the study is resumable: "
+          f"{resume_command(meta, sweep.paths.folder)})", file=sys.stderr)
+    return EXIT_FAILED
 
 
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none"
-
-
-def _table(best: pd.DataFrame, metric: str) -> str:
-    cols = ["number", "architecture", "lr", "batch_size", "loss", metric, "test_mse", "skill", "params", "epochs"]
-    cols = [c for c in dict.fromkeys(cols) if c in best.columns]
-    view = best[cols].copy()
-    for col in view.columns:
-        if view[col].dtype.kind == "f":
-            view[col] = view[col].map(lambda v: "" if v is None or math.isnan(v) else f"{v:.4g}")
-    return view.to_string(index=False)
+def _nothing_started(sweep: Sweep) -> bool:
+    """True when the study holds no trial of any engine (only its metadata and logs)."""
+    folder = sweep.paths.folder
+    return not any(folder.glob("ray/run-*/trial_*")) and not any(folder.glob("kt/trial_*"))
 
 
 def list_studies(root: str | None) -> int:

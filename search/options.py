@@ -77,7 +77,8 @@ class SweepOptions:
     storage: str | None = None  # Optuna storage URL; None: sqlite in the study folder
     engine: str = "ray"
     kt_tuner: str = "hyperband"
-    seed: int = 0
+    seed: int = 0  # training: initialisation, shuffling, noise (the same for every trial of a study)
+    split_seed: int = 0  # the data: which images go to train, val and test
     max_failures: int = 2  # Ray retries of a trial whose worker died (it resumes from its checkpoint)
     limit: int | None = None  # at most this many images per split (tiny runs and tests)
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -105,6 +106,8 @@ class SweepOptions:
             raise UsageError(f"--concurrency {self.concurrency} must be at least 1")
         if self.max_failures < 0:
             raise UsageError(f"--max-failures {self.max_failures} must be >= 0")
+        if self.seed < 0 or self.split_seed < 0:
+            raise UsageError(f"seeds must be >= 0; got --seed {self.seed} --split-seed {self.split_seed}")
         if self.limit is not None and self.limit < 3:
             raise UsageError(f"--limit {self.limit} must be at least 3 images per split")
         if self.multi_objective and self.sampler not in MULTI_OBJECTIVE_SAMPLERS:
@@ -134,4 +137,6 @@ class SweepOptions:
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in values.items() if k in known}
         kwargs["objectives"] = tuple(kwargs.get("objectives", ("val_mse",)))
+        # Studies recorded before the two seeds were separate split their data with the training seed.
+        kwargs.setdefault("split_seed", kwargs.get("seed", 0))
         return cls(**kwargs)

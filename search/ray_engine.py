@@ -19,19 +19,18 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 import results
-from cae.data import Dataset
+from cae.errors import UsageError
 from search import records
-from search.options import SweepOptions
-from search.samplers import make_sampler
+from search.interrupt import Interruption
 from search.searcher import StudySearch
-from search.trial import TrialSettings, run_trial
-from spaces import Space
+from search.sweep import Sweep
+from search.trial import TrialSettings
 
 logger = logging.getLogger(__name__)
 
@@ -46,39 +45,33 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 # Keeping only the latest and best checkpoint forces a state snapshot per checkpoint; that is intended.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+# SIGINT and SIGTERM are caesweep's (search.interrupt), which hands them to Tune through its SIGUSR1 handler.
+os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+
+
+
+class _DropTuneResumeAdvice(logging.Filter):
+    """Tune's own lines on an interruption name ``Tuner.restore``, which is not how a study continues; caesweep
+    prints its own line (``python -m search resume ...``) instead."""
+
+    _NOISE = ("Tuner.restore", "Stop signal received", "Trials did not complete", "Failed to fetch metrics")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(noise in message for noise in self._NOISE)
+
+
+for _name in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
+    logging.getLogger(_name).addFilter(_DropTuneResumeAdvice())
 
 ASHA_REDUCTION = 3  # keep the best third at each rung
 ASHA_GRACE = 1  # epochs every trial gets before it can be stopped
 
 
-@dataclass(frozen=True)
-class Runtime:
-    """What a run needs besides the options: the resolved space, data, trial settings and storage."""
-
-    opts: SweepOptions
-    space: Space
-    data: Dataset
-    settings: TrialSettings
-    paths: results.StudyPaths
-    storage_url: str
-    samples: int  # the study's target number of trials
-    max_epochs: int
-    # What each trial runs: caesweep's training (the default), or e.g. a tabular benchmark's replay, which
-    # must report like search.trial.run_trial (per-epoch "epoch" and objectives, "final" with test scores).
-    trainable: Callable[..., None] = run_trial
-
-    @property
-    def ray_storage(self) -> str:
-        """Where Ray writes its experiments: the study's ray/ folder, or the same under a URI root."""
-        if results.is_uri(self.opts.root):
-            return f"{str(self.opts.root).rstrip('/')}/{self.paths.name}/ray"
-        return str(self.paths.ray_dir.resolve())
-
-
 class TableWriter:
     """A Ray Tune callback that keeps trials.csv / history.csv current while the sweep runs."""
 
-    def __init__(self, paths: results.StudyPaths, settings: TrialSettings, storage_url: str) -> None:
+    def __init__(self, paths: results.StudyPaths, settings: TrialSettings, storage_url: str | None) -> None:
         self.paths = paths
         self.settings = settings
         self.storage_url = storage_url
@@ -109,132 +102,163 @@ def _callback(writer: TableWriter) -> Any:
     return _TableCallback()
 
 
-def _scheduler(rt: Runtime) -> Any:
+def _callbacks(sweep: Sweep, stop: Interruption) -> list[Any]:
+    """This process's callbacks: result files, the study's tables, and the signal forwarder."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    return [
+        JsonLoggerCallback(),  # each trial's result.json: what the study's tables are rebuilt from
+        CSVLoggerCallback(),
+        _callback(TableWriter(sweep.paths, sweep.settings, sweep.storage_url)),
+        stop.tune_callback(),
+    ]
+
+
+def _scheduler(sweep: Sweep) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    if rt.opts.scheduler == "none" or rt.opts.multi_objective:
+    if sweep.opts.scheduler == "none" or sweep.opts.multi_objective:
         return FIFOScheduler()
-    # stop_last_trials=False: a trial that reaches max_epochs ends on its own, with its final report.
+    # stop_last_trials=False: a trial that reaches max_epochs ends on its own, with its final reposweep.
     return ASHAScheduler(
         time_attr="epoch",
-        max_t=rt.max_epochs,
-        grace_period=min(ASHA_GRACE, rt.max_epochs),
+        max_t=sweep.max_epochs,
+        grace_period=min(ASHA_GRACE, sweep.max_epochs),
         reduction_factor=ASHA_REDUCTION,
         stop_last_trials=False,
     )
 
 
-def _searcher(rt: Runtime) -> Any:
-    grid = rt.space.grid() if rt.opts.sampler == "grid" else None
-    sampler = make_sampler(rt.opts.sampler, rt.opts.seed, grid=grid)
+def _searcher(sweep: Sweep) -> Any:
     return StudySearch(
-        rt.space,
-        objectives=rt.opts.objectives,
-        modes=rt.opts.modes,
-        sampler=sampler,
-        storage_url=rt.storage_url,
-        study_name=rt.paths.name,
-        grid=grid is not None,
+        sweep.space,
+        objectives=sweep.opts.objectives,
+        modes=sweep.opts.modes,
+        sampler=sweep.sampler(),
+        storage_url=str(sweep.storage_url),
+        study_name=sweep.paths.name,
+        grid=sweep.grid is not None,
     )
 
 
-def _trainable(rt: Runtime) -> Any:
+def _trainable(sweep: Sweep) -> Any:
     from ray import tune
 
-    resources = {"cpu": rt.opts.cpus_per_trial, "gpu": rt.opts.gpus_per_trial}
-    return tune.with_resources(tune.with_parameters(rt.trainable, data=rt.data, settings=rt.settings), resources)
+    resources = {"cpu": sweep.opts.cpus_per_trial, "gpu": sweep.opts.gpus_per_trial}
+    bound = tune.with_parameters(sweep.trainable, data=sweep.data, settings=sweep.settings)
+    return tune.with_resources(bound, resources)
 
 
-def _tuner(rt: Runtime, run_name: str, num_samples: int) -> Any:
+def _tuner(sweep: Sweep, run_name: str, num_samples: int, stop: Interruption) -> Any:
     from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     run_config = tune.RunConfig(
         name=run_name,
-        storage_path=rt.ray_storage,
+        storage_path=sweep.ray_storage,
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=1,  # the best by val_mse; Ray always keeps the latest as well
-            checkpoint_score_attribute=rt.opts.objectives[0],
-            checkpoint_score_order=rt.opts.modes[0],
+            num_to_keep=1,  # the best by the objective; Ray always keeps the latest as well
+            checkpoint_score_attribute=sweep.opts.objectives[0],
+            checkpoint_score_order=sweep.opts.modes[0],
         ),
-        failure_config=tune.FailureConfig(max_failures=rt.opts.max_failures),
-        callbacks=[
-            JsonLoggerCallback(),  # each trial's result.json: what the study's tables are rebuilt from
-            CSVLoggerCallback(),
-            _callback(TableWriter(rt.paths, rt.settings, rt.storage_url)),
-        ],
+        failure_config=tune.FailureConfig(max_failures=sweep.opts.max_failures),
+        callbacks=_callbacks(sweep, stop),
         verbose=1,
     )
     tune_config = tune.TuneConfig(
-        search_alg=_searcher(rt),
-        scheduler=_scheduler(rt),
+        search_alg=_searcher(sweep),
+        scheduler=_scheduler(sweep),
         num_samples=num_samples,
-        metric=rt.opts.objectives[0],
-        mode=rt.opts.modes[0],
-        max_concurrent_trials=rt.opts.concurrency,
-        reuse_actors=rt.opts.gpus_per_trial == 0,  # one TensorFlow import per CPU worker, not per trial
+        metric=sweep.opts.objectives[0],
+        mode=sweep.opts.modes[0],
+        max_concurrent_trials=sweep.opts.concurrency,
+        reuse_actors=sweep.opts.gpus_per_trial == 0,  # one TensorFlow import per CPU worker, not per trial
         trial_dirname_creator=records.trial_dirname,
     )
-    return tune.Tuner(_trainable(rt), tune_config=tune_config, run_config=run_config)
+    return tune.Tuner(_trainable(sweep), tune_config=tune_config, run_config=run_config)
 
 
 def run_name(index: int) -> str:
     return f"run-{index}"
 
 
-def start_run(rt: Runtime, meta: dict[str, Any], num_samples: int) -> None:
+def run(sweep: Sweep, meta: dict[str, Any], stop: Interruption, resume: bool) -> pd.DataFrame:
+    """Run (or continue) the study's Ray runs until it has ``sweep.samples`` trials; returns the trial table.
+
+    A resumed study first continues its last run unless that run ended cleanly; then, if trials are still
+    missing (an extension), it starts a new run for them. A signal (``stop``) ends the run in progress as
+    Tune does for Ctrl-C and starts nothing new.
+    """
+    if resume and meta.get("status") != "done" and not stop.requested:
+        _restore_run(sweep, meta, stop)
+    missing = sweep.samples - (trial_count(sweep) if resume else 0)  # a new study's folder holds no trial yet
+    if missing > 0 and not stop.requested:
+        _start_run(sweep, meta, missing, stop)
+    return finish(sweep, meta)
+
+
+def _start_run(sweep: Sweep, meta: dict[str, Any], num_samples: int, stop: Interruption) -> None:
     """Start a new Ray run of ``num_samples`` trials within the study."""
-    from search.study import update_meta
+    from search.metadata import update_meta
 
     name = run_name(len(meta["runs"]) + 1)
-    update_meta(rt.paths, meta, runs=[*meta["runs"], name], status="running")
-    _tuner(rt, name, num_samples).fit()
+    update_meta(sweep.paths, meta, runs=[*meta["runs"], name])
+    stop.run_started()
+    _tuner(sweep, name, num_samples, stop).fit()
 
 
-def restore_run(rt: Runtime, meta: dict[str, Any]) -> bool:
+def _restore_run(sweep: Sweep, meta: dict[str, Any], stop: Interruption) -> bool:
     """Continue the study's last run if Ray can restore it; False when there is nothing to restore."""
     from ray import tune
 
     if not meta["runs"]:
         return False
     name = meta["runs"][-1]
-    path = f"{rt.ray_storage}/{name}"
+    path = f"{sweep.ray_storage}/{name}"
     if not tune.Tuner.can_restore(path):
-        _set_aside(rt, name)
+        _set_aside(sweep, name)
         return False
-    tuner = tune.Tuner.restore(path, trainable=_trainable(rt), resume_unfinished=True, resume_errored=True)
+    tuner = tune.Tuner.restore(path, trainable=_trainable(sweep), resume_unfinished=True, resume_errored=True)
+    # Tune unpickles the callbacks and the searcher the run was started with, bound to the study folder and
+    # the Optuna storage *where the study was then*. Bind them to where it is now (a copied or moved study
+    # must never write into the original); the searcher's own state (sampler, trials) is restored onto the
+    # new one from the experiment folder (StudySearch.restore keeps the new storage).
+    internal: Any = tuner._local_tuner  # a local Tuner (no Ray client): always set
+    internal._run_config.callbacks = _callbacks(sweep, stop)
+    internal._tune_config.search_alg = _searcher(sweep)
+    stop.run_started()
     tuner.fit()
     return True
 
 
-def _set_aside(rt: Runtime, name: str) -> None:
+def _set_aside(sweep: Sweep, name: str) -> None:
     """A run killed before Ray saved any state: keep its files, out of the study's tables."""
-    folder = rt.paths.ray_dir / name
+    folder = sweep.paths.ray_dir / name
     if folder.exists():
-        shutil.move(str(folder), str(rt.paths.ray_dir / f"_abandoned-{name}-{int(time.time())}"))
+        shutil.move(str(folder), str(sweep.paths.ray_dir / f"_abandoned-{name}-{int(time.time())}"))
 
 
-def trial_count(rt: Runtime) -> int:
-    trials, _ = records.collect(rt.paths, rt.settings, rt.storage_url)
+def trial_count(sweep: Sweep) -> int:
+    trials, _ = records.collect(sweep.paths, sweep.settings, sweep.storage_url)
     return len(trials)
 
 
-def finish(rt: Runtime, meta: dict[str, Any]) -> Any:
-    """Reconcile Optuna with Ray, write the final tables and metadata; returns the trial table."""
+def finish(sweep: Sweep, meta: dict[str, Any]) -> pd.DataFrame:
+    """Reconcile Optuna with Ray and write the final tables (and the Pareto set); returns the trial table."""
+    from search.metadata import update_meta
     from search.reconcile import close_orphans, pareto_numbers
-    from search.study import update_meta
 
-    trials = records.write(rt.paths, rt.settings, rt.storage_url)
-    close_orphans(rt.storage_url, rt.paths.name, set(trials["trial_id"]))
-    trials = records.write(rt.paths, rt.settings, rt.storage_url)
-    done = int((trials["status"] == results.COMPLETE).sum())
-    status = "done" if done else "failed"
-    extra = {"pareto": pareto_numbers(rt.storage_url, rt.paths.name)} if rt.opts.multi_objective else {}
-    update_meta(rt.paths, meta, status=status, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra)
+    trials = records.write(sweep.paths, sweep.settings, sweep.storage_url)
+    if not (trials["status"] == results.RUNNING).any():  # an interrupted study keeps its running trials
+        close_orphans(str(sweep.storage_url), sweep.paths.name, set(trials["trial_id"]))
+        trials = records.write(sweep.paths, sweep.settings, sweep.storage_url)
+    if sweep.opts.multi_objective:
+        update_meta(sweep.paths, meta, pareto=pareto_numbers(str(sweep.storage_url), sweep.paths.name))
     return trials
 
 
 def ray_init(address: str | None) -> None:
+    """Start a private Ray (``address`` None) or join a cluster; a cluster that cannot be reached is a
+    :class:`UsageError`."""
     import ray
 
     if ray.is_initialized():
@@ -251,8 +275,47 @@ def ray_init(address: str | None) -> None:
         # Ray's default of 2 s would fail the next trial scheduled on that worker.
         "TUNE_FUNCTION_THREAD_TIMEOUT_S": os.environ.get("TUNE_FUNCTION_THREAD_TIMEOUT_S", "600"),
     }
-    # "local": always a private Ray for this driver, never a cluster some other process left running.
-    ray.init(address=address or "local", runtime_env={"env_vars": env}, **kwargs)
+    try:
+        # "local": always a private Ray for this driver, never a cluster some other process left running.
+        ray.init(address=address or "local", runtime_env={"env_vars": env}, **kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        if address is None:
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise UsageError(f"--address {address}: no Ray cluster could be joined ({first}); start one with "
+                         "`ray start --head` or fix the address") from None
+
+
+def _check_reachable(address: str) -> None:
+    """A ``HOST:PORT`` or ``ray://HOST:PORT`` address must accept a connection (Ray itself retries for minutes)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--address {address} is not auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise UsageError(f"--address {address}: nothing answers there ({exc.strerror or exc}); start the cluster's "
+                         "head with `ray start --head` or fix the address") from None
+
+
+def check_cluster(sweep: Sweep) -> None:
+    """Join the cluster, and refuse a local results root that other machines of it cannot see."""
+    opts = sweep.opts
+    if opts.address not in (None, "auto"):
+        _check_reachable(str(opts.address))
+    ray_init(opts.address)
+    if opts.address is None or results.is_uri(opts.root) or opts.extra.get("shared_root"):
+        return
+    visible, others = local_root_is_visible(Path(opts.root))
+    if opts.address.startswith("ray://") or not visible:
+        where = f"nodes on other machines ({others})" if others else "a Ray client connection"
+        raise UsageError(
+            f"--root {opts.root} is a local folder but the cluster has {where}: trials could not write their "
+            "results there; pass a shared path (NFS) with --root /shared/path --shared-root, or an "
+            "s3://bucket/prefix style URI"
+        )
 
 
 def local_root_is_visible(root: Path) -> tuple[bool, str]:

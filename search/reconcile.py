@@ -5,7 +5,8 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from search.searcher import FAIL_REASON_ATTR, RAY_TRIAL_ATTR, open_storage
+from search.searcher import FAIL_REASON_ATTR, RAY_TRIAL_ATTR
+from search.storage import open_storage
 
 
 def close_orphans(storage_url: str, study_name: str, ray_trial_ids: set[str]) -> int:

@@ -21,7 +21,8 @@ import pandas as pd
 import results
 from cae.config import from_flat
 from cae.errors import CaesweepError
-from search.searcher import FAIL_REASON_ATTR, RAY_TRIAL_ATTR, open_storage
+from search.searcher import FAIL_REASON_ATTR, RAY_TRIAL_ATTR
+from search.storage import open_storage
 from search.trial import TrialSettings, resolve_config
 
 _OPTUNA_STATUS = {

@@ -14,6 +14,18 @@ import optuna
 from cae.errors import UsageError
 
 
+class StudyGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, without its ``study.stop()`` once the grid is exhausted.
+
+    ``GridSampler.after_trial`` stops the study from inside ``tell`` when the last grid point is told; outside
+    ``study.optimize`` (Ray Tune tells the results) that raises in the middle of the sweep. caesweep clips a grid
+    study's trial count to the grid's size instead (:mod:`search.sweep`), so the sweep ends by itself.
+    """
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        return None
+
+
 def make_sampler(name: str, seed: int, *, grid: dict[str, list[Any]] | None = None) -> Any:
     """The Optuna sampler called ``name`` (one of ``search.options.SAMPLERS``).
 
@@ -41,7 +53,7 @@ def _make(name: str, seed: int, grid: dict[str, list[Any]] | None) -> Any:
     if name == "grid":
         if grid is None:
             raise UsageError("the grid sampler needs a finite space")
-        return samplers.GridSampler(grid, seed=seed)
+        return StudyGridSampler(grid, seed=seed)
     if name == "gp":
         try:
             import torch  # noqa: F401  (Optuna's GP sampler is built on PyTorch)

@@ -20,36 +20,18 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from search.storage import open_storage
 from spaces import Space
 
 logger = logging.getLogger(__name__)
 
 RAY_TRIAL_ATTR = "ray_trial_id"
 FAIL_REASON_ATTR = "fail_reason"
-
-
-_checked_urls: set[str] = set()  # storages whose schema version this process has already checked
-
-
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """Optuna RDB storage for any SQLAlchemy URL; SQLite waits for locks instead of failing.
-
-    The schema-version check (alembic reading its revision scripts: ~40 ms, opened on every table rebuild
-    during a sweep) runs on the first opening of each URL per process only.
-    """
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        engine_kwargs = {"connect_args": {"timeout": 60}}
-    checked = url in _checked_urls
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=checked)
-    _checked_urls.add(url)
-    return storage
 
 
 class SpaceSampler:
@@ -94,6 +76,19 @@ class StudySearch(OptunaSearch):
         if self._ot_study is None:
             raise RuntimeError("the Optuna study is created in __init__; this searcher was not set up")
         return self._ot_study
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Restore the sampler and trial bookkeeping saved with a Ray run, keeping *this* searcher's storage.
+
+        OptunaSearch pickles its whole state, Optuna study and storage URL included; a study folder copied or
+        moved since would otherwise write into the original's storage. Each restored trial is bound again to
+        the same trial id in the current storage (a copy holds the same ids).
+        """
+        keep = ("_storage", "_storage_url", "_ot_study")
+        bound: dict[str, object] = {k: self.__dict__[k] for k in keep if k in self.__dict__}
+        super().restore(checkpoint_path)
+        self.__dict__.update(bound)
+        self._ot_trials = {rid: optuna.Trial(self._study, t._trial_id) for rid, t in self._ot_trials.items()}
 
     # --- suggestions ---------------------------------------------------------------------------------
 

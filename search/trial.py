@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import results
 from cae.data import Dataset
 from search.gpu import configure_devices
 from spaces import Space
@@ -94,9 +95,14 @@ def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) ->
         run = from_flat(resolve_config(settings, config))
         prepared = prepare(get_task(run.train.task), data, run.train.noise, run.train.seed)
         reporter = _Reporter(run, prepared, node, settings.models_dir, tune, started)
+        finished = _finished_record(settings.models_dir, tune.get_context().get_trial_id())
+        if finished is not None:
+            # Finished before the driver stopped, even if Ray had not registered its last checkpoint yet:
+            # report the same final result; train and score nothing.
+            tune.report(finished)
+            return
         with _restored(tune.get_checkpoint()) as resume_from:
             if resume_from is not None and (Path(resume_from) / FINAL_FILE).exists():
-                # Finished before the driver stopped: report the same final result, train and score nothing.
                 tune.report(json.loads((Path(resume_from) / FINAL_FILE).read_text()))
                 return
             result = _train(run, prepared, reporter, resume_from)
@@ -108,6 +114,18 @@ def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) ->
     except Exception as exc:  # a failed trial is a row with its reason, never a crashed sweep
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         tune.report({"failed": True, "error": reason, "node": node, "traceback": traceback.format_exc()[-4000:]})
+
+
+def _finished_record(models_dir: str | None, trial_id: str) -> dict[str, Any] | None:
+    """The final result a trial saved next to its kept model (``models/<trial_id>.json``), if any."""
+    if models_dir is None:
+        return None
+    path = Path(models_dir) / f"{trial_id}.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("final") else None
 
 
 def _train(run: Any, prepared: Any, reporter: _Reporter, resume_from: str | None) -> Any:
@@ -151,7 +169,7 @@ class _Reporter:
             checkpoint.save(folder, state.model, state.progress, state.best_weights)
             if last:
                 (Path(folder) / FINAL_FILE).write_text(json.dumps(metrics))
-                self._keep(Path(folder) / checkpoint.MODEL_FILE)
+                self._keep(Path(folder) / checkpoint.MODEL_FILE, metrics)
             self.tune.report(metrics, checkpoint=self.tune.Checkpoint.from_directory(folder))
         self.checkpoint_seconds += time.time() - entered - metrics.get("eval_seconds", 0.0)
         self.final_sent = self.final_sent or last
@@ -163,7 +181,7 @@ class _Reporter:
         metrics.update(self._final(result.model, result.epochs, result.best_epoch))
         with tempfile.TemporaryDirectory(prefix="caesweep-model-") as folder:
             result.model.save(Path(folder) / "model.keras")
-            self._keep(Path(folder) / "model.keras")
+            self._keep(Path(folder) / "model.keras", metrics)
         self.tune.report(metrics)
         self.final_sent = True
 
@@ -183,12 +201,18 @@ class _Reporter:
             "node": self.node,
         }
 
-    def _keep(self, saved_model: Path) -> None:
-        """Copy the kept model into the study's models/ folder (local roots only)."""
+    def _keep(self, saved_model: Path, final: dict[str, Any]) -> None:
+        """Copy the kept model into the study's models/ folder with its final result (local roots only).
+
+        The result is written last and atomically: once it exists, the trial is finished for good, and a
+        restart of this trial (a driver stopped before Ray registered the last checkpoint) reports it again
+        instead of training (:func:`run_trial`).
+        """
         if self.models_dir is not None:
-            path = Path(self.models_dir) / f"{self.tune.get_context().get_trial_id()}.keras"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(saved_model, path)
+            folder, trial_id = Path(self.models_dir), self.tune.get_context().get_trial_id()
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(saved_model, folder / f"{trial_id}.keras")
+            results.write_atomic(folder / f"{trial_id}.json", json.dumps(final))
 
     def _final(self, model: Any, epochs: int, best_epoch: int) -> dict[str, Any]:
         """Test scores of the kept weights: what makes a result ``final``."""

@@ -156,3 +156,23 @@ def test_full_disk_is_detected_before_trials(tmp_path: Path) -> None:
         assert list(disk.iterdir()) == []
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--sampler", "grid"], ["--sampler grid needs a finite space", "'lr'"]),  # quick has continuous axes
+        (["--storage", "postgresql://ann:hunter2@127.0.0.1:9/db"], ["driver is not installed", "psycopg"]),
+        (["--storage", "sqlite:////nonexistent/folder/optuna.db"], ["/nonexistent/folder", "does not exist"]),
+        (["--storage", "not a url"], ["not a database URL"]),
+        (["--address", "127.0.0.1:9"], ["--address 127.0.0.1:9", "nothing answers"]),
+        (["--split-seed", "-1"], ["--split-seed -1"]),
+    ],
+)
+def test_what_can_be_checked_is_checked_before_the_study_exists(
+    tmp_path: Path, args: list[str], words: list[str]
+) -> None:
+    proc = search_cli("run", "--study", "early", "--root", str(tmp_path / "root"), "--limit", "16", *args)
+    assert_user_error(proc, *words)
+    assert "hunter2" not in proc.stderr  # a password is never printed
+    assert not (tmp_path / "root" / "early").exists()

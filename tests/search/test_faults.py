@@ -117,3 +117,39 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path: Path) -> None
     assert list(trials["status"]) == ["COMPLETE"] and trials.loc[0, "epochs"] == 4
     history = pd.read_csv(tmp_path / "w1" / "history.csv")
     assert list(history["epoch"]) == [1, 2, 3, 4]
+
+
+def test_a_failure_of_ray_itself_marks_the_study_failed_and_it_resumes(
+    tmp_path: Path, tiny_space: Path, in_process_ray, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture
+) -> None:
+    """Ray raising out of ``Tuner.fit`` (a lost head node, say): before any trial the new folder is removed and
+    the name is free; after some trials the study is ``failed`` with the reason, and ``resume`` finishes it."""
+    from ray import tune
+
+    real_fit = tune.Tuner.fit
+
+    def lost_before_any_trial(self):
+        raise RuntimeError("the Ray head node went away")
+
+    monkeypatch.setattr(tune.Tuner, "fit", lost_before_any_trial)
+    assert commands.run(options(tmp_path, tiny_space, "lost0", 2)) == 1
+    assert not (tmp_path / "lost0").exists()
+    err = capsys.readouterr().err
+    assert "error: the sweep failed: RuntimeError: the Ray head node went away" in err and "name is free" in err
+
+    def lost_after_the_run(self):
+        real_fit(self)
+        raise RuntimeError("the Ray head node went away")
+
+    monkeypatch.setattr(tune.Tuner, "fit", lost_after_the_run)
+    assert commands.run(options(tmp_path, tiny_space, "lost1", 2)) == 1
+    meta = json.loads((tmp_path / "lost1" / "study.json").read_text())
+    assert meta["status"] == "failed" and meta["failure"] == "RuntimeError: the Ray head node went away"
+    assert "lost_after_the_run" in (tmp_path / "lost1" / "failure.log").read_text()
+    monkeypatch.setattr(tune.Tuner, "fit", real_fit)
+    assert commands.resume("lost1", str(tmp_path), None) == 0
+    meta = json.loads((tmp_path / "lost1" / "study.json").read_text())
+    assert meta["status"] == "done" and meta["failure"] is None
+    trials = pd.read_csv(tmp_path / "lost1" / "trials.csv")
+    assert len(trials) == 2 and (trials["status"] == "COMPLETE").all()

@@ -109,11 +109,11 @@ def test_driver_never_imports_tensorflow() -> None:
         import sys
         import search.cli, search.commands, search.ray_engine, search.records, search.searcher, search.trial
         from search.options import SweepOptions
-        from search import commands
-        import results
-        opts = SweepOptions(study="x", space="quick", limit=16)
-        rt = commands.runtime(opts, results.study_paths("x", "/tmp/nowhere"), "sqlite://", 2)
-        assert rt.data.train.shape[1:] == (32, 32, 3)
+        from search.sweep import plan_new
+        import tempfile
+        opts = SweepOptions(study="x", space="quick", limit=16, root=tempfile.mkdtemp())
+        sweep = plan_new(opts)
+        assert sweep.data.train.shape[1:] == (32, 32, 3)
         print("tensorflow" in sys.modules, "keras" in sys.modules)
         """
     )

@@ -13,9 +13,11 @@ import pytest
 import results
 from cae import training
 from cae.errors import UsageError
-from search import kt_engine
 from search.cli import main
-from search.kt_engine import TrialEntry, declare_space, hyperband_trials, sample_params, space_conditions, stage_status
+from search.kt import engine as kt_engine
+from search.kt import tables as kt_tables
+from search.kt.space import declare_space, hyperband_trials, sample_params, space_conditions
+from search.kt.tables import TrialEntry, stage_status
 from search.trial import TrialSettings
 from spaces import load_space, space_from_dict
 from tests.search.conftest import search_cli
@@ -130,7 +132,7 @@ def test_trial_tables_follow_the_status_rule(tmp_path: Path) -> None:
         TrialEntry("3", "FAILED", {"tuner/epochs": 3}, params, message="Traceback\n  ...\nFailedTrialError: boom"),
         TrialEntry("4", "RUNNING", {"tuner/epochs": 3}, params),
     ]
-    trials, history = kt_engine.trial_tables(entries, settings, 3, "host")
+    trials, history = kt_tables.trial_tables(entries, settings, 3, "host")
     assert list(trials.columns[: len(results.TRIAL_COLUMNS)]) == list(results.TRIAL_COLUMNS)
     assert list(trials["status"]) == ["PRUNED", "PRUNED", "COMPLETE", "FAILED", "RUNNING"]
     assert list(trials["number"]) == [0, 1, 2, 3, 4]

@@ -1,4 +1,9 @@
-"""Creating, describing and finishing a study folder (through ``results``, which owns the layout)."""
+"""A study's ``study.json``: what it records when the study is created, and how it is updated.
+
+It is written through ``results`` (which owns the layout, and writes atomically). The study's status is one
+of ``running``, ``interrupted`` (a signal stopped it; ``resume`` continues), ``failed`` (no trial finished,
+or Ray itself failed: the reason is in ``failure``; ``resume`` continues) and ``done``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ from typing import Any
 
 import results
 from search.options import SweepOptions
-from spaces import Space
+from search.storage import meta_storage
+from search.sweep import Sweep
 
 _PACKAGES = ("caesweep", "tensorflow", "keras", "ray", "optuna", "keras-tuner", "numpy", "pandas", "scikit-image")
 
@@ -45,10 +51,9 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def new_meta(
-    opts: SweepOptions, space: Space, storage_url: str | None, samples: int, max_epochs: int
-) -> dict[str, Any]:
+def new_meta(sweep: Sweep) -> dict[str, Any]:
     """study.json for a new study: everything needed to resume it and to describe it in a report."""
+    opts, space = sweep.opts, sweep.space
     fixed = dict(space.fixed)
     return {
         "name": opts.study,
@@ -65,10 +70,11 @@ def new_meta(
         "metric": opts.objectives[0],
         "mode": opts.modes[0],
         "objectives": [{"metric": m, "mode": d} for m, d in zip(opts.objectives, opts.modes, strict=True)],
-        "samples": samples,
-        "max_epochs": max_epochs,
+        "samples": sweep.samples,
+        "max_epochs": sweep.max_epochs,
         "seed": opts.seed,
-        "storage": storage_url,
+        "split_seed": opts.split_seed,
+        "storage": meta_storage(sweep.storage_url, sweep.paths),
         "options": opts.to_dict(),
         "status": "running",
         "runs": [],

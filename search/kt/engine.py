@@ -1,0 +1,108 @@
+"""The keras-tuner engine: the tuner over a :class:`~search.sweep.Sweep`, run and resume (one trial at a time)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import results
+from cae.errors import UsageError
+from search.gpu import configure_devices
+from search.interrupt import Interruption
+from search.kt.space import HYPERBAND_FACTOR, declare_space, hyperband_trials, space_conditions
+from search.kt.trial import TrialRunner, _Stop
+from search.sweep import Sweep
+
+
+def check_options(sweep: Sweep) -> Sweep:
+    """Refuse what this engine cannot do; a Hyperband study's trial count is Hyperband's own."""
+    opts = sweep.opts
+    if opts.address is not None:
+        raise UsageError("--address joins a Ray cluster; the keras-tuner engine runs on this machine (drop it)")
+    if results.is_uri(opts.root):
+        raise UsageError(f"the keras-tuner engine writes to a local folder; --root {opts.root} is a URI")
+    if opts.concurrency not in (None, 1):
+        raise UsageError("the keras-tuner engine runs one trial at a time; drop --concurrency or use --engine ray")
+    if opts.kt_tuner != "hyperband":
+        return sweep
+    samples = hyperband_trials(sweep.max_epochs)
+    if sweep.samples != samples and sweep.paths.meta.exists():
+        raise UsageError(
+            f"study {sweep.paths.name!r} is a Hyperband study of {samples} trials (one iteration for max_epochs "
+            f"{sweep.max_epochs}); Hyperband cannot be extended; start a new study for more trials"
+        )
+    if opts.samples is not None and opts.samples != samples:
+        print(f"note: one Hyperband iteration with max_epochs {sweep.max_epochs} and factor {HYPERBAND_FACTOR} "
+              f"runs {samples} trials; --samples {opts.samples} does not apply to hyperband")
+    return replace(sweep, samples=samples)
+
+
+def check_cluster(sweep: Sweep) -> None:
+    """No Ray here: set up TensorFlow's devices (CPU threads or a GPU share) before TensorFlow starts."""
+    configure_devices(sweep.opts.gpus_per_trial, sweep.opts.cpus_per_trial, sweep.opts.gpu_memory)
+
+
+def _oracle(sweep: Sweep, conditions: dict[str, tuple[str, list[int]]]) -> Any:
+    import keras_tuner
+
+    opts, target = sweep.opts, sweep.samples
+    common = {
+        "objective": keras_tuner.Objective(opts.objectives[0], direction=opts.modes[0]),
+        "seed": opts.seed + 1,  # keras-tuner draws a random seed for 0
+        "hyperparameters": declare_space(sweep.space, conditions),
+        "max_retries_per_trial": 0,  # a failure is a result; an interrupted trial is re-run by resume
+        "max_consecutive_failed_trials": target + 1,  # never reached: failures never stop the study
+    }
+    if opts.kt_tuner == "hyperband":
+        oracle = keras_tuner.oracles.HyperbandOracle(
+            max_epochs=sweep.max_epochs, factor=HYPERBAND_FACTOR, hyperband_iterations=1, **common
+        )
+        oracle.max_trials = target  # the bracket sizes add up to this; it also gives short trial ids
+        return oracle
+    if opts.kt_tuner == "bayesian":
+        return keras_tuner.oracles.BayesianOptimizationOracle(max_trials=target, **common)
+    return keras_tuner.oracles.RandomSearchOracle(max_trials=target, **common)
+
+
+def _tuner(runner: TrialRunner) -> Any:
+    """keras-tuner's search loop with caesweep's trial; reloads ``<study>/kt`` when it exists."""
+    import keras_tuner
+
+    class CaeTuner(keras_tuner.Tuner):
+        def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
+            return runner.run_trial(trial, Path(self.get_trial_dir(trial.trial_id)))
+
+        def on_trial_begin(self, trial: Any) -> None:
+            super().on_trial_begin(trial)
+            runner.write_tables(self)
+
+        def on_trial_end(self, trial: Any) -> None:
+            super().on_trial_end(trial)
+            runner.write_tables(self)  # after every trial: an interrupted study keeps what finished
+            if runner.stop.requested:
+                raise _Stop
+
+    kt_dir = runner.sweep.paths.kt_dir
+    return CaeTuner(_oracle(runner.sweep, runner.conditions), directory=str(kt_dir.parent), project_name=kt_dir.name)
+
+
+def run(sweep: Sweep, meta: dict[str, Any], stop: Interruption, resume: bool) -> pd.DataFrame:
+    """Search until the study has its trials (or a signal stops it); returns the trial table."""
+    runner = TrialRunner(sweep, space_conditions(sweep.space), stop)
+    tuner = _tuner(runner)
+    try:
+        if not stop.requested:
+            tuner.search()
+    except _Stop:
+        pass  # the running trial stays RUNNING; resume runs it again
+    finally:
+        trials = runner.write_tables(tuner)
+    return trials
+
+
+def trial_count(sweep: Sweep) -> int:
+    """Trials keras-tuner has created so far: its ``trial_<id>`` folders (read without starting a search)."""
+    return sum(1 for p in sweep.paths.kt_dir.glob("trial_*") if p.is_dir())

@@ -1,0 +1,70 @@
+"""What the terminal shows at the end of a sweep: the counts, the top trials, and where to look next."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import results
+
+EXIT_ALL_FAILED = 1
+
+
+def counts(trials: pd.DataFrame) -> dict[str, int]:
+    return trials["status"].value_counts().to_dict() if len(trials) else {}
+
+
+def summarise(trials: pd.DataFrame, meta: dict[str, Any], folder: Path, top: int = 5) -> int:
+    """Print the counts and the top trials; exit code 1 when no trial finished."""
+    by_status = counts(trials)
+    print(f"\nstudy {meta['name']}: {len(trials)} trials ({_counts(by_status)})")
+    done = trials[trials["status"] == results.COMPLETE]
+    if done.empty:
+        reasons = trials["error"].dropna().value_counts().head(3)
+        print("no trial finished; most common reasons:")
+        for reason, n in reasons.items():
+            print(f"  {n} x {reason}")
+        return EXIT_ALL_FAILED
+    metric, mode = meta["metric"], meta["mode"]
+    best = done.sort_values(metric, ascending=mode == "min").head(top)
+    print(f"top {len(best)} by {metric}:")
+    print(_table(best, metric))
+    print(f"\ntables: {folder / 'trials.csv'}, {folder / 'history.csv'}")
+    print(f"report: python -m analysis.report --study {meta['name']} --root {folder.parent}")
+    return 0
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none"
+
+
+def _table(best: pd.DataFrame, metric: str) -> str:
+    cols = ["number", "architecture", "lr", "batch_size", "loss", metric, "test_mse", "skill", "params", "epochs"]
+    cols = [c for c in dict.fromkeys(cols) if c in best.columns]
+    view = best[cols].copy()
+    for col in view.columns:
+        if view[col].dtype.kind == "f":
+            view[col] = view[col].map(lambda v: "" if v is None or math.isnan(v) else f"{v:.4g}")
+    return view.to_string(index=False)
+
+
+
+
+def resume_command(meta: dict[str, Any], folder: Path) -> str:
+    root = folder.parent
+    where = "" if root == results.DEFAULT_ROOT else f" --root {root}"
+    return f"python -m search resume --study {meta['name']}{where}"
+
+
+def interrupted_line(trials: pd.DataFrame, target: int, meta: dict[str, Any], folder: Path) -> str:
+    """``interrupted: 3 finished, 2 running, 1 pending; continue with: python -m search resume ...``."""
+    by_status = counts(trials)
+    running = by_status.get(results.RUNNING, 0) + by_status.get(results.PENDING, 0)
+    finished = len(trials) - running
+    pending = max(0, target - len(trials)) + by_status.get(results.PENDING, 0)
+    running -= by_status.get(results.PENDING, 0)
+    return (f"interrupted: {finished} finished, {running} running, {pending} pending; continue with: "
+            f"{resume_command(meta, folder)}")
