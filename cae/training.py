@@ -128,6 +128,11 @@ def best_of(history: Sequence[dict[str, float]], key: str) -> float:
     return max(values) if monitor_mode(key) == "max" else min(values)
 
 
+def as_loss(monitor: str, value: float) -> float:
+    """The monitored metric as a loss, lower is better (PSNR and SSIM negated): how Progress.best_val holds it."""
+    return -value if monitor_mode(monitor) == "max" else value
+
+
 def at_best_epoch(history: Sequence[dict[str, float]], best_epoch: int) -> dict[str, float]:
     """The validation metrics (:data:`VAL_METRICS`) of epoch ``best_epoch``: the epoch whose weights early
     stopping keeps and the test scores come from. NaN for each metric when that epoch is not in ``history``
@@ -151,8 +156,6 @@ class _EpochCallback(keras.callbacks.Callback):
         super().__init__()
         self.prepared = prepared
         self.monitor = monitor
-        # Progress.best_val holds the monitored metric as a loss (lower is better): negated for PSNR/SSIM.
-        self.sign = -1.0 if monitor_mode(monitor) == "max" else 1.0
         self.patience = patience
         self.hooks = hooks
         self.progress = progress
@@ -176,7 +179,7 @@ class _EpochCallback(keras.callbacks.Callback):
         p = self.progress
         p.epoch = epoch + 1
         p.history.append(record)
-        value = self.sign * record[self.monitor]
+        value = as_loss(self.monitor, record[self.monitor])
         if value < p.best_val - MIN_DELTA:
             p.best_val, p.best_epoch, p.wait = value, p.epoch, 0
             self.best_weights = self.model.get_weights()
@@ -239,6 +242,10 @@ def train(
     prepared = data if isinstance(data, Prepared) else prepare(task, data, tc.noise, tc.seed)
     if resume_from is not None:
         model, progress, best = checkpoint.load(resume_from)
+        if progress.best_epoch:
+            # The kept epoch's value of *this* run's monitor: a checkpoint written before the monitor existed
+            # (or with another) holds its val_loss, which must not be compared with, say, an RGB val_mse.
+            progress.best_val = as_loss(tc.monitor, at_best_epoch(progress.history, progress.best_epoch)[tc.monitor])
         keras.utils.set_random_seed(tc.seed + progress.epoch)  # reproducible shuffling of the remaining epochs
     else:
         keras.utils.set_random_seed(tc.seed)

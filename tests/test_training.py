@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -129,7 +131,7 @@ def test_a_checkpoint_holds_weights_optimizer_state_and_progress(straight: Strai
     assert best is not None and same_weights(best, straight.epoch1_weights)
     assert progress.epoch == 1 and progress.best_epoch == 1 and progress.wait == 0
     assert progress.history == straight.result.history[:1]
-    assert progress.best_val == straight.result.history[0]["val_loss"]
+    assert progress.best_val == straight.result.history[0]["val_mse"]  # the monitored metric
 
 
 def test_resume_continues_at_the_next_epoch_with_the_optimizer_state(
@@ -142,6 +144,21 @@ def test_resume_continues_at_the_next_epoch_with_the_optimizer_state(
     assert int(resumed.model.optimizer.iterations.numpy()) == 2 * STEPS_PER_EPOCH
     assert resumed.train_seconds == pytest.approx(sum(r["seconds"] for r in resumed.history))
     assert resumed.images_per_second > 0 and resumed.test == {}
+
+
+def test_resume_compares_the_monitor_not_what_the_checkpoint_held(
+    straight: Straight, tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    """A checkpoint whose best_val is another quantity (one written before the monitor existed held val_loss)
+    resumes with the kept epoch's value of the run's own monitor: epoch 2 still improves on epoch 1."""
+    folder = tmp_path / "old"
+    shutil.copytree(straight.folder, folder)
+    state = json.loads((folder / checkpoint.PROGRESS_FILE).read_text())
+    state["best_val"] = 0.0  # no MSE is below it: compared as is, it would block every improvement
+    (folder / checkpoint.PROGRESS_FILE).write_text(json.dumps(state))
+    resumed = train(TINY, tiny_dataset, resume_from=str(folder), evaluate_test=False)
+    assert resumed.history[1]["val_mse"] < resumed.history[0]["val_mse"]
+    assert resumed.best_epoch == 2
 
 
 @dataclass
