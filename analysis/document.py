@@ -48,6 +48,16 @@ class Image:
 Block = Heading | Text | Bullets | Table | Image
 
 
+# What the leaderboard's baseline columns mean, said under it.
+BASELINES = (
+    "Baselines, on the same test images: PCA MSE is PCA with as many components as the model's latent units, "
+    "fitted on the training split (the best linear code of the same size; none for colorization), and skill vs "
+    "PCA = 1 - test MSE / PCA MSE; a model with skip connections bypasses its bottleneck, so its PCA comparison "
+    "is not compression-matched. Skill = 1 - test MSE / trivial MSE, the task's trivial baseline (for "
+    "reconstruction 2x down/up-sampling, which keeps a quarter of the values, more than any latent)."
+)
+
+
 def better(metric: str, mode: str) -> str:
     return f"{label(metric)}, {'lower' if mode == 'min' else 'higher'} is better"
 
@@ -65,7 +75,7 @@ def study_blocks(report: StudyReport, images: Mapping[str, str], grid_note: str,
     )
     blocks += [
         Heading("Leaderboard", level + 1),
-        Text(f"{ranked} Failed and pruned trials are counted below, not ranked."),
+        Text(f"{ranked} Failed and pruned trials are counted below, not ranked. {BASELINES}"),
         Table(report.leaderboard),
         Heading("Trials by status", level + 1),
         Table(report.status),
@@ -153,7 +163,7 @@ def comparison_blocks(comparison: Comparison, figure: str | None) -> list[Block]
     blocks: list[Block] = [
         Heading("Comparison of studies", 1),
         Text(f"Each study's best and median {better(comparison.metric, comparison.mode)}; test MSE, trivial "
-             "MSE and skill are those of each study's best trial."),
+             "MSE, skill, PCA MSE and skill vs PCA are those of each study's best trial."),
         Table(comparison.table),
     ]
     if comparison.findings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis import tables
 from analysis.importance import Importance
 from analysis.metrics import fmt, label
 from results import COMPLETE, FAILED, PENDING, PRUNED, RUNNING
@@ -52,13 +53,19 @@ def status(counts: pd.DataFrame, failures: pd.DataFrame, study_status: str | Non
 
 
 def best(ranked: pd.DataFrame, metric: str) -> list[str]:
-    """The best trial (first row of the ranked finished trials) and its test scores against the trivial baseline."""
+    """The best trial (first row of the ranked finished trials) and its test scores against the baselines.
+
+    With a PCA baseline (reconstruction, denoising) the trial is judged against PCA at its code size first,
+    and a model with skip connections is said to be not compression-matched; the trivial baseline follows.
+    """
     if ranked.empty:
         return [f"No finished trial reports a {label(metric)}, so nothing is ranked."]
     top = ranked.iloc[0]
     sentence = f"Best trial {top['trial_id']} ({top['architecture']}): {label(metric)} {fmt(metric, top[metric])}"
     if pd.isna(top["test_mse"]) or pd.isna(top["trivial_mse"]) or pd.isna(top["skill"]):
         return [sentence + "; it has no test scores, so its distance to the trivial baseline is unknown."]
+    if pd.notna(top.get("pca_mse")) and pd.notna(top.get("skill_pca")):
+        return [sentence + ", " + _against_pca(top), _against_trivial(top)]
     sentence += (
         f", test MSE {fmt('test_mse', top['test_mse'])} against {fmt('trivial_mse', top['trivial_mse'])} "
         "for the trivial baseline"
@@ -70,12 +77,57 @@ def best(ranked: pd.DataFrame, metric: str) -> list[str]:
     return [sentence]
 
 
+def _against_pca(top: pd.Series) -> str:
+    """``"test MSE ... against ... for PCA with k components ..."``: the judgement of a reconstruction."""
+    k = fmt("pca_k", top.get("pca_k"))
+    text = (
+        f"test MSE {fmt('test_mse', top['test_mse'])} against {fmt('pca_mse', top['pca_mse'])} for PCA with "
+        f"{k or 'latent_dim'} components, the best linear code of the same size"
+    )
+    if top["skill_pca"] > 0:
+        text += f" (skill vs PCA {fmt('skill_pca', top['skill_pca'])}: {top['skill_pca']:.0%} lower error)"
+    else:
+        text += f" (skill vs PCA {fmt('skill_pca', top['skill_pca'])}): no better than PCA"
+    if tables.pca_comparison(top["pca_mse"], top.get("pca_matched")) == tables.NOT_MATCHED:
+        text += "; not compression-matched: its skip connections bypass the bottleneck, so its code is larger"
+    return text + "."
+
+
+def _against_trivial(top: pd.Series) -> str:
+    """The best trial against the trivial baseline, said after PCA: a sanity floor, not the judgement."""
+    return (
+        f"Against the trivial baseline it scores skill {fmt('skill', top['skill'])} (test MSE "
+        f"{fmt('trivial_mse', top['trivial_mse'])}; for reconstruction that is 2x down/up-sampling, which keeps "
+        "a quarter of the values, more than the latent)."
+    )
+
+
 def beat_baseline(done: pd.DataFrame) -> list[str]:
-    """How many finished trials beat the trivial baseline at all."""
+    """How many finished trials beat the trivial baseline, and PCA at their code size (skip models apart)."""
     skill = done["skill"].dropna()
-    if skill.empty:
-        return []
-    return [f"{int((skill > 0).sum())} of {trials(len(skill), 'finished')} beat the trivial baseline (skill > 0)."]
+    sentences = []
+    if not skill.empty:
+        sentences.append(
+            f"{int((skill > 0).sum())} of {trials(len(skill), 'finished')} beat the trivial baseline (skill > 0)."
+        )
+    if "skill_pca" not in done:
+        return sentences
+    with_pca = done.dropna(subset=["skill_pca"])
+    if with_pca.empty:
+        return sentences
+    flags = [tables.pca_comparison(m, f) for m, f in zip(with_pca["pca_mse"], with_pca["pca_matched"], strict=True)]
+    matched = with_pca[[flag == tables.MATCHED for flag in flags]]
+    skipping = with_pca[[flag == tables.NOT_MATCHED for flag in flags]]
+    sentence = (
+        f"{int((matched['skill_pca'] > 0).sum())} of {trials(len(matched), 'compression-matched')} beat PCA with "
+        "as many components as their latent units (skill vs PCA > 0)"
+    )
+    if len(skipping):
+        sentence += (
+            f"; {int((skipping['skill_pca'] > 0).sum())} of {trials(len(skipping))} with skip connections do, but "
+            "they bypass the bottleneck, so their comparison is not compression-matched"
+        )
+    return sentences + [sentence + "."]
 
 
 def importance(result: Importance, metric: str, n_done: int) -> list[str]:

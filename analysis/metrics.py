@@ -17,7 +17,10 @@ from cae.errors import UsageError
 from results import TRIAL_COLUMNS
 
 # Trial-table columns that describe a trial rather than measure it: never a --metric.
-NOT_METRICS = frozenset({"trial_id", "number", "status", "architecture", "node", "error", "started_at", "finished_at"})
+NOT_METRICS = frozenset(
+    {"trial_id", "number", "status", "architecture", "pca_k", "pca_matched", "node", "error", "started_at",
+     "finished_at"}
+)
 METRICS = tuple(c for c in TRIAL_COLUMNS if c not in NOT_METRICS)
 
 # Higher is better for these name parts; everything else (mse, loss, params, seconds, epochs) is better low.
@@ -40,6 +43,12 @@ LABELS = {
     "trivial_ssim": "trivial SSIM",
     "trivial_native_mse": "trivial native MSE",
     "skill": "skill",
+    "pca_k": "PCA components",
+    "pca_mse": "PCA MSE",
+    "pca_psnr": "PCA PSNR (dB)",
+    "pca_ssim": "PCA SSIM",
+    "skill_pca": "skill vs PCA",
+    "pca_comparison": "vs PCA",
     "params": "parameters",
     "epochs": "epochs",
     "best_epoch": "best epoch",
@@ -72,6 +81,10 @@ def check_metric(metric: str) -> str:
     return metric
 
 
+# Columns that count things: shown as integers with thousands separators.
+_COUNTS = ("params", "epochs", "best_epoch", "batch_size", "n", "rank", "number", "latent_dim", "trials", "pca_k")
+
+
 def fmt(column: str, value: Any) -> str:
     """A cell as text, by the column's name: PSNR in 0.01 dB, SSIM/skill/rho to 3 decimals, counts as integers,
     MSE-like values with 4 significant digits (``"val_mse mean"`` formats like ``"val_mse"``)."""
@@ -81,7 +94,7 @@ def fmt(column: str, value: Any) -> str:
     if math.isnan(number):
         return ""
     whole = number.is_integer() and abs(number) < 1e15
-    if column in ("params", "epochs", "best_epoch", "batch_size", "n", "rank", "number", "latent_dim", "trials"):
+    if column in _COUNTS:
         return f"{int(number):,}" if whole else f"{number:.1f}"
     if "psnr" in column:
         return f"{number:.2f}"

@@ -22,11 +22,15 @@ MAX_LEVELS = 6  # a numeric hyperparameter with more distinct values than this i
 BINS = 4  # quantile bins for such a hyperparameter (log-spaced values such as lr are binned in log space)
 REASON_CHARS = 100  # failure reasons are cut to their first line and this many characters
 
-# The leaderboard: identity, what was trained, then scores and cost.
+# The leaderboard: identity, what was trained, then scores, the baselines and cost. Reconstruction is judged
+# against PCA at the model's code size (pca_mse, skill_pca); pca_comparison says in words whether that
+# comparison is compression-matched. skill is against the task's trivial baseline.
 LEADERBOARD = (
     "rank", "trial_id", "architecture", "lr", "batch_size", "loss", "val_mse", "test_mse", "test_psnr",
-    "test_ssim", "skill", "params", "epochs", "train_seconds",
+    "test_ssim", "pca_mse", "skill_pca", "pca_comparison", "skill", "params", "epochs", "train_seconds",
 )
+MATCHED = "compression-matched"
+NOT_MATCHED = "not compression-matched (skip connections bypass the bottleneck)"
 # Hyperparameters that the architecture label already shows.
 IN_ARCHITECTURE = ("filters", "depth", "kernel_size", "latent_dim", "convs_per_level", "batch_norm", "skip", "upsample")
 _MODEL_KEYS = (*IN_ARCHITECTURE, "activation", "image_size")
@@ -38,11 +42,30 @@ def prepare_trials(trials: pd.DataFrame) -> pd.DataFrame:
     for column in METRICS:
         if column in df:
             df[column] = pd.to_numeric(df[column], errors="coerce")
+    if "pca_matched" in df:
+        df["pca_matched"] = df["pca_matched"].map(_flag).astype(object)
     if len(df):
         missing = df["architecture"].isna()
         df["architecture"] = df["architecture"].astype(object)
         df.loc[missing, "architecture"] = [_architecture(row) for _, row in df[missing].iterrows()]
     return df
+
+
+def _flag(value: Any) -> bool | None:
+    """A boolean cell as read back from a CSV (True, "True", 1.0, ...) as True / False, or None when empty."""
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower())
+    if value is None or pd.isna(value):
+        return None
+    return bool(value)
+
+
+def pca_comparison(pca_mse: Any, matched: Any) -> str:
+    """In words, whether a trial's PCA comparison compares equal code sizes ("" without a PCA baseline)."""
+    flag = _flag(matched)
+    if pd.isna(pca_mse) or flag is None:
+        return ""
+    return MATCHED if flag else NOT_MATCHED
 
 
 def _architecture(row: pd.Series) -> str | None:
@@ -106,6 +129,9 @@ def leaderboard(done: pd.DataFrame, metric: str, mode: str, top: int, extra: Seq
     """
     ranked = rank(done, metric, mode).head(top).copy()
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
+    if "pca_mse" in ranked and "pca_matched" in ranked:
+        pairs = zip(ranked["pca_mse"], ranked["pca_matched"], strict=True)
+        ranked["pca_comparison"] = [pca_comparison(mse, matched) for mse, matched in pairs]
     columns = list(LEADERBOARD)
     at = columns.index("loss") + 1
     columns[at:at] = [c for c in extra if c not in columns]
@@ -286,6 +312,9 @@ def study_row(name: str, meta: dict[str, Any], trials: pd.DataFrame, metric: str
         "test_mse": None if best is None else best["test_mse"],
         "trivial_mse": None if best is None else best["trivial_mse"],
         "skill": None if best is None else best["skill"],
+        "pca_mse": None if best is None else best.get("pca_mse"),
+        "skill_pca": None if best is None else best.get("skill_pca"),
+        "pca_comparison": None if best is None else pca_comparison(best.get("pca_mse"), best.get("pca_matched")),
         "train_seconds": trials["train_seconds"].sum(min_count=1),
     }
 

@@ -31,7 +31,7 @@ class Progress:
 
     epoch: int = 0  # epochs completed
     history: list[dict[str, float]] = field(default_factory=list)
-    best_val: float = math.inf  # best validation loss so far
+    best_val: float = math.inf  # best value so far of the monitored metric, as a loss (negated PSNR/SSIM)
     best_epoch: int = 0
     wait: int = 0  # epochs since the last improvement
 

@@ -18,6 +18,14 @@ from cae.errors import ModelConfigError
 ACTIVATIONS = ("relu", "elu", "gelu", "swish", "leaky_relu", "tanh")
 UPSAMPLE_MODES = ("upsampling", "transpose")
 LOSSES = ("mse", "ssim", "mse+ssim")
+# Validation metrics that early stopping may watch (every epoch's history record has them): the sweep's
+# objective, so that the epoch whose weights are kept and tested is the one the objective ranks.
+MONITORS = ("val_mse", "val_loss", "val_native_mse", "val_psnr", "val_ssim")
+
+
+def monitor_mode(metric: str) -> str:
+    """``"max"`` for a PSNR or SSIM (higher is better), ``"min"`` for an MSE or a loss."""
+    return "max" if metric.endswith(("psnr", "ssim")) else "min"
 
 
 def parse_filters(value: str | int | Sequence[int]) -> tuple[int, ...]:
@@ -126,7 +134,10 @@ class TrainConfig:
     batch_size: int = 64
     epochs: int = 10  # maximum epochs; early stopping may end sooner
     loss: str = "mse"  # "mse", "ssim" (1 - SSIM on [0,1]) or "mse+ssim"
-    patience: int | None = 5  # early-stopping patience on val loss; None disables early stopping
+    patience: int | None = 5  # early-stopping patience in epochs; None disables early stopping
+    # What early stopping and the best-weights restore watch (one of MONITORS). val_mse is the MSE in the
+    # reference space (RGB for colorization), the sweep's default objective, not the loss a model trains on.
+    monitor: str = "val_mse"
     noise: float = 0.1  # std of the Gaussian noise added by the denoise task, in [-1,1] units
     seed: int = 0  # weight initialisation, shuffling and task noise
 
@@ -140,6 +151,8 @@ class TrainConfig:
             raise ModelConfigError(f"epochs {self.epochs} must be a positive integer")
         if self.loss not in LOSSES:
             raise ModelConfigError(f"loss {self.loss!r} is unknown; choose from {LOSSES}")
+        if self.monitor not in MONITORS:
+            raise ModelConfigError(f"monitor {self.monitor!r} is unknown; choose from {MONITORS}")
         if self.patience is not None and self.patience < 1:
             raise ModelConfigError(f"patience {self.patience} must be >= 1 (or omitted to disable)")
         if not 0 <= self.noise <= 2:

@@ -61,7 +61,7 @@ class Dataset:
         return int(self.train.shape[1])
 
     def summary(self) -> str:
-        """One line, e.g. ``embedded: 8,193 train / 1,755 val / 1,755 test, 32x32 RGB``."""
+        """One line, e.g. ``embedded: 5,755 train / 1,261 val / 1,226 test, 32x32 RGB``."""
         size = self.image_size
         return (
             f"{self.name}: {len(self.train):,} train / {len(self.val):,} val / {len(self.test):,} test, "

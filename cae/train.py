@@ -12,15 +12,23 @@ writes nothing.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cae.cli import ArgumentParser, run
-from cae.config import LOSSES, UPSAMPLE_MODES, RunConfig, from_flat
+from cae.config import LOSSES, MONITORS, UPSAMPLE_MODES, RunConfig, from_flat
 from cae.errors import UsageError
 from cae.tasks import TASKS, get_task
+
+# What the trivial baseline is, per task kind, in the summary's words.
+TRIVIAL_NAMES = {
+    "reconstruct": "2x down/up-sampling, 1/4 of the values",
+    "colorize": "gray image, zero chroma",
+    "denoise": "the noisy input",
+}
 
 
 def build_parser() -> ArgumentParser:
@@ -42,6 +50,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--loss", default="mse", help=f"one of: {', '.join(LOSSES)}")
     p.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
+    p.add_argument(
+        "--monitor", default="val_mse", choices=MONITORS,
+        help="validation metric that early stopping watches and whose best epoch is kept (default val_mse, RGB)",
+    )
     p.add_argument("--noise", type=float, default=0.1, help="noise std for the denoise task")
     p.add_argument("--seed", type=int, default=0, help="data split, weights, shuffling, noise")
     p.add_argument("--json", type=Path, default=None, help="write the result (with history) here")
@@ -60,7 +72,8 @@ def config_from_args(args: Any) -> RunConfig:
             "filters": args.filters, "convs_per_level": args.convs_per_level, "kernel_size": args.kernel_size,
             "latent_dim": args.latent_dim, "activation": args.activation, "batch_norm": args.batch_norm,
             "skip": args.skip, "upsample": args.upsample, "lr": args.lr, "batch_size": args.batch_size,
-            "loss": args.loss, "patience": args.patience, "noise": args.noise, "seed": args.seed,
+            "loss": args.loss, "patience": args.patience, "monitor": args.monitor, "noise": args.noise,
+            "seed": args.seed,
         }
     )
 
@@ -76,19 +89,43 @@ def _check_output(path: Path | None, suffix: str | None = None) -> None:
 
 
 def format_summary(result: dict[str, Any], data_summary: str) -> str:
+    """The run in a few aligned lines: data, model, cost, the kept epoch's val scores, test scores, baselines."""
     c = result["config"]
+    trivial = TRIVIAL_NAMES[get_task(c["task"]).kind]
     lines = [
         f"data     {data_summary}",
-        f"task     {c['task']}   model {c['filters']} k{c['kernel_size']} z{c['latent_dim']}   "
-        f"params {result['params']:,}",
-        f"training {result['epochs']} epochs (best {result['best_epoch']}) in {result['train_seconds']:.1f} s, "
-        f"{result['images_per_second']:.0f} images/s",
+        f"task     {c['task']}   model {c['filters']} k{c['kernel_size']} z{c['latent_dim']}"
+        f"{' skip' if c['skip'] else ''}   params {result['params']:,}",
+        f"training {result['epochs']} epochs (kept epoch {result['best_epoch']}, best {c['monitor']}) in "
+        f"{result['train_seconds']:.1f} s, {result['images_per_second']:.0f} images/s",
+        f"val      MSE {result['val_mse']:.5f}  PSNR {result['val_psnr']:.2f} dB  SSIM {result['val_ssim']:.4f}"
+        "   (kept epoch)",
         f"test     MSE {result['test_mse']:.5f}  PSNR {result['test_psnr']:.2f} dB  SSIM {result['test_ssim']:.4f}"
         f"   (native MSE {result['native_mse']:.5f})",
         f"trivial  MSE {result['trivial_mse']:.5f}  PSNR {result['trivial_psnr']:.2f} dB  "
-        f"SSIM {result['trivial_ssim']:.4f}   skill {result['skill']:+.3f}",
+        f"SSIM {result['trivial_ssim']:.4f}   skill {result['skill']:+.3f}   ({trivial})",
     ]
+    if math.isnan(result["pca_mse"]):
+        lines.append("PCA      none for colorization (the input is not the target)")
+    else:
+        matched = "" if result["pca_matched"] else "   not compression-matched: skip connections bypass the bottleneck"
+        lines.append(
+            f"PCA      MSE {result['pca_mse']:.5f}  PSNR {result['pca_psnr']:.2f} dB  SSIM {result['pca_ssim']:.4f}"
+            f"   skill_pca {result['skill_pca']:+.3f}   (k = {result['pca_k']:.0f} components){matched}"
+        )
     return "\n".join(lines)
+
+
+def _strict_json(value: Any) -> Any:
+    """``value`` with every NaN or infinite float as None, so the file is standard JSON (``null``), which
+    strict parsers (JavaScript, jq) read; NaN marks a score that does not exist (colorization's PCA)."""
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = result.to_dict()
     print(format_summary(out, data.summary()))
     if args.json is not None:
-        args.json.write_text(json.dumps(out, indent=2, default=float))
+        args.json.write_text(json.dumps(_strict_json(out), indent=2, default=float, allow_nan=False))
     if args.save is not None and result.model is not None:
         result.model.save(args.save)
     return 0

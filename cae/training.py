@@ -1,14 +1,20 @@
-"""Train one configuration: Adam, early stopping on validation loss, a per-epoch hook, test evaluation.
+"""Train one configuration: Adam, early stopping on a validation metric, a per-epoch hook, test evaluation.
 
 The loop is Keras's own ``model.fit`` over whole-dataset arrays (no per-batch Python), so it runs as fast
 as a bare ``fit`` (``benchmarks/`` measures the ratio). Per epoch a callback records the history, applies
 early stopping with state that survives a restart, refuses to go on after a NaN/inf loss, and calls the
 caller's hooks (the sweep reports to Ray Tune and checkpoints through them).
 
-Scores: ``val_mse`` / ``test_mse`` are computed in the task's *reference* space (RGB for colorization,
-after joining the true luminance), so tasks compare fairly; ``val_native_mse`` / ``native_mse`` are the MSE
-in the task's own target space (what single-task reports quote). Every test score sits next to the task's
-trivial baseline and ``skill = 1 - test_mse / trivial_mse``.
+Early stopping and the best-weights restore watch ``TrainConfig.monitor`` (default ``val_mse``, the sweep's
+objective), so the kept model is the one the objective ranks; :func:`at_best_epoch` gives the validation
+metrics of that epoch, the ones to report next to its test scores.
+
+Scores: ``val_mse`` / ``val_psnr`` / ``val_ssim`` and the ``test_*`` scores are computed in the task's
+*reference* space (RGB for colorization, after joining the true luminance), so tasks compare fairly;
+``val_native_mse`` / ``native_mse`` are the MSE in the task's own target space (what single-task reports
+quote). Every test score sits next to two baselines on the same images: the task's trivial one (``trivial_*``,
+``skill = 1 - test_mse / trivial_mse``) and, for reconstruction and denoising, PCA with as many components as
+the model's latent units (``pca_*``, ``skill_pca``, see :mod:`cae.baselines`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from cae import checkpoint
-from cae.config import RunConfig
+from cae.baselines import pca_scores
+from cae.config import ModelConfig, RunConfig, monitor_mode
 from cae.data import Dataset
 from cae.errors import CaesweepError
 from cae.losses import METRICS, get_loss, mse_np, psnr_np, ssim_np
@@ -31,7 +38,7 @@ from cae.models import build_model
 from cae.runtime import keras
 from cae.tasks import Pair, Task, get_task
 
-MIN_DELTA = 1e-6  # a val-loss decrease smaller than this is not an improvement
+MIN_DELTA = 1e-6  # a change of the monitored metric smaller than this is not an improvement
 PREDICT_BATCH = 512
 
 
@@ -97,7 +104,7 @@ class TrainResult:
         out = {k: v for k, v in asdict(self).items() if k not in ("history", "test", "model", "config")}
         out.update(self.test)
         out["config"] = self.config
-        out["val_mse"] = best_of(self.history, "val_mse")
+        out.update(at_best_epoch(self.history, self.best_epoch))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,12 +113,32 @@ class TrainResult:
         return out
 
 
+# The validation metrics of an epoch's record that describe the kept model (see at_best_epoch).
+VAL_METRICS = ("val_mse", "val_loss", "val_native_mse", "val_psnr", "val_ssim")
+
+
 def best_of(history: Sequence[dict[str, float]], key: str) -> float:
-    """The best (lowest, or highest for PSNR/SSIM) value of ``key`` over the epochs so far."""
+    """The best (lowest, or highest for PSNR/SSIM) value of ``key`` over the epochs so far.
+
+    Each metric's best may come from a different epoch; report :func:`at_best_epoch` for the kept model.
+    """
     values = [r[key] for r in history if key in r and math.isfinite(r[key])]
     if not values:
         return math.nan
-    return max(values) if key.endswith(("psnr", "ssim")) else min(values)
+    return max(values) if monitor_mode(key) == "max" else min(values)
+
+
+def as_loss(monitor: str, value: float) -> float:
+    """The monitored metric as a loss, lower is better (PSNR and SSIM negated): how Progress.best_val holds it."""
+    return -value if monitor_mode(monitor) == "max" else value
+
+
+def at_best_epoch(history: Sequence[dict[str, float]], best_epoch: int) -> dict[str, float]:
+    """The validation metrics (:data:`VAL_METRICS`) of epoch ``best_epoch``: the epoch whose weights early
+    stopping keeps and the test scores come from. NaN for each metric when that epoch is not in ``history``
+    (``best_epoch`` 0: no epoch has ended)."""
+    record = next((r for r in history if int(r["epoch"]) == best_epoch), {})
+    return {key: float(record.get(key, math.nan)) for key in VAL_METRICS}
 
 
 class _EpochCallback(keras.callbacks.Callback):
@@ -120,6 +147,7 @@ class _EpochCallback(keras.callbacks.Callback):
     def __init__(
         self,
         prepared: Prepared,
+        monitor: str,
         patience: int | None,
         hooks: Sequence[EpochHook],
         progress: checkpoint.Progress,
@@ -127,6 +155,7 @@ class _EpochCallback(keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         self.prepared = prepared
+        self.monitor = monitor
         self.patience = patience
         self.hooks = hooks
         self.progress = progress
@@ -150,8 +179,9 @@ class _EpochCallback(keras.callbacks.Callback):
         p = self.progress
         p.epoch = epoch + 1
         p.history.append(record)
-        if record["val_loss"] < p.best_val - MIN_DELTA:
-            p.best_val, p.best_epoch, p.wait = record["val_loss"], p.epoch, 0
+        value = as_loss(self.monitor, record[self.monitor])
+        if value < p.best_val - MIN_DELTA:
+            p.best_val, p.best_epoch, p.wait = value, p.epoch, 0
             self.best_weights = self.model.get_weights()
         else:
             p.wait += 1
@@ -167,10 +197,14 @@ class _EpochCallback(keras.callbacks.Callback):
         record.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
         record["val_native_mse"] = record["val_mse"]
         if self.prepared.task.kind == "colorize":
-            # Colour spaces differ in variance: score in RGB with the true luminance (one extra val pass).
+            # Colour spaces differ in variance: score in RGB with the true luminance, as the test scores are
+            # (one extra val pass; Keras's val_psnr / val_ssim would be those of the chroma alone).
             pred = predict(self.model, self.prepared.val.x)
             ref = self.prepared.task.to_reference(self.prepared.val.x, pred)
-            record["val_mse"] = mse_np(ref, self.prepared.val_reference)
+            truth = self.prepared.val_reference
+            record["val_mse"] = mse_np(ref, truth)
+            record["val_psnr"] = psnr_np(ref, truth)
+            record["val_ssim"] = ssim_np(ref, truth)
         return record
 
 
@@ -208,13 +242,17 @@ def train(
     prepared = data if isinstance(data, Prepared) else prepare(task, data, tc.noise, tc.seed)
     if resume_from is not None:
         model, progress, best = checkpoint.load(resume_from)
+        if progress.best_epoch:
+            # The kept epoch's value of *this* run's monitor: a checkpoint written before the monitor existed
+            # (or with another) holds its val_loss, which must not be compared with, say, an RGB val_mse.
+            progress.best_val = as_loss(tc.monitor, at_best_epoch(progress.history, progress.best_epoch)[tc.monitor])
         keras.utils.set_random_seed(tc.seed + progress.epoch)  # reproducible shuffling of the remaining epochs
     else:
         keras.utils.set_random_seed(tc.seed)
         model = build_model(run.model, run.image_size, task.in_channels, task.out_channels)
         compile_model(model, tc.lr, tc.loss)
         progress, best = checkpoint.Progress(), None
-    callback = _EpochCallback(prepared, tc.patience, hooks, progress, best)
+    callback = _EpochCallback(prepared, tc.monitor, tc.patience, hooks, progress, best)
     already_stopped = tc.patience is not None and progress.wait >= tc.patience
     start_epoch = progress.epoch
     started = time.perf_counter()
@@ -237,7 +275,7 @@ def train(
     return TrainResult(
         config=run.to_flat(),
         history=progress.history,
-        test=evaluate(model, prepared) if evaluate_test else {},
+        test=evaluate(model, prepared, run.model) if evaluate_test else {},
         params=int(model.count_params()),
         epochs=progress.epoch,
         best_epoch=progress.best_epoch,
@@ -248,22 +286,36 @@ def train(
     )
 
 
-def evaluate(model: keras.Model, prepared: Prepared) -> dict[str, float]:
-    """Test scores in the reference space, the native MSE, and the trivial baseline on the same images."""
+def evaluate(model: keras.Model, prepared: Prepared, config: ModelConfig | None = None) -> dict[str, Any]:
+    """Test scores in the reference space, the native MSE, and the baselines on the same images.
+
+    The trivial baseline is always there; the PCA baseline (:func:`cae.baselines.pca_scores`, with
+    ``config.latent_dim`` components, flagged ``pca_matched = False`` when ``config.skip``) only when the
+    model's ``config`` is given, since its code size is not in the Keras model.
+    """
     task, test = prepared.task, prepared.test
     pred = predict(model, test.x)
     ref_pred = task.to_reference(test.x, pred)
     truth = prepared.test_reference
     test_mse = mse_np(ref_pred, truth)
     trivial = trivial_scores(prepared)
-    return {
+    scores: dict[str, Any] = {
         "test_mse": test_mse,
         "test_psnr": psnr_np(ref_pred, truth),
         "test_ssim": ssim_np(ref_pred, truth),
         "native_mse": mse_np(pred, test.y),
         **trivial,
-        "skill": 1.0 - test_mse / trivial["trivial_mse"] if trivial["trivial_mse"] > 0 else math.nan,
+        "skill": _skill(test_mse, trivial["trivial_mse"]),
     }
+    if config is not None:
+        pca = pca_scores(prepared, config.latent_dim)
+        scores.update(pca, skill_pca=_skill(test_mse, pca["pca_mse"]), pca_matched=not config.skip)
+    return scores
+
+
+def _skill(mse: float, baseline_mse: float) -> float:
+    """``1 - mse / baseline_mse``: the fraction of the baseline's error removed (NaN without a baseline)."""
+    return 1.0 - mse / baseline_mse if baseline_mse > 0 else math.nan
 
 
 _TRIVIAL_CACHE: dict[tuple[str, str], dict[str, float]] = {}

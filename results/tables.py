@@ -27,7 +27,9 @@ TRIAL_COLUMNS = (
     "number",  # Optuna trial number (order of creation), -1 when the engine has no Optuna trial
     "status",
     "architecture",  # readable label such as "32-48-64 k3 z128 skip"
-    "val_mse",  # best validation MSE (reference space: RGB for colorization), the default objective
+    # Validation scores of the kept epoch (best_epoch: the one early stopping keeps and the test scores come
+    # from), in the reference space (RGB for colorization); val_mse is the default objective.
+    "val_mse",
     "val_loss",
     "val_native_mse",
     "val_psnr",
@@ -36,11 +38,21 @@ TRIAL_COLUMNS = (
     "test_psnr",
     "test_ssim",
     "native_mse",
+    # The task's trivial baseline on the test split: 2x down/up-sampling for reconstruction (it keeps 1/4 of
+    # the values, more than any latent), gray as colour for colorization, the noisy input for denoising.
     "trivial_mse",
     "trivial_psnr",
     "trivial_ssim",
     "trivial_native_mse",
-    "skill",
+    "skill",  # 1 - test_mse / trivial_mse
+    # PCA with pca_k = latent_dim components fitted on the train split (the optimal linear autoencoder at the
+    # model's code size; cae.baselines), on the test split; NaN for colorization.
+    "pca_k",
+    "pca_mse",
+    "pca_psnr",
+    "pca_ssim",
+    "skill_pca",  # 1 - test_mse / pca_mse: what the CAE gains over the best linear code of its size
+    "pca_matched",  # False for skip connections, which bypass the bottleneck: not compression-matched
     "params",
     "epochs",
     "best_epoch",

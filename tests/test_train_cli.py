@@ -21,8 +21,9 @@ from cae.tasks import get_task
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--limit", "64", "--image-size", "16", "--epochs", "1", "--filters", "8,16", "--latent-dim", "16"]
 REQUIRED_KEYS = {
-    "test_mse", "test_psnr", "test_ssim", "trivial_mse", "skill", "params", "epochs", "train_seconds",
-    "images_per_second",
+    "test_mse", "test_psnr", "test_ssim", "trivial_mse", "skill", "pca_k", "pca_mse", "pca_psnr", "pca_ssim",
+    "skill_pca", "pca_matched", "val_mse", "val_loss", "val_native_mse", "val_psnr", "val_ssim", "params", "epochs",
+    "best_epoch", "train_seconds", "images_per_second",
 }
 
 
@@ -76,6 +77,17 @@ def test_a_tiny_training_writes_the_json_result(task: str, trained: dict[str, Tr
     for key in ("test_mse", "test_psnr", "test_ssim", "trivial_mse", "skill"):
         assert math.isfinite(result[key]), key
     assert result["skill"] == pytest.approx(1 - result["test_mse"] / result["trivial_mse"])
+    kept = result["history"][result["best_epoch"] - 1]
+    for key in ("val_mse", "val_loss", "val_native_mse", "val_psnr", "val_ssim"):
+        assert result[key] == kept[key], key
+    assert result["config"]["monitor"] == "val_mse" and "kept epoch 1, best val_mse" in run.process.stdout
+    if task == "reconstruct":
+        assert result["pca_k"] == 16 and result["pca_matched"] is True
+        assert result["skill_pca"] == pytest.approx(1 - result["test_mse"] / result["pca_mse"])
+        assert "PCA      MSE" in run.process.stdout and "(k = 16 components)" in run.process.stdout
+    else:  # no PCA baseline for colorization: null in the (strict) JSON, said in words in the summary
+        assert all(result[key] is None for key in ("pca_k", "pca_mse", "pca_psnr", "pca_ssim", "skill_pca"))
+        assert "PCA      none for colorization" in run.process.stdout
     assert not trained["reconstruct"].model_path.exists()  # no --save, no model
 
 
@@ -108,6 +120,7 @@ ERRORS = [
     ("zero-lr", ["--lr", "0"], "learning rate 0.0 must be a positive number"),
     ("negative-lr", ["--lr", "-0.01"], "learning rate -0.01 must be a positive number"),
     ("zero-batch", ["--batch-size", "0"], "batch size 0 must be a positive integer"),
+    ("unknown-monitor", ["--monitor", "test_mse"], "argument --monitor: invalid choice: 'test_mse'"),
     ("bad-json-folder", ["--json", "{tmp}/missing/out.json"], "does not exist or is not writable"),
 ]
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,10 +15,20 @@ from cae import checkpoint
 from cae.config import ModelConfig, RunConfig, TrainConfig
 from cae.data import Dataset
 from cae.errors import CaesweepError, ModelConfigError
-from cae.losses import mse_np
+from cae.losses import mse_np, psnr_np, ssim_np
 from cae.runtime import keras
 from cae.tasks import Pair, get_task
-from cae.training import DivergedError, EpochState, Prepared, TrainResult, prepare, train
+from cae.training import (
+    VAL_METRICS,
+    DivergedError,
+    EpochState,
+    Prepared,
+    TrainResult,
+    _EpochCallback,
+    at_best_epoch,
+    prepare,
+    train,
+)
 
 # 16 train images in batches of 4: four Adam steps per epoch.
 STEPS_PER_EPOCH = 4
@@ -83,15 +95,21 @@ def test_the_result_reports_history_scores_baseline_and_cost(straight: Straight,
         assert all(math.isfinite(v) for v in record.values())
     summary = result.summary()
     for key in ("test_mse", "test_psnr", "test_ssim", "native_mse", "trivial_mse", "trivial_psnr",
-                "trivial_ssim", "trivial_native_mse", "skill", "params", "epochs", "best_epoch", "stopped_early",
-                "train_seconds", "images_per_second", "val_mse", "config"):
+                "trivial_ssim", "trivial_native_mse", "skill", "pca_k", "pca_mse", "pca_psnr", "pca_ssim",
+                "skill_pca", "pca_matched", "params", "epochs", "best_epoch", "stopped_early", "train_seconds",
+                "images_per_second", *VAL_METRICS, "config"):
         assert key in summary, key
     assert summary["skill"] == pytest.approx(1 - summary["test_mse"] / summary["trivial_mse"])
+    assert summary["skill_pca"] == pytest.approx(1 - summary["test_mse"] / summary["pca_mse"])
+    # The code size is the latent (16), within the rank of 16 training images (15); no skip: matched.
+    assert (summary["pca_k"], summary["pca_matched"]) == (15, True)
     assert summary["params"] == result.model.count_params() > 0
     assert (summary["epochs"], summary["best_epoch"], summary["stopped_early"]) == (2, 2, False)
     assert summary["train_seconds"] == pytest.approx(sum(r["seconds"] for r in result.history))
     assert summary["images_per_second"] > 0
-    assert summary["val_mse"] == min(r["val_mse"] for r in result.history)
+    # Every validation metric is that of the kept epoch (the one the test scores come from).
+    kept = result.history[result.best_epoch - 1]
+    assert {key: summary[key] for key in VAL_METRICS} == {key: kept[key] for key in VAL_METRICS}
     assert summary["config"]["task"] == "reconstruct" and summary["config"]["filters"] == "8-16"
     assert "history" not in summary and result.to_dict()["history"] == result.history
     # The hook saw every epoch, with the same records as the history.
@@ -113,7 +131,7 @@ def test_a_checkpoint_holds_weights_optimizer_state_and_progress(straight: Strai
     assert best is not None and same_weights(best, straight.epoch1_weights)
     assert progress.epoch == 1 and progress.best_epoch == 1 and progress.wait == 0
     assert progress.history == straight.result.history[:1]
-    assert progress.best_val == straight.result.history[0]["val_loss"]
+    assert progress.best_val == straight.result.history[0]["val_mse"]  # the monitored metric
 
 
 def test_resume_continues_at_the_next_epoch_with_the_optimizer_state(
@@ -126,6 +144,21 @@ def test_resume_continues_at_the_next_epoch_with_the_optimizer_state(
     assert int(resumed.model.optimizer.iterations.numpy()) == 2 * STEPS_PER_EPOCH
     assert resumed.train_seconds == pytest.approx(sum(r["seconds"] for r in resumed.history))
     assert resumed.images_per_second > 0 and resumed.test == {}
+
+
+def test_resume_compares_the_monitor_not_what_the_checkpoint_held(
+    straight: Straight, tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    """A checkpoint whose best_val is another quantity (one written before the monitor existed held val_loss)
+    resumes with the kept epoch's value of the run's own monitor: epoch 2 still improves on epoch 1."""
+    folder = tmp_path / "old"
+    shutil.copytree(straight.folder, folder)
+    state = json.loads((folder / checkpoint.PROGRESS_FILE).read_text())
+    state["best_val"] = 0.0  # no MSE is below it: compared as is, it would block every improvement
+    (folder / checkpoint.PROGRESS_FILE).write_text(json.dumps(state))
+    resumed = train(TINY, tiny_dataset, resume_from=str(folder), evaluate_test=False)
+    assert resumed.history[1]["val_mse"] < resumed.history[0]["val_mse"]
+    assert resumed.best_epoch == 2
 
 
 @dataclass
@@ -154,19 +187,22 @@ def stopped(tiny_dataset: Dataset) -> Stopped:
 def test_early_stopping_restores_the_best_weights(stopped: Stopped) -> None:
     """Epoch 2 starts from wrecked weights and is worse: patience 1 stops there and restores epoch 1."""
     result = stopped.result
-    assert result.history[1]["val_loss"] > result.history[0]["val_loss"]
+    assert result.history[1]["val_mse"] > result.history[0]["val_mse"]  # the monitored metric (default)
     assert (result.epochs, result.best_epoch, result.stopped_early) == (2, 1, True)
     assert same_weights(result.model.get_weights(), stopped.best_after_epoch1)
 
 
 def test_colorize_history_scores_val_in_rgb_with_the_true_luminance(stopped: Stopped, tiny_dataset: Dataset) -> None:
-    """val_mse is the reference-space (RGB) MSE, val_native_mse the Keras MSE on the UV target."""
+    """val_mse, val_psnr and val_ssim are reference-space (RGB) scores, like the test scores;
+    val_native_mse is the Keras MSE on the UV target."""
     task = get_task("colorize-yuv")
     prepared = prepare(task, tiny_dataset)
     predicted = stopped.result.model.predict(prepared.val.x, verbose=0)  # the restored epoch-1 weights
     first = stopped.result.history[0]
-    expected_rgb = mse_np(task.to_reference(prepared.val.x, predicted), prepared.val_reference)
-    assert first["val_mse"] == pytest.approx(expected_rgb, rel=1e-5)
+    rgb = task.to_reference(prepared.val.x, predicted)
+    assert first["val_mse"] == pytest.approx(mse_np(rgb, prepared.val_reference), rel=1e-5)
+    assert first["val_psnr"] == pytest.approx(psnr_np(rgb, prepared.val_reference), rel=1e-5)
+    assert first["val_ssim"] == pytest.approx(ssim_np(rgb, prepared.val_reference), rel=1e-4)
     assert first["val_native_mse"] == pytest.approx(mse_np(predicted, prepared.val.y), rel=1e-4)
     assert first["val_native_mse"] == first["val_loss"]
     assert abs(first["val_mse"] - first["val_native_mse"]) > 1e-3
@@ -190,3 +226,41 @@ def test_an_invalid_run_is_refused_before_training(tiny_dataset: Dataset) -> Non
         train(with_train(TINY, epochs=0), tiny_dataset)
     with pytest.raises(ModelConfigError, match="depth 5 needs images of at least 32px"):
         train(replace(TINY, model=ModelConfig(filters=(4, 4, 4, 4, 4))), tiny_dataset)
+
+
+# (validation metrics of three epochs, the monitor, the epoch it must keep)
+EPOCHS = [
+    {"val_loss": 0.10, "val_mse": 0.50, "val_psnr": 20.0, "val_ssim": 0.60},
+    {"val_loss": 0.20, "val_mse": 0.40, "val_psnr": 19.0, "val_ssim": 0.70},
+    {"val_loss": 0.15, "val_mse": 0.45, "val_psnr": 21.0, "val_ssim": 0.65},
+]
+
+
+@pytest.mark.parametrize(
+    ("monitor", "kept"), [("val_mse", 2), ("val_loss", 1), ("val_native_mse", 2), ("val_psnr", 3), ("val_ssim", 2)]
+)
+def test_early_stopping_keeps_the_best_epoch_of_the_monitored_metric(
+    monitor: str, kept: int, tiny_dataset: Dataset
+) -> None:
+    """Fed known validation metrics, the callback keeps the epoch that is best for the monitor, in its direction
+    (lowest MSE or loss, highest PSNR or SSIM), and at_best_epoch reports that epoch's metrics."""
+    prepared = prepare(get_task("reconstruct"), tiny_dataset)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    progress = checkpoint.Progress()
+    callback = _EpochCallback(prepared, monitor, None, [], progress, None)
+    callback.set_model(model)
+    for epoch, metrics in enumerate(EPOCHS):
+        callback.on_epoch_begin(epoch)
+        callback.on_epoch_end(epoch, {"loss": 0.1, "mse": 0.1, **metrics})
+    assert progress.best_epoch == kept and progress.wait == 3 - kept
+    reported = at_best_epoch(progress.history, progress.best_epoch)
+    assert reported == {**EPOCHS[kept - 1], "val_native_mse": EPOCHS[kept - 1]["val_mse"]}
+
+
+def test_at_best_epoch_before_any_epoch_is_nan() -> None:
+    assert all(math.isnan(v) for v in at_best_epoch([], 0).values())
+
+
+def test_an_unknown_monitor_is_refused(tiny_dataset: Dataset) -> None:
+    with pytest.raises(ModelConfigError, match="monitor 'test_mse' is unknown; choose from"):
+        train(with_train(TINY, monitor="test_mse"), tiny_dataset)

@@ -7,43 +7,51 @@ duplicate) and scikit-learn's two sample images (china, flower).
 
 How tiles are made, for an image size ``S``:
 
-1. Each photograph is first shrunk so that its short side is at most 512 pixels, so that the large retina and
-   Hubble photographs do not dominate.
-2. It is then reduced by a few integer factors (1, 2 and 4 for ``S = 32``), so that a tile shows anything from
-   a texture to a whole object, as CIFAR images do. The factors scale with ``S`` (2, 4, 8 at ``S = 16``; 1, 2
-   at ``S = 64``; never an enlargement), so below 32 pixels a smaller ``S`` changes the resolution of the
-   same tiles, not their content.
+1. Each photograph is reduced by the smallest integer factor ``k`` that brings its short side to at most 512
+   pixels (``k = 1`` for eight of them; 2 for the Hubble deep field, 3 for the retina), so that the large
+   photographs do not dominate.
+2. It is then reduced further by a few integer factors (1, 2 and 4 for ``S = 32``), so that a tile shows
+   anything from a texture to a whole object, as CIFAR images do. The factors scale with ``S`` (2, 4, 8 at
+   ``S = 16``; 1, 2 at ``S = 64``; never an enlargement), so below 32 pixels a smaller ``S`` changes the
+   resolution of the same tiles, not their content. Every reduction is one box average over
+   ``scale x scale`` blocks of the original photograph (``scale = k * factor``, Pillow's ``reduce``), so each
+   tile pixel is the mean of one known block of original pixels and no other.
 3. ``S x S`` tiles are cut every ``S / 2`` pixels (tiles overlap by half), and near-flat tiles (pixel
    standard deviation below :data:`MIN_TILE_STD`: black sky, borders, blown-out highlights) are dropped.
 
-At 32x32 this gives 11,703 tiles (2,624 at 64x64) in about 0.3 s; the tiles are cached in memory per image
-size, never on disk.
+Leak-free split: each photograph is divided into square *regions* as wide as a tile at the coarsest scale
+(128 pixels of the reduced photograph at ``S = 32``, i.e. ``128 k`` original pixels). A tile is kept only if
+every original pixel behind it lies in one region (tiles that cross a region border are dropped, about 30 %
+of them at 32 px), and whole regions are assigned to train, val or test. So no pixel of a photograph appears
+in tiles of two different splits, at any scale (``tests/test_data.py`` maps every tile back to its
+photograph and checks it). What the splits still share is the ten photographs themselves: neighbouring
+regions of the same scene, lighting and camera. Treat val and test scores on this dataset as optimistic for
+new photographs; use ``cifar10`` or a folder of your own photographs for that.
 
-Leakage: all tiles come from ten photographs, so train, val and test share photographs, and overlapping
-tiles could share pixels. To limit the latter, the split keeps together all tiles whose centres fall in the
-same square region of a photograph (at every scale), so overlapping tiles land in the same split except at
-region borders and at the two cut points. Treat validation scores on this dataset as optimistic; use
-``cifar10`` or a folder of your own photographs for a held-out estimate.
+At 32x32 this gives 8,242 tiles (1,365 at 64x64) in about 0.3 s; the tiles are cached in memory per image
+size, never on disk.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-from cae.datasets import RESAMPLE, Splits, split_indices
+from cae.datasets import Splits
 from cae.errors import DataError
 
 # Tiles whose pixel values (0-255, all channels) vary less than this are dropped as near-flat; 8 removes the
 # black sky around the Hubble galaxies and the black rim of the retina while keeping faint textures.
 MIN_TILE_STD = 8.0
 
-# Short side, in pixels, that every photograph is shrunk to (at most) before tiling.
+# Short side, in pixels, that every photograph is reduced to (at most, by an integer factor) before tiling.
 MAX_SHORT_SIDE = 512
 
 # Reduction factors at the reference size of 32 pixels: a tile shows 1/16, 1/8 or 1/4 of a 512-pixel side.
@@ -68,69 +76,121 @@ _SKLEARN_PHOTOS = ("china.jpg", "flower.jpg")
 _PHOTO_COUNT = len(_SKIMAGE_PHOTOS) + len(_SKLEARN_PHOTOS)
 
 
+class Tiling(NamedTuple):
+    """The kept tiles of one image size and where each came from (all arrays read-only, one row per tile).
+
+    ``origins`` holds (photo, scale, top, left): the tile is the ``S x S`` crop at (top, left) of photograph
+    ``photo`` (an index into :func:`photo_paths`) box-reduced by ``scale``, so it covers the original pixels
+    ``[top * scale, (top + S) * scale)`` in both axes (clipped to the photograph). ``regions`` is the split
+    group of each tile: every original pixel behind a tile lies in that region.
+    """
+
+    tiles: np.ndarray  # (N, S, S, 3) uint8
+    regions: np.ndarray  # (N,) int64
+    origins: np.ndarray  # (N, 4) int64: photo, scale, top, left
+
+
 def load(image_size: int, split: tuple[float, float, float], seed: int, limit: int | None) -> Splits:
-    """Split the embedded tiles at random (grouped by region, see the module docstring)."""
-    tiles, regions = tiles_and_regions(image_size)
-    parts = split_indices(regions, split, np.random.default_rng(seed))
-    train, val, test = (tiles[part[:limit]] for part in parts)
+    """Split the embedded tiles at random by whole regions (see the module docstring)."""
+    tiles = tiling(image_size).tiles
+    train, val, test = (tiles[part[:limit]] for part in split_parts(image_size, split, seed))
     limited = f", at most {limit} per split" if limit is not None else ""
     source = (
         f"{len(tiles):,} {image_size}x{image_size} tiles cut from {_PHOTO_COUNT} colour photographs bundled "
-        f"with scikit-image and scikit-learn, split at random (seed {seed}{limited}) in blocks of "
-        "neighbouring tiles; train, val and test share photographs, so val scores are optimistic"
+        f"with scikit-image and scikit-learn, split at random (seed {seed}{limited}) by whole regions of each "
+        "photograph, tiles crossing a region border dropped: no pixel is in two splits, but train, val and "
+        "test share the same ten photographs (scenes, lighting, camera), so val and test scores are "
+        "optimistic for new photographs"
     )
     return Splits(train=train, val=val, test=test, source=source)
 
 
-@functools.lru_cache(maxsize=4)
+def split_parts(image_size: int, split: tuple[float, float, float], seed: int) -> list[np.ndarray]:
+    """The train, val and test tile indices (into :func:`tiling`'s arrays) that :func:`load` uses."""
+    return split_regions(tiling(image_size).regions, split, np.random.default_rng(seed))
+
+
+def split_regions(regions: np.ndarray, fractions: tuple[float, ...], rng: np.random.Generator) -> list[np.ndarray]:
+    """Split items into ``len(fractions)`` disjoint index arrays, every region wholly in one part.
+
+    Regions are shuffled and laid end to end; a region goes to the part whose share of the items its middle
+    falls in, so each part's size is within half the largest region of ``fraction * n`` at each of its cuts.
+    (A cut inside a region, as :func:`cae.datasets.split_indices` makes, would put overlapping tiles in two
+    splits.) Each part comes back in random order, so its first ``k`` items are a seeded random subset.
+
+    Raises:
+        DataError: there are too few regions to give every part at least one.
+    """
+    ids, inverse, counts = np.unique(regions, return_inverse=True, return_counts=True)
+    order = rng.permutation(len(ids))
+    middles = np.cumsum(counts[order]) - counts[order] / 2
+    cuts = np.cumsum(fractions)[:-1] * len(regions)
+    part_of = np.empty(len(ids), dtype=np.int64)
+    part_of[order] = np.searchsorted(cuts, middles)
+    parts = [np.flatnonzero(part_of[inverse] == k) for k in range(len(fractions))]
+    if any(len(part) == 0 for part in parts):
+        raise DataError(
+            f"only {len(ids)} regions of photographs, too few to split into {len(fractions)} non-empty parts; "
+            "use a smaller image size or another dataset"
+        )
+    return [rng.permutation(part) for part in parts]
+
+
 def tiles_and_regions(image_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """All non-flat tiles ``(N, S, S, 3)`` (``uint8``, read-only) and the region id of each tile.
+    """All kept tiles ``(N, S, S, 3)`` (``uint8``, read-only) and the region id of each tile."""
+    kept = tiling(image_size)
+    return kept.tiles, kept.regions
+
+
+@functools.lru_cache(maxsize=4)
+def tiling(image_size: int) -> Tiling:
+    """Cut, filter and group the tiles of every photograph at ``image_size`` (see the module docstring).
 
     Cached per image size for the life of the process, so that repeated trials reuse the same arrays.
     """
     factors = sorted({max(1, f * 32 // image_size) for f in _FACTORS_AT_32})
-    # A region is as wide as a tile at the coarsest scale, so each coarse tile's centre lies in one region.
-    region_side = image_size * factors[-1]
-    all_tiles, all_regions = [], []
+    all_tiles, all_regions, all_origins = [], [], []
     next_region = 0
-    for photo in _photos():
-        cols = -(-photo.width // region_side)
+    for index, path in enumerate(photo_paths()):
+        with Image.open(path) as opened:
+            photo = opened.convert("RGB")
+        k = math.ceil(min(photo.size) / MAX_SHORT_SIDE)
+        # A region is as wide as a tile at the coarsest scale, in original pixels.
+        side = image_size * factors[-1] * k
+        cols = -(-photo.width // side)
         for factor in factors:
-            tiles, centres = cut_tiles(np.asarray(photo.reduce(factor)), image_size)
-            row, col = (centres * factor // region_side).T
-            keep = tiles.std(axis=(1, 2, 3), dtype=np.float32) >= MIN_TILE_STD
+            scale = k * factor
+            tiles, corners = cut_tiles(np.asarray(photo.reduce(scale)), image_size)
+            first = corners * scale  # first and last original pixel behind each tile, clipped
+            last = np.minimum((corners + image_size) * scale, (photo.height, photo.width)) - 1
+            inside = (first // side == last // side).all(axis=1)
+            keep = inside & (tiles.std(axis=(1, 2, 3), dtype=np.float32) >= MIN_TILE_STD)
+            row, col = (first[keep] // side).T
             all_tiles.append(tiles[keep])
-            all_regions.append((next_region + row * cols + col)[keep])
-        next_region += -(-photo.height // region_side) * cols
-    tiles, regions = np.concatenate(all_tiles), np.concatenate(all_regions)
-    tiles.flags.writeable = False  # shared by every caller through the cache
-    regions.flags.writeable = False
-    return tiles, regions
+            all_regions.append(next_region + row * cols + col)
+            all_origins.append(np.column_stack([np.full(keep.sum(), index), np.full(keep.sum(), scale), corners[keep]]))
+        next_region += -(-photo.height // side) * cols
+    kept = Tiling(np.concatenate(all_tiles), np.concatenate(all_regions), np.concatenate(all_origins).astype(np.int64))
+    for array in kept:
+        array.flags.writeable = False  # shared by every caller through the cache
+    return kept
 
 
 def cut_tiles(image: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Cut ``size x size`` tiles every ``size // 2`` pixels from an ``(H, W, 3)`` image.
 
-    Returns the tiles ``(N, size, size, 3)`` and their centres ``(N, 2)`` as (row, column) in the image.
+    Returns the tiles ``(N, size, size, 3)`` and their top-left corners ``(N, 2)`` as (row, column).
     """
     stride = size // 2
     windows = sliding_window_view(image, (size, size, 3))[::stride, ::stride, 0]
     rows, cols = windows.shape[:2]
     ys, xs = np.meshgrid(np.arange(rows) * stride, np.arange(cols) * stride, indexing="ij")
-    centres = np.stack([ys.ravel(), xs.ravel()], axis=1) + size // 2
-    return windows.reshape(rows * cols, size, size, 3), centres
+    corners = np.stack([ys.ravel(), xs.ravel()], axis=1)
+    return windows.reshape(rows * cols, size, size, 3), corners
 
 
-def _photos() -> list[Image.Image]:
-    """The bundled photographs as RGB images, short side shrunk to at most :data:`MAX_SHORT_SIDE`."""
-    photos = []
-    for path in _photo_paths():
-        with Image.open(path) as photo:
-            photos.append(_shrink(photo.convert("RGB")))
-    return photos
-
-
-def _photo_paths() -> list[Path]:
+def photo_paths() -> list[Path]:
+    """The bundled photographs, in the order of :attr:`Tiling.origins`'s photo index."""
     import skimage.data  # lazily, and cheap: skimage.data imports its submodules on first use
 
     # find_spec locates scikit-learn's package folder without importing it.
@@ -152,11 +212,3 @@ def _not_found(what: str) -> DataError:
         "cannot be found; reinstall scikit-image>=0.22 and scikit-learn>=1.3, or use another dataset "
         "(cifar10 or folder:PATH)"
     )
-
-
-def _shrink(photo: Image.Image) -> Image.Image:
-    """Shrink a photograph so that its short side is at most :data:`MAX_SHORT_SIDE` pixels."""
-    scale = MAX_SHORT_SIDE / min(photo.size)
-    if scale >= 1:
-        return photo
-    return photo.resize((round(photo.width * scale), round(photo.height * scale)), RESAMPLE)
