@@ -18,9 +18,11 @@ from cae.errors import ModelConfigError
 ACTIVATIONS = ("relu", "elu", "gelu", "swish", "leaky_relu", "tanh")
 UPSAMPLE_MODES = ("upsampling", "transpose")
 LOSSES = ("mse", "ssim", "mse+ssim")
-# Validation metrics that early stopping may watch (every epoch's history record has them): the sweep's
-# objective, so that the epoch whose weights are kept and tested is the one the objective ranks.
-MONITORS = ("val_mse", "val_loss", "val_native_mse", "val_psnr", "val_ssim")
+# The validation metrics of every epoch's history record; those of the kept epoch describe the kept model.
+VAL_METRICS = ("val_mse", "val_loss", "val_native_mse", "val_psnr", "val_ssim")
+# What early stopping may watch: the sweep's objective, so that the epoch whose weights are kept and tested is
+# the one the objective ranks.
+MONITORS = VAL_METRICS
 
 
 def monitor_mode(metric: str) -> str:

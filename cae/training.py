@@ -30,7 +30,7 @@ import numpy as np
 
 from cae import checkpoint
 from cae.baselines import pca_scores
-from cae.config import ModelConfig, RunConfig, monitor_mode
+from cae.config import VAL_METRICS, ModelConfig, RunConfig, monitor_mode
 from cae.data import Dataset
 from cae.errors import CaesweepError
 from cae.losses import METRICS, get_loss, mse_np, psnr_np, ssim_np
@@ -112,9 +112,6 @@ class TrainResult:
         out["history"] = self.history
         return out
 
-
-# The validation metrics of an epoch's record that describe the kept model (see at_best_epoch).
-VAL_METRICS = ("val_mse", "val_loss", "val_native_mse", "val_psnr", "val_ssim")
 
 
 def best_of(history: Sequence[dict[str, float]], key: str) -> float:

@@ -19,7 +19,7 @@ import optuna
 import pandas as pd
 
 import results
-from cae.config import from_flat
+from cae.config import VAL_METRICS, from_flat
 from cae.errors import CaesweepError
 from search.searcher import FAIL_REASON_ATTR, RAY_TRIAL_ATTR
 from search.storage import open_storage
@@ -122,8 +122,7 @@ def trial_row(
         if key in final:
             row[key] = final[key]
     if epochs:
-        row["val_mse"] = final.get("best_val_mse", min(e["val_mse"] for e in epochs))
-        row["val_loss"] = final.get("best_val_loss", min(e["val_loss"] for e in epochs))
+        row.update(kept_values(final, epochs))
         row.setdefault("epochs", max(int(e["epoch"]) for e in epochs))
     row["error"] = final.get("error") or _error_text(error_txt) or info.get("error")
     if status == results.PRUNED and not row["error"]:
@@ -135,6 +134,20 @@ def trial_row(
         row["node"] = final.get("node")
     history = [{"trial_id": trial_id, **{k: e.get(k) for k in _HISTORY_KEYS}} for e in _dedupe(epochs)]
     return row, history
+
+
+def kept_values(final: Mapping[str, Any], epochs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The validation metrics of the epoch a trial keeps (``kept_val_*`` of its last report).
+
+    Studies recorded before trials reported ``kept_val_*`` had ``best_val_mse`` / ``best_val_loss`` only: their
+    other val metrics are the last epoch's, as they were then.
+    """
+    if any(key.startswith("kept_") for key in final):
+        return {key: final.get(f"kept_{key}") for key in VAL_METRICS}
+    return {
+        "val_mse": final.get("best_val_mse", min(e["val_mse"] for e in epochs)),
+        "val_loss": final.get("best_val_loss", min(e["val_loss"] for e in epochs)),
+    }
 
 
 def _dedupe(epochs: list[dict[str, Any]]) -> list[dict[str, Any]]:

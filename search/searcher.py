@@ -7,7 +7,8 @@ Plain ``OptunaSearch`` tells Optuna that a trial ASHA stopped early is COMPLETE,
   scheduler stopped the trial (Ray does not forward that result to searchers);
 - tells a trial that ended without its own final report (i.e. one the scheduler stopped) as PRUNED;
 - tells a trial that diverged or raised as FAIL, with the reason as a user attribute;
-- tells a COMPLETE trial the best validation value over its epochs (the weights it keeps), not the last;
+- tells a COMPLETE trial its validation values at the kept epoch (``kept_val_*``: the weights it keeps and
+  tests), not the last epoch's;
 - keeps the Optuna study in RDB storage (SQLite by default) and records each Optuna trial's Ray trial id,
   so after a crash the two are reconciled: Optuna trials left RUNNING by a dead driver that Ray never
   recorded are *adopted* by the next suggestion (same parameters, same trial number), so nothing is lost
@@ -161,7 +162,8 @@ class StudySearch(OptunaSearch):
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
         values = []
         for metric in metrics:
-            value = result.get(f"best_{metric}", result.get(metric))
+            # A validation metric is told at the kept epoch (the model that is tested), never the last one.
+            value = result.get(f"kept_{metric}", result.get(f"best_{metric}", result.get(metric)))
             if value is None or not math.isfinite(float(value)):
                 return None
             values.append(float(value))

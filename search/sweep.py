@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import results
-from cae.config import from_flat
+from cae.config import MONITORS, from_flat
 from cae.data import Dataset, load_dataset, parse_spec
 from cae.errors import CaesweepError, UsageError
 from cae.tasks import get_task
@@ -75,6 +75,9 @@ def overrides(opts: SweepOptions, space: Space) -> dict[str, Any]:
     if opts.max_epochs is not None:
         out["max_epochs"] = opts.max_epochs
     out["seed"] = opts.seed  # one training seed for every trial: common random numbers, fair comparisons
+    if opts.objectives[0] in MONITORS:
+        # Early stopping and the restored weights follow the objective: the kept model is the one it ranks.
+        out["monitor"] = opts.objectives[0]
     return out
 
 

@@ -159,7 +159,9 @@ class _Reporter:
         entered = time.time()
         if self.setup_seconds is None:  # the first epoch of this process (a resumed trial: its restore too)
             self.setup_seconds = max(0.0, entered - state.record["seconds"] - self.started)
-        metrics = self._metrics(state.record, state.progress.history, int(state.model.count_params()))
+        metrics = self._metrics(
+            state.record, state.progress.history, int(state.model.count_params()), state.progress.best_epoch
+        )
         last = state.epoch >= self.run.train.epochs or state.model.stop_training
         if last:
             if state.best_weights is not None:
@@ -177,7 +179,7 @@ class _Reporter:
     def send_final(self, result: Any) -> None:
         """Report the final result of a run that had nothing left to train."""
         last = dict(result.history[-1]) if result.history else {"epoch": result.epochs}
-        metrics = self._metrics(last, result.history, result.params)
+        metrics = self._metrics(last, result.history, result.params, result.best_epoch)
         metrics.update(self._final(result.model, result.epochs, result.best_epoch))
         with tempfile.TemporaryDirectory(prefix="caesweep-model-") as folder:
             result.model.save(Path(folder) / "model.keras")
@@ -185,14 +187,18 @@ class _Reporter:
         self.tune.report(metrics)
         self.final_sent = True
 
-    def _metrics(self, record: dict[str, float], history: list[dict[str, float]], params: int) -> dict[str, Any]:
-        from cae.training import best_of
+    def _metrics(
+        self, record: dict[str, float], history: list[dict[str, float]], params: int, best_epoch: int
+    ) -> dict[str, Any]:
+        """This epoch's record, plus the validation metrics of the epoch kept so far (``kept_val_*``: what the
+        trial's row and Optuna get when it ends) and the trial's costs."""
+        from cae.training import at_best_epoch
 
         seconds = sum(r["seconds"] for r in history)
+        kept = {f"kept_{k}": v for k, v in at_best_epoch(history, best_epoch).items()}
         return {
             **record,
-            "best_val_mse": best_of(history, "val_mse"),
-            "best_val_loss": best_of(history, "val_loss"),
+            **kept,
             "params": params,
             "train_seconds": seconds,
             "images_per_second": len(self.prepared.train.x) * len(history) / seconds if seconds > 0 else 0.0,
@@ -219,7 +225,7 @@ class _Reporter:
         from cae.training import evaluate
 
         started = time.time()
-        scores = evaluate(model, self.prepared)
+        scores = evaluate(model, self.prepared, self.run.model)  # with PCA at the model's latent size
         return {
             **scores,
             "eval_seconds": time.time() - started,

@@ -24,7 +24,6 @@ from search.sweep import Sweep
 from search.trial import resolve_config
 
 CHECKPOINT_DIR = "checkpoint"  # a Hyperband stage's last state, for the trial that continues it
-_METRIC_KEYS = ("val_native_mse", "val_psnr", "val_ssim")  # taken from the last epoch, as the Ray engine does
 
 
 def _reason(exc: Exception) -> str:
@@ -137,11 +136,8 @@ class TrialRunner:
             # Nothing left to train: pass the parent's state on.
             shutil.copytree(resume_from, hook.checkpoint_dir, dirs_exist_ok=True)
         seconds = sum(r["seconds"] or 0.0 for r in hook.records)
-        last = result.history[-1] if result.history else {}
-        metrics = {k: last[k] for k in _METRIC_KEYS if k in last}
+        metrics: dict[str, Any] = training.at_best_epoch(result.history, result.best_epoch)
         metrics.update(
-            val_mse=training.best_of(result.history, "val_mse"),
-            val_loss=training.best_of(result.history, "val_loss"),
             params=result.params,
             epochs=result.epochs,
             best_epoch=result.best_epoch,
@@ -149,7 +145,7 @@ class TrialRunner:
             images_per_second=len(prepared.train.x) * len(hook.records) / seconds if seconds > 0 else 0.0,
         )
         if budget >= self.sweep.max_epochs:  # a finished trial: score the kept (best-epoch) weights, keep the model
-            metrics.update(training.evaluate(model, prepared))
+            metrics.update(training.evaluate(model, prepared, run.model))
             path = self.sweep.paths.model_path(trial_id)
             path.parent.mkdir(parents=True, exist_ok=True)
             model.save(path)
