@@ -15,6 +15,9 @@ from typing import Any
 
 from cae.errors import ModelConfigError
 
+# Image sizes: powers of two, so that every encoder level halves them exactly; 8 px is the smallest image a
+# dataset yields and 256 px the largest it resizes to (every reader checks these: spaces, cae.data, models).
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 256
 ACTIVATIONS = ("relu", "elu", "gelu", "swish", "leaky_relu", "tanh")
 UPSAMPLE_MODES = ("upsampling", "transpose")
 LOSSES = ("mse", "ssim", "mse+ssim")
@@ -95,8 +98,10 @@ class ModelConfig:
             raise ModelConfigError(f"filters {format_filters(self.filters)} must all be >= 1")
         if self.depth > 8:
             raise ModelConfigError(f"depth {self.depth} is absurd; use at most 8 down-sampling levels")
-        if image_size < 4 or image_size & (image_size - 1):
-            raise ModelConfigError(f"image size {image_size} must be a power of two >= 4 (e.g. 32)")
+        if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE or image_size & (image_size - 1):
+            raise ModelConfigError(
+                f"image size {image_size} must be a power of two from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} (e.g. 32)"
+            )
         if 2**self.depth > image_size:
             raise ModelConfigError(
                 f"depth {self.depth} needs images of at least {2**self.depth}px but the image size is "

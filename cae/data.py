@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cae.config import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from cae.datasets import cifar, embedded, folder
 from cae.errors import DataError
 
@@ -29,8 +30,8 @@ DATASETS = ("embedded", "cifar10", "folder")
 # The spec forms, as shown to users when a spec is wrong.
 _FORMS = "embedded, cifar10, cifar10:PATH or folder:PATH"
 
-# Image sizes are powers of two so that every encoder depth halves them exactly.
-_MIN_SIZE, _MAX_SIZE = 8, 256
+# Image sizes are powers of two so that every encoder depth halves them exactly (the limits live in cae.config).
+_MIN_SIZE, _MAX_SIZE = MIN_IMAGE_SIZE, MAX_IMAGE_SIZE
 
 
 @dataclass(frozen=True)

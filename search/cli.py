@@ -39,10 +39,20 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="training seed: initialisation, shuffling, noise")
     r.add_argument("--split-seed", type=int, default=0, help="data seed: which images go to train, val and test")
 
+    r.add_argument("--verbose", action="store_true", help="also show Ray Tune's per-trial tables")
+
     s = sub.add_parser("resume", help="continue an interrupted study or extend a finished one")
     s.add_argument("--study", required=True)
     s.add_argument("--root", default=None)
     s.add_argument("--samples", type=int, default=None, help="extend the study to this many trials")
+    s.add_argument("--verbose", action="store_true", help="also show Ray Tune's per-trial tables")
+
+    c = sub.add_parser("confirm", help="re-train the best configurations with new training seeds (CIs)")
+    c.add_argument("--study", required=True)
+    c.add_argument("--root", default=None)
+    c.add_argument("--top", type=int, default=3, help="how many of the best finished configurations")
+    c.add_argument("--repeats", type=int, default=3, help="new training seeds for each")
+    c.add_argument("--verbose", action="store_true", help="also show Ray Tune's per-trial tables")
 
     ls = sub.add_parser("list", help="the studies under the results root, with their state")
     ls.add_argument("--root", default=None)
@@ -69,7 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         opts = options_from_args(args)
         results.validate_name(opts.study)
-        return commands.run(opts)
+        return commands.run(opts, verbose=args.verbose)
     if args.command == "resume":
-        return commands.resume(args.study, args.root, args.samples)
+        return commands.resume(args.study, args.root, args.samples, args.verbose)
+    if args.command == "confirm":
+        return commands.confirm(args.study, args.root, args.top, args.repeats, args.verbose)
     return commands.list_studies(args.root)

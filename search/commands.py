@@ -12,6 +12,7 @@ import shutil
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,11 +20,11 @@ from typing import Any
 import pandas as pd
 
 import results
-from cae.errors import StudyError
+from cae.errors import StudyError, UsageError
 from search.interrupt import Interrupted, Interruption, exit_code
 from search.metadata import new_meta, now, update_meta
 from search.options import SweepOptions
-from search.summary import interrupted_line, resume_command, summarise
+from search.summary import interrupted_line, resume_command, summarise, summarise_repeats
 from search.sweep import Sweep, plan_new, plan_resume
 
 EXIT_FAILED = 1
@@ -40,9 +41,9 @@ def _engine(sweep: Sweep) -> ModuleType:
     return ray_engine
 
 
-def run(opts: SweepOptions, trainable: Callable[..., None] | None = None) -> int:
+def run(opts: SweepOptions, trainable: Callable[..., None] | None = None, verbose: bool = False) -> int:
     """``search run``: a new study (``trainable``: see :class:`search.sweep.Sweep`)."""
-    sweep = plan_new(opts, trainable)
+    sweep = replace(plan_new(opts, trainable), verbose=verbose)
     engine = _engine(sweep)
     engine.check_cluster(sweep)  # joins Ray (or refuses options the engine cannot honour)
     if opts.multi_objective and opts.scheduler == "asha":
@@ -60,16 +61,86 @@ def run(opts: SweepOptions, trainable: Callable[..., None] | None = None) -> int
     return code
 
 
-def resume(name: str, root: str | None, samples: int | None) -> int:
+def resume(name: str, root: str | None, samples: int | None, verbose: bool = False) -> int:
     """``search resume``: continue an interrupted study, or extend a finished one to ``samples`` trials."""
     paths = results.study_paths(name, Path(root) if root and not results.is_uri(root) else None)
     meta = results.read_meta(paths)
     with results.StudyLock(paths):
         sweep, _ = plan_resume(paths, meta, root, samples)
+        sweep = replace(sweep, verbose=verbose)
         engine = _engine(sweep)
         engine.check_cluster(sweep)
         meta["samples"] = sweep.samples
         return _execute(engine, sweep, meta, resume=True)
+
+
+def confirm(name: str, root: str | None, top: int, repeats: int, verbose: bool = False) -> int:
+    """``search confirm``: re-train the ``top`` best finished configurations with ``repeats`` new training seeds
+    each (same data split), in a run of their own that no sampler is told about; run it again to continue."""
+    if top < 1 or repeats < 1:
+        raise UsageError(f"--top {top} --repeats {repeats}: both must be at least 1")
+    paths = results.study_paths(name, Path(root) if root and not results.is_uri(root) else None)
+    meta = results.read_meta(paths)
+    if meta.get("engine") == "keras-tuner":
+        raise UsageError(f"study {name!r} ran on keras-tuner; confirm runs on the Ray engine (a Ray study)")
+    with results.StudyLock(paths):
+        sweep, _ = plan_resume(paths, meta, root, None)
+        sweep = replace(sweep, verbose=verbose)
+        configs, target = repeat_configs(sweep, meta, top, repeats)
+        from search import ray_engine
+
+        ray_engine.check_cluster(sweep)
+        settings = {"top": top, "repeats": repeats}
+        with Interruption() as stop:
+            update_meta(sweep.paths, meta, confirm={**settings, "status": "running"})
+            try:
+                trials = ray_engine.run_repeats(sweep, meta, stop, configs, target)
+            except Interrupted as exc:
+                update_meta(sweep.paths, meta, confirm={**settings, "status": "interrupted"})
+                return _confirm_interrupted(meta, paths, exc.signum, top, repeats)
+            if stop.requested and stop.signum is not None:
+                update_meta(sweep.paths, meta, confirm={**settings, "status": "interrupted"})
+                return _confirm_interrupted(meta, paths, stop.signum, top, repeats)
+        update_meta(sweep.paths, meta, confirm={**settings, "status": "done"})
+        return summarise_repeats(trials, meta, paths.folder)
+
+
+def repeat_configs(
+    sweep: Sweep, meta: dict[str, Any], top: int, repeats: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The repeats still to train: each of the ``top`` best finished search trials with training seeds
+    ``seed + 1`` ... ``seed + repeats`` (the study's own seed trained the original), minus those trained."""
+    from search import records
+    from search.trial import REPEAT_OF, SEED
+
+    trials, _ = records.collect(sweep.paths, sweep.settings, sweep.storage_url)
+    done = records.search_trials(trials)
+    done = done[done["status"] == results.COMPLETE]
+    if done.empty:
+        raise UsageError(f"study {meta['name']!r} has no finished trial to confirm; resume it first")
+    metric, mode = meta["metric"], meta["mode"]
+    if top > len(done):
+        print(f"note: the study has {len(done)} finished trials; confirming all of them (--top {top})")
+    best = done.sort_values(metric, ascending=mode == "min").head(top)
+    params = records.raw_params(sweep.paths, sweep.storage_url)
+    repeats_done = {
+        (str(r), int(s)) for r, s in zip(trials.get("repeat_of", []), trials.get(SEED, []), strict=False)
+        if isinstance(r, str) and r
+    }
+    base = int(meta.get("seed", sweep.opts.seed))
+    configs = []
+    for trial_id in best["trial_id"].astype(str):
+        for k in range(1, repeats + 1):
+            if (trial_id, base + k) not in repeats_done:
+                configs.append({**params[trial_id], REPEAT_OF: trial_id, SEED: base + k})
+    return configs, len(best) * repeats
+
+
+def _confirm_interrupted(meta: dict[str, Any], paths: results.StudyPaths, signum: int, top: int, repeats: int) -> int:
+    where = "" if paths.root == results.DEFAULT_ROOT else f" --root {paths.root}"
+    print(f"interrupted; continue with: python -m search confirm --study {meta['name']}{where} --top {top} "
+          f"--repeats {repeats}", file=sys.stderr)
+    return exit_code(signum)
 
 
 def _execute(engine: ModuleType, sweep: Sweep, meta: dict[str, Any], resume: bool) -> int:

@@ -28,6 +28,7 @@ import results
 from cae.errors import UsageError
 from search import records
 from search.interrupt import Interruption
+from search.progress import ProgressView
 from search.searcher import StudySearch
 from search.sweep import Sweep
 from search.trial import TrialSettings
@@ -69,17 +70,20 @@ ASHA_GRACE = 1  # epochs every trial gets before it can be stopped
 
 
 class TableWriter:
-    """A Ray Tune callback that keeps trials.csv / history.csv current while the sweep runs."""
+    """Keeps trials.csv / history.csv current while the sweep runs, and shows them in the progress view."""
 
-    def __init__(self, paths: results.StudyPaths, settings: TrialSettings, storage_url: str | None) -> None:
+    def __init__(
+        self, paths: results.StudyPaths, settings: TrialSettings, storage_url: str | None, view: ProgressView
+    ) -> None:
         self.paths = paths
         self.settings = settings
         self.storage_url = storage_url
+        self.view = view
         self._last = 0.0
 
     def write(self, force: bool = False) -> None:
         if force or time.monotonic() - self._last > 2.0:
-            records.write(self.paths, self.settings, self.storage_url)
+            self.view.update(records.write(self.paths, self.settings, self.storage_url))
             self._last = time.monotonic()
 
 
@@ -102,14 +106,19 @@ def _callback(writer: TableWriter) -> Any:
     return _TableCallback()
 
 
-def _callbacks(sweep: Sweep, stop: Interruption) -> list[Any]:
-    """This process's callbacks: result files, the study's tables, and the signal forwarder."""
+def progress_view(sweep: Sweep) -> ProgressView:
+    return ProgressView(sweep.paths.folder, sweep.samples, sweep.opts.objectives[0], sweep.opts.modes[0],
+                        select=records.search_trials)
+
+
+def _callbacks(sweep: Sweep, stop: Interruption, view: ProgressView) -> list[Any]:
+    """This process's callbacks: result files, the study's tables and progress view, the signal forwarder."""
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     return [
         JsonLoggerCallback(),  # each trial's result.json: what the study's tables are rebuilt from
         CSVLoggerCallback(),
-        _callback(TableWriter(sweep.paths, sweep.settings, sweep.storage_url)),
+        _callback(TableWriter(sweep.paths, sweep.settings, sweep.storage_url, view)),
         stop.tune_callback(),
     ]
 
@@ -129,12 +138,12 @@ def _scheduler(sweep: Sweep) -> Any:
     )
 
 
-def _searcher(sweep: Sweep) -> Any:
+def _searcher(sweep: Sweep, run: int = 1) -> Any:
     return StudySearch(
         sweep.space,
         objectives=sweep.opts.objectives,
         modes=sweep.opts.modes,
-        sampler=sweep.sampler(),
+        sampler=sweep.sampler(run),
         storage_url=str(sweep.storage_url),
         study_name=sweep.paths.name,
         grid=sweep.grid is not None,
@@ -149,7 +158,7 @@ def _trainable(sweep: Sweep) -> Any:
     return tune.with_resources(bound, resources)
 
 
-def _tuner(sweep: Sweep, run_name: str, num_samples: int, stop: Interruption) -> Any:
+def _tuner(sweep: Sweep, run_name: str, num_samples: int, stop: Interruption, view: ProgressView) -> Any:
     from ray import tune
 
     run_config = tune.RunConfig(
@@ -161,11 +170,11 @@ def _tuner(sweep: Sweep, run_name: str, num_samples: int, stop: Interruption) ->
             checkpoint_score_order=sweep.opts.modes[0],
         ),
         failure_config=tune.FailureConfig(max_failures=sweep.opts.max_failures),
-        callbacks=_callbacks(sweep, stop),
-        verbose=1,
+        callbacks=_callbacks(sweep, stop, view),
+        verbose=1 if sweep.verbose else 0,  # Tune's own tables only with --verbose; the progress view otherwise
     )
     tune_config = tune.TuneConfig(
-        search_alg=_searcher(sweep),
+        search_alg=_searcher(sweep, int(run_name.rsplit("-", 1)[-1])),
         scheduler=_scheduler(sweep),
         num_samples=num_samples,
         metric=sweep.opts.objectives[0],
@@ -188,31 +197,42 @@ def run(sweep: Sweep, meta: dict[str, Any], stop: Interruption, resume: bool) ->
     missing (an extension), it starts a new run for them. A signal (``stop``) ends the run in progress as
     Tune does for Ctrl-C and starts nothing new.
     """
-    if resume and meta.get("status") != "done" and not stop.requested:
-        _restore_run(sweep, meta, stop)
-    missing = sweep.samples - (trial_count(sweep) if resume else 0)  # a new study's folder holds no trial yet
-    if missing > 0 and not stop.requested:
-        _start_run(sweep, meta, missing, stop)
-    return finish(sweep, meta)
+    view = progress_view(sweep)
+    try:
+        if resume and meta.get("status") != "done" and not stop.requested:
+            _restore_run(sweep, meta, stop, view)
+        missing = sweep.samples - (trial_count(sweep) if resume else 0)  # a new study's folder holds no trial yet
+        if missing > 0 and not stop.requested:
+            _start_run(sweep, meta, missing, stop, view)
+        trials = finish(sweep, meta)
+        view.update(trials, force=True)
+    finally:
+        view.close()
+    return trials
 
 
-def _start_run(sweep: Sweep, meta: dict[str, Any], num_samples: int, stop: Interruption) -> None:
+def _start_run(
+    sweep: Sweep, meta: dict[str, Any], num_samples: int, stop: Interruption, view: ProgressView
+) -> None:
     """Start a new Ray run of ``num_samples`` trials within the study."""
     from search.metadata import update_meta
 
     name = run_name(len(meta["runs"]) + 1)
     update_meta(sweep.paths, meta, runs=[*meta["runs"], name])
     stop.run_started()
-    _tuner(sweep, name, num_samples, stop).fit()
+    _tuner(sweep, name, num_samples, stop, view).fit()
 
 
-def _restore_run(sweep: Sweep, meta: dict[str, Any], stop: Interruption) -> bool:
-    """Continue the study's last run if Ray can restore it; False when there is nothing to restore."""
+def _restore_run(
+    sweep: Sweep, meta: dict[str, Any], stop: Interruption, view: ProgressView, name: str | None = None
+) -> bool:
+    """Continue the study's last run (or the run ``name``) if Ray can restore it; False when there is nothing
+    to restore."""
     from ray import tune
 
-    if not meta["runs"]:
+    if name is None and not meta["runs"]:
         return False
-    name = meta["runs"][-1]
+    name = name or meta["runs"][-1]
     path = f"{sweep.ray_storage}/{name}"
     if not tune.Tuner.can_restore(path):
         _set_aside(sweep, name)
@@ -223,11 +243,51 @@ def _restore_run(sweep: Sweep, meta: dict[str, Any], stop: Interruption) -> bool
     # must never write into the original); the searcher's own state (sampler, trials) is restored onto the
     # new one from the experiment folder (StudySearch.restore keeps the new storage).
     internal: Any = tuner._local_tuner  # a local Tuner (no Ray client): always set
-    internal._run_config.callbacks = _callbacks(sweep, stop)
-    internal._tune_config.search_alg = _searcher(sweep)
+    internal._run_config.callbacks = _callbacks(sweep, stop, view)
+    if isinstance(internal._tune_config.search_alg, StudySearch):  # a confirm run has no searcher
+        internal._tune_config.search_alg = _searcher(sweep)
     stop.run_started()
     tuner.fit()
     return True
+
+
+def run_repeats(
+    sweep: Sweep, meta: dict[str, Any], stop: Interruption, configs: list[dict[str, Any]], target: int
+) -> pd.DataFrame:
+    """A confirm run: train each of ``configs`` (sampled values plus ``repeat_of`` and ``seed``) once, to the
+    end (no scheduler), told to no sampler. An interrupted confirm run is continued first."""
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from search.metadata import update_meta
+
+    view = ProgressView(sweep.paths.folder, target, sweep.opts.objectives[0], sweep.opts.modes[0],
+                        select=records.repeat_trials)
+    runs = list(meta.get("confirm_runs", []))
+    if runs and meta.get("confirm", {}).get("status") != "done" and not stop.requested:
+        _restore_run(sweep, meta, stop, view, name=runs[-1])
+    if configs and not stop.requested:
+        name = f"confirm-{len(runs) + 1}"
+        update_meta(sweep.paths, meta, confirm_runs=[*runs, name])
+        tune_config = tune.TuneConfig(
+            search_alg=BasicVariantGenerator(points_to_evaluate=configs),
+            num_samples=len(configs),
+            metric=sweep.opts.objectives[0],
+            mode=sweep.opts.modes[0],
+            max_concurrent_trials=sweep.opts.concurrency,
+            reuse_actors=sweep.opts.gpus_per_trial == 0,
+            trial_dirname_creator=records.trial_dirname,
+        )
+        run_config = tune.RunConfig(
+            name=name, storage_path=sweep.ray_storage, callbacks=_callbacks(sweep, stop, view),
+            verbose=1 if sweep.verbose else 0,
+            failure_config=tune.FailureConfig(max_failures=sweep.opts.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        )
+        stop.run_started()
+        tune.Tuner(_trainable(sweep), tune_config=tune_config, run_config=run_config).fit()
+    view.close()
+    return records.write(sweep.paths, sweep.settings, sweep.storage_url)
 
 
 def _set_aside(sweep: Sweep, name: str) -> None:
@@ -238,8 +298,9 @@ def _set_aside(sweep: Sweep, name: str) -> None:
 
 
 def trial_count(sweep: Sweep) -> int:
+    """The trials the search has made so far (a confirm run's repeats are not among them)."""
     trials, _ = records.collect(sweep.paths, sweep.settings, sweep.storage_url)
-    return len(trials)
+    return len(records.search_trials(trials))
 
 
 def finish(sweep: Sweep, meta: dict[str, Any]) -> pd.DataFrame:

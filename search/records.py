@@ -23,7 +23,7 @@ from cae.config import VAL_METRICS, from_flat
 from cae.errors import CaesweepError
 from search.searcher import FAIL_REASON_ATTR, RAY_TRIAL_ATTR
 from search.storage import open_storage
-from search.trial import TrialSettings, resolve_config
+from search.trial import REPEAT_OF, TrialSettings, resolve_config
 
 _OPTUNA_STATUS = {
     "COMPLETE": results.COMPLETE,
@@ -71,10 +71,11 @@ def optuna_states(storage_url: str | None, study_name: str) -> dict[str, dict[st
 
 
 def trial_folders(ray_dir: Path) -> Iterable[Path]:
-    """Every trial folder of every Ray experiment (run) of the study."""
+    """Every trial folder of every Ray experiment of the study: its search runs and its confirm runs."""
     if not ray_dir.is_dir():
         return []
-    return sorted(p for p in ray_dir.glob("run-*/trial_*") if p.is_dir())
+    found = [*ray_dir.glob("run-*/trial_*"), *ray_dir.glob("confirm-*/trial_*")]
+    return sorted(p for p in found if p.is_dir())
 
 
 def _status(lines: list[dict[str, Any]], error_file: bool) -> str:
@@ -115,6 +116,7 @@ def trial_row(
     if status == results.RUNNING:
         status = _status(lines, error_txt.exists())  # ended, but Optuna not told yet (driver stopped between)
     row: dict[str, Any] = {"trial_id": trial_id, "number": info.get("number", -1), "status": status}
+    row["repeat_of"] = params.get(REPEAT_OF)  # a confirm run's repeat of a search trial; None otherwise
     row.update(config_columns(settings, params))
     epochs = [line for line in lines if "epoch" in line and "val_loss" in line]
     final = lines[-1] if lines else {}
@@ -180,6 +182,30 @@ def _iso(ts: Any) -> str | None:
     if ts is None or not isinstance(ts, (int, float)) or not math.isfinite(ts) or ts <= 0:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts))
+
+
+def search_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials the search made (not the repeats of ``search confirm``)."""
+    if "repeat_of" not in trials.columns:
+        return trials
+    return trials[trials["repeat_of"].isna() | (trials["repeat_of"].astype(str) == "")]
+
+
+def repeat_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """The repeats of ``search confirm`` (the rows :func:`search_trials` leaves out)."""
+    if "repeat_of" not in trials.columns:
+        return trials.iloc[0:0]
+    return trials.drop(search_trials(trials).index)
+
+
+def raw_params(paths: results.StudyPaths, storage_url: str | None) -> dict[str, dict[str, Any]]:
+    """Each trial's sampled values as the space gave them (what a trainable takes), by trial id."""
+    info = optuna_states(storage_url, paths.name)
+    return {
+        folder.name.removeprefix("trial_"): read_params(folder / "params.json", info.get(
+            folder.name.removeprefix("trial_"), {}))
+        for folder in trial_folders(paths.ray_dir)
+    }
 
 
 def collect(

@@ -7,6 +7,9 @@ Plain ``OptunaSearch`` tells Optuna that a trial ASHA stopped early is COMPLETE,
   scheduler stopped the trial (Ray does not forward that result to searchers);
 - tells a trial that ended without its own final report (i.e. one the scheduler stopped) as PRUNED;
 - tells a trial that diverged or raised as FAIL, with the reason as a user attribute;
+- never trains a configuration twice: a proposal equal to an earlier trial (same sampled values; every search
+  trial has the study's training seed) is told that trial's outcome, marked ``duplicate_of``, and another is
+  drawn; when only repeats come, the space counts as exhausted and the search ends;
 - tells a COMPLETE trial its validation values at the kept epoch (``kept_val_*``: the weights it keeps and
   tests), not the last epoch's;
 - keeps the Optuna study in RDB storage (SQLite by default) and records each Optuna trial's Ray trial id,
@@ -20,10 +23,12 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search.storage import open_storage
@@ -32,6 +37,11 @@ from spaces import Space
 logger = logging.getLogger(__name__)
 
 RAY_TRIAL_ATTR = "ray_trial_id"
+DUPLICATE_ATTR = "duplicate_of"  # a proposal equal to an earlier trial: told its outcome, never trained
+MAX_REDRAWS = 100  # proposals in a row that repeat earlier trials before the space counts as exhausted
+# A finished trial's results kept as Optuna user attributes, beside its values.
+SHOWN_ATTRS = ("architecture", "test_mse", "test_psnr", "test_ssim", "skill", "pca_mse", "skill_pca", "epochs",
+               "best_epoch", "train_seconds", "node")
 FAIL_REASON_ATTR = "fail_reason"
 
 
@@ -61,6 +71,7 @@ class StudySearch(OptunaSearch):
         grid: bool = False,
     ) -> None:
         self._storage_url = storage_url
+        self._grid = grid
         self._reported: dict[str, set[int]] = {}
         multi = len(objectives) > 1
         super().__init__(
@@ -71,6 +82,9 @@ class StudySearch(OptunaSearch):
             study_name=study_name,
             storage=open_storage(storage_url),
         )
+        with warnings.catch_warnings():  # experimental in Optuna; optuna-dashboard and the CLI show the names
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._study.set_metric_names(list(objectives))
 
     @property
     def _study(self) -> optuna.Study:
@@ -93,15 +107,57 @@ class StudySearch(OptunaSearch):
 
     # --- suggestions ---------------------------------------------------------------------------------
 
-    def suggest(self, trial_id: str) -> dict | None:
+    def suggest(self, trial_id: str) -> dict | str | None:  # type: ignore[override]
+        adopted = False
         if trial_id not in self._ot_trials:
             orphan = self._find_orphan()
             if orphan is not None:
                 logger.info("trial %s adopts Optuna trial %d left running by a stopped driver", trial_id, orphan)
                 self._ot_trials[trial_id] = optuna.Trial(self._study, orphan)
+                adopted = True
         params = super().suggest(trial_id)
-        self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ATTR, trial_id)
-        return params
+        if params is None or adopted or self._grid:  # a grid never repeats a point; an adopted trial is itself
+            if params is not None:
+                self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ATTR, trial_id)
+            return params
+        for _ in range(MAX_REDRAWS):
+            ot_trial = self._ot_trials[trial_id]
+            twin = self._twin(ot_trial)
+            if twin is None:
+                ot_trial.set_user_attr(RAY_TRIAL_ATTR, trial_id)
+                return params
+            self._tell_as_twin(ot_trial, twin)
+            del self._ot_trials[trial_id]
+            params = super().suggest(trial_id)
+        last = self._ot_trials.pop(trial_id)
+        self._tell_as_twin(last, self._twin(last))
+        print(f"note: the sampler proposed only configurations already trained ({MAX_REDRAWS} draws in a row); "
+              "the space looks exhausted, so the study stops here", flush=True)
+        return Searcher.FINISHED
+
+    # --- no configuration trained twice ------------------------------------------------------------------
+
+    def _twin(self, ot_trial: optuna.Trial) -> FrozenTrial | None:
+        """An earlier trial with exactly the same sampled values (the training seed is the study's for all)."""
+        params = self._study._storage.get_trial_params(ot_trial._trial_id)
+        for frozen in self._study.get_trials(deepcopy=False):
+            if (frozen._trial_id != ot_trial._trial_id and frozen.state != TrialState.WAITING
+                    and DUPLICATE_ATTR not in frozen.user_attrs and frozen.params == params):
+                return frozen
+        return None
+
+    def _tell_as_twin(self, ot_trial: optuna.Trial, twin: FrozenTrial | None) -> None:
+        """Tell the sampler what a repeated proposal would give: the earlier trial's recorded outcome."""
+        if twin is None:
+            self._study.tell(ot_trial, state=TrialState.FAIL)
+            return
+        ot_trial.set_user_attr(DUPLICATE_ATTR, twin.number)
+        if twin.state == TrialState.COMPLETE and twin.values is not None:
+            self._study.tell(ot_trial, twin.values if len(twin.values) > 1 else twin.values[0])
+        elif twin.state == TrialState.PRUNED:
+            self._study.tell(ot_trial, state=TrialState.PRUNED)
+        else:  # failed, or still running: nothing to learn yet
+            self._study.tell(ot_trial, state=TrialState.FAIL)
 
     def _find_orphan(self) -> int | None:
         """An Optuna trial RUNNING in the storage that no live Ray trial owns (its driver died)."""
@@ -142,6 +198,10 @@ class StudySearch(OptunaSearch):
         result = result or {}
         self._report(trial_id, result)  # the result that made the scheduler stop it never reached us
         self._completed_trials.add(trial_id)
+        for key in SHOWN_ATTRS:  # what a person reads in optuna-dashboard or `optuna trials`
+            value = result.get(key)
+            if isinstance(value, (str, int, float)) and not (isinstance(value, float) and not math.isfinite(value)):
+                ot_trial.set_user_attr(key, value)
         if error or result.get("failed"):
             reason = str(result.get("error") or "the trial raised an exception (see its error.txt under ray/)")
             ot_trial.set_user_attr(FAIL_REASON_ATTR, reason[:500])

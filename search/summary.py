@@ -68,3 +68,24 @@ def interrupted_line(trials: pd.DataFrame, target: int, meta: dict[str, Any], fo
     running -= by_status.get(results.PENDING, 0)
     return (f"interrupted: {finished} finished, {running} running, {pending} pending; continue with: "
             f"{resume_command(meta, folder)}")
+
+
+def summarise_repeats(trials: pd.DataFrame, meta: dict[str, Any], folder: Path) -> int:
+    """Each confirmed configuration's test MSE over its original and repeats: mean, std, n."""
+    metric = "test_mse"
+    if "repeat_of" not in trials.columns:
+        return 0
+    repeats = trials[trials["repeat_of"].notna() & (trials["status"] == results.COMPLETE)]
+    originals = trials.set_index("trial_id")
+    rows = []
+    for original, group in repeats.groupby("repeat_of"):
+        values = [float(originals.loc[original, metric]), *group[metric].astype(float)]
+        series = pd.Series(values)
+        rows.append({"trial": original, "architecture": originals.loc[original, "architecture"],
+                     f"{metric} mean": f"{series.mean():.4g}", "std": f"{series.std(ddof=1):.2g}",
+                     "n": len(series)})
+    print(f"\nstudy {meta['name']}: {len(repeats)} repeats finished")
+    if rows:
+        print(pd.DataFrame(rows).to_string(index=False))
+    print(f"report (means, 95 % CIs): python -m analysis.report --study {meta['name']} --root {folder.parent}")
+    return 0

@@ -47,6 +47,7 @@ class Sweep:
     # What each Ray trial runs: caesweep's training (the default), or e.g. a tabular benchmark's replay, which
     # must report like search.trial.run_trial (per-epoch "epoch" and objectives, "final" with test scores).
     trainable: Callable[..., None] = run_trial
+    verbose: bool = False  # Ray Tune's own per-trial tables on the terminal, besides the progress view
 
     @property
     def ray_storage(self) -> str:
@@ -55,9 +56,11 @@ class Sweep:
             return f"{str(self.opts.root).rstrip('/')}/{self.paths.name}/ray"
         return str(self.paths.ray_dir.resolve())
 
-    def sampler(self) -> Any:
-        """A fresh Optuna sampler for one run (seeded from the study's seed)."""
-        return make_sampler(self.opts.sampler, self.opts.seed, grid=dict(self.grid) if self.grid else None)
+    def sampler(self, run: int = 1) -> Any:
+        """A fresh Optuna sampler for the study's run number ``run``: seeded from the study's seed and the run,
+        so an extension does not replay the proposals of the runs before it."""
+        seed = self.opts.seed + 1_000_003 * (run - 1)
+        return make_sampler(self.opts.sampler, seed, grid=dict(self.grid) if self.grid else None)
 
 
 def overrides(opts: SweepOptions, space: Space) -> dict[str, Any]:
@@ -193,10 +196,10 @@ def _existing(sweep: Sweep) -> int:
         from search.kt.engine import trial_count as kt_count
 
         return kt_count(sweep)
-    from search.records import collect
+    from search.records import collect, search_trials
 
     trials, _ = collect(sweep.paths, sweep.settings, sweep.storage_url)
-    return len(trials)
+    return len(search_trials(trials))
 
 
 def _note_changed_space(stored: Space, source: str) -> None:

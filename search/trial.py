@@ -26,6 +26,7 @@ from cae.data import Dataset
 from search.gpu import configure_devices
 from spaces import Space
 
+REPEAT_OF, SEED = "repeat_of", "seed"  # in a confirm run's trial config: the trial it repeats, its training seed
 FINAL_FILE = "final.json"  # in a trial's last checkpoint: its final report, to repeat after a restart
 
 
@@ -42,9 +43,17 @@ class TrialSettings:
 
 
 def resolve_config(settings: TrialSettings, params: dict[str, Any]) -> dict[str, Any]:
-    """Sampled params -> the flat trial config (the space's fixed settings, then the CLI's overrides)."""
-    flat = settings.space.resolve(params)
+    """Sampled params -> the flat trial config (the space's fixed settings, then the CLI's overrides).
+
+    A repeat made by ``search confirm`` carries the trial it repeats and its own training seed next to the
+    sampled values; the seed replaces the study's.
+    """
+    values = dict(params)
+    repeat = {key: values.pop(key) for key in (REPEAT_OF, SEED) if key in values}
+    flat = settings.space.resolve(values)
     flat.update(settings.overrides)
+    if SEED in repeat:
+        flat[SEED] = int(repeat[SEED])
     return flat
 
 
@@ -230,6 +239,7 @@ class _Reporter:
             **scores,
             "eval_seconds": time.time() - started,
             "final": True,
+            "architecture": self.run.model.describe(),
             "epochs": epochs,
             "best_epoch": best_epoch,
             "stopped_early": epochs < self.run.train.epochs,

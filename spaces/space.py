@@ -15,7 +15,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol, cast
 
-from cae.config import ACTIVATIONS, LOSSES, UPSAMPLE_MODES, format_filters, from_flat, parse_filters
+from cae.config import (
+    ACTIVATIONS,
+    LOSSES,
+    MAX_IMAGE_SIZE,
+    MIN_IMAGE_SIZE,
+    UPSAMPLE_MODES,
+    format_filters,
+    from_flat,
+    parse_filters,
+)
 from cae.errors import ModelConfigError, SpaceError
 
 # Tuning-playbook vocabulary: what we compare, what we tune so the comparison is fair, what we hold still.
@@ -101,7 +110,7 @@ AXES: Mapping[str, _Setting] = {
 # Keys that may only be fixed: the data and the budget are the same for every trial of a sweep.
 FIXED_ONLY: Mapping[str, _Setting] = {
     "data": _Setting(str),  # embedded, cifar10, cifar10:PATH, folder:PATH (cae.data checks the form)
-    "image_size": _Setting(int, 4, 4096, power_of_two=True),
+    "image_size": _Setting(int, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, power_of_two=True),
     "max_epochs": _Setting(int, 1, 10000),
     "noise": _Setting(float, 0, 2),  # denoise task: Gaussian std in [-1,1] units
     "patience": _Setting(int, 1, 10000, nullable=True),  # null disables early stopping

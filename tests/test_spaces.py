@@ -320,7 +320,7 @@ def test_importing_spaces_is_cheap() -> None:
     assert out.stdout.strip() == "[]"
 
 
-DEEP = "fixed: {image_size: 1024}\nparams:\n  filters: {per_level: [16]}\n  depth: "
+DEEP = "fixed: {image_size: 256}\nparams:\n  filters: {per_level: [16]}\n  depth: "
 INVALID = {
     "unknown top-level key": ("samplez: 3\n", ["samplez", "allowed: description, samples, fixed, params"]),
     "unknown parameter": ("params:\n  learning_rate: {low: 0.1, high: 1.0}\n", ["'learning_rate'", "lr"]),
@@ -417,6 +417,9 @@ INVALID = {
         ["lr is both searched", "keep one"],
     ),
     "image size not a power of two": ("fixed: {image_size: 48}\n", ["fixed image_size 48", "powers of two"]),
+    # The same limits as cae.data and cae.config: no space promises an image size no dataset can give.
+    "image size above the datasets'": ("fixed: {image_size: 512}\n", ["fixed image_size 512", "256"]),
+    "image size below the datasets'": ("fixed: {image_size: 4}\n", ["fixed image_size 4", "8"]),
     "noise out of range": ("fixed: {noise: 5}\n", ["fixed noise 5", "0 to 2"]),
     "max_epochs 0": ("fixed: {max_epochs: 0}\n", ["fixed max_epochs 0"]),
     "samples 0": ("samples: 0\n", ["samples", "positive integer", "0"]),

@@ -14,6 +14,7 @@ from search.gpu import configure_devices
 from search.interrupt import Interruption
 from search.kt.space import HYPERBAND_FACTOR, declare_space, hyperband_trials, space_conditions
 from search.kt.trial import TrialRunner, _Stop
+from search.progress import ProgressView
 from search.sweep import Sweep
 
 
@@ -67,7 +68,7 @@ def _oracle(sweep: Sweep, conditions: dict[str, tuple[str, list[int]]]) -> Any:
     return keras_tuner.oracles.RandomSearchOracle(max_trials=target, **common)
 
 
-def _tuner(runner: TrialRunner) -> Any:
+def _tuner(runner: TrialRunner, view: ProgressView) -> Any:
     """keras-tuner's search loop with caesweep's trial; reloads ``<study>/kt`` when it exists."""
     import keras_tuner
 
@@ -77,11 +78,11 @@ def _tuner(runner: TrialRunner) -> Any:
 
         def on_trial_begin(self, trial: Any) -> None:
             super().on_trial_begin(trial)
-            runner.write_tables(self)
+            view.update(runner.write_tables(self))
 
         def on_trial_end(self, trial: Any) -> None:
             super().on_trial_end(trial)
-            runner.write_tables(self)  # after every trial: an interrupted study keeps what finished
+            view.update(runner.write_tables(self))  # after every trial: an interrupted study keeps what finished
             if runner.stop.requested:
                 raise _Stop
 
@@ -92,14 +93,17 @@ def _tuner(runner: TrialRunner) -> Any:
 def run(sweep: Sweep, meta: dict[str, Any], stop: Interruption, resume: bool) -> pd.DataFrame:
     """Search until the study has its trials (or a signal stops it); returns the trial table."""
     runner = TrialRunner(sweep, space_conditions(sweep.space), stop)
-    tuner = _tuner(runner)
+    view = ProgressView(sweep.paths.folder, sweep.samples, sweep.opts.objectives[0], sweep.opts.modes[0])
+    tuner = _tuner(runner, view)
     try:
         if not stop.requested:
-            tuner.search()
+            tuner.search(verbose=1 if sweep.verbose else 0)
     except _Stop:
         pass  # the running trial stays RUNNING; resume runs it again
     finally:
         trials = runner.write_tables(tuner)
+        view.update(trials, force=True)
+        view.close()
     return trials
 
 

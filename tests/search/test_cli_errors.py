@@ -176,3 +176,17 @@ def test_what_can_be_checked_is_checked_before_the_study_exists(
     assert_user_error(proc, *words)
     assert "hunter2" not in proc.stderr  # a password is never printed
     assert not (tmp_path / "root" / "early").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--study", "ghost"], ["ghost", "does not exist"]),
+        (["--study", "ghost", "--top", "0"], ["--top 0"]),
+        (["--study", "ghost", "--repeats", "0"], ["--repeats 0"]),
+    ],
+)
+def test_confirm_refuses_bad_input(tmp_path: Path, args: list[str], words: list[str]) -> None:
+    proc = search_cli("confirm", "--root", str(tmp_path), *args)
+    assert_user_error(proc, *words)
+    assert list(tmp_path.iterdir()) == []

@@ -16,6 +16,7 @@ import optuna
 import pandas as pd
 import pytest
 
+from cae.errors import UsageError
 from search import commands
 from search.options import SweepOptions
 from search.trial import run_trial
@@ -80,6 +81,10 @@ def test_a_study_where_every_trial_fails_exits_non_zero(
     trials = pd.read_csv(tmp_path / "crash1" / "trials.csv")
     assert len(trials) == 3 and (trials["status"] == "FAILED").all()
     assert json.loads((tmp_path / "crash1" / "study.json").read_text())["status"] == "failed"
+    before = {p: p.read_bytes() for p in (tmp_path / "crash1").rglob("*") if p.is_file() and p.name != ".lock"}
+    with pytest.raises(UsageError, match="has no finished trial to confirm"):
+        commands.confirm("crash1", str(tmp_path), 2, 2)
+    assert {p: p.read_bytes() for p in before} == before
 
 
 SLOW_SPACE = """\

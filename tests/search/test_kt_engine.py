@@ -146,6 +146,36 @@ def test_trial_tables_follow_the_status_rule(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_ctrl_c_stops_a_keras_tuner_study_at_the_epoch_end_and_resume_finishes_it(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from tests.search.conftest import search_popen
+    from tests.search.test_sweep import wait_for
+
+    space = write_space(tmp_path, CONDITIONAL_SPACE)
+    root = tmp_path / "results"
+    args = ("--engine", "keras-tuner", "--kt-tuner", "random", "--space", str(space), "--samples", "3",
+            "--max-epochs", "2", "--limit", "32", "--root", str(root))
+    proc = search_popen("run", *args, "--study", "ktc", log=tmp_path / "run.log")
+    wait_for(lambda: (root / "ktc" / "kt" / "trial_0").is_dir(), 240, proc)  # the first trial has started
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=180) == 130
+    out = (tmp_path / "run.log").read_text()
+    assert "interrupted: " in out and "continue with: python -m search resume --study ktc" in out
+    assert "Traceback" not in out
+    study = read_study(root, "ktc")
+    assert study.meta["status"] == "interrupted" and len(study.trials) < 3
+
+    proc = search_cli("resume", "--study", "ktc", "--root", str(root))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    study = read_study(root, "ktc")
+    assert study.meta["status"] == "done" and list(study.trials["status"]) == ["COMPLETE"] * 3
+    assert not study.history.duplicated(["trial_id", "epoch"]).any()
+    assert (study.history.groupby("trial_id").size() == 2).all()
+
+
+@pytest.mark.slow
 def test_random_search_then_resume_adds_one_trial(tmp_path: Path) -> None:
     space = write_space(tmp_path, CONDITIONAL_SPACE)
     root = tmp_path / "results"

@@ -21,13 +21,26 @@ COMMON = ("--max-epochs", "3", "--limit", "48", "--seed", "0")
 
 
 def optuna_trials(root: Path, study: str) -> list[optuna.trial.FrozenTrial]:
+    """The study's Optuna trials that were trained (proposals that repeated an earlier trial are not)."""
     storage = f"sqlite:///{root / study / 'optuna.db'}"
-    return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+    trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+    return [t for t in trials if "duplicate_of" not in t.user_attrs]
+
+
+def check_kept_epoch(root: Path, study: str, trials: pd.DataFrame) -> None:
+    """Every COMPLETE trial's val metrics are those of its best_epoch in history.csv, and Optuna holds them."""
+    history = pd.read_csv(root / study / "history.csv", dtype={"trial_id": str}).set_index(["trial_id", "epoch"])
+    ot = {t.user_attrs["ray_trial_id"]: t for t in optuna_trials(root, study)}
+    for row in trials[trials["status"] == "COMPLETE"].itertuples():
+        kept = history.loc[(str(row.trial_id), int(row.best_epoch))]
+        for metric in ("val_mse", "val_loss", "val_native_mse", "val_psnr", "val_ssim"):
+            assert getattr(row, metric) == pytest.approx(kept[metric]), (row.trial_id, metric)
+        assert ot[str(row.trial_id)].value == pytest.approx(kept["val_mse"])
 
 
 def check_agreement(root: Path, study: str, expected: int) -> pd.DataFrame:
     """trials.csv, the Optuna storage and the Ray experiment describe the same trials."""
-    trials = pd.read_csv(root / study / "trials.csv")
+    trials = pd.read_csv(root / study / "trials.csv", dtype={"trial_id": str})
     assert len(trials) == expected
     assert trials["trial_id"].is_unique
     ot = {t.user_attrs["ray_trial_id"]: t for t in optuna_trials(root, study)}
@@ -52,6 +65,7 @@ def test_sweep_tpe_asha(tmp_path: Path, tiny_space: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "top " in proc.stdout
     trials = check_agreement(tmp_path, "s1", 8)
+    check_kept_epoch(tmp_path, "s1", trials)
     meta = json.loads((tmp_path / "s1" / "study.json").read_text())
     assert meta["status"] == "done" and meta["sampler"] == "tpe" and meta["scheduler"] == "asha"
     assert meta["versions"]["ray"] and meta["roles"]["filters"] == "scientific"
@@ -169,3 +183,37 @@ def test_multi_objective_pareto_with_custom_storage(tmp_path: Path, tiny_space: 
     meta = json.loads((tmp_path / "m1" / "study.json").read_text())
     assert meta["scheduler"] == "none" and meta["storage"] == storage
     assert meta["pareto"] == sorted(t.number for t in study.best_trials) and meta["pareto"]
+
+
+def test_an_extension_trains_new_configurations_and_confirm_repeats_the_best(tmp_path: Path, tiny_space: Path) -> None:
+    """Random search over the tiny space's 8 configurations: 4 trials, extended to 8, give 8 different ones
+    (run 2's sampler is seeded apart from run 1's, and a repeated proposal is never trained). Then confirm
+    re-trains the best 2 with 2 new training seeds each, tells no sampler, and continues where it stopped."""
+    args = ("--space", str(tiny_space), "--study", "d1", "--root", str(tmp_path), "--sampler", "random",
+            "--scheduler", "none", "--max-epochs", "1", "--limit", "48", "--seed", "0")
+    assert search_cli("run", *args, "--samples", "4").returncode == 0
+    out = search_cli("resume", "--study", "d1", "--root", str(tmp_path), "--samples", "8")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    trials = check_agreement(tmp_path, "d1", 8)
+    assert trials[["filters", "latent_dim", "lr"]].drop_duplicates().shape[0] == 8
+
+    out = search_cli("confirm", "--study", "d1", "--root", str(tmp_path), "--top", "2", "--repeats", "2")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "d1" / "trials.csv", dtype={"trial_id": str, "repeat_of": str})
+    search, repeats = table[table["repeat_of"].isna()], table[table["repeat_of"].notna()]
+    best = search[search["status"] == "COMPLETE"].sort_values("val_mse").head(2)
+    assert sorted(repeats["repeat_of"]) == sorted(list(best["trial_id"]) * 2)
+    assert (repeats["status"] == "COMPLETE").all() and repeats["test_mse"].notna().all()
+    for original, group in repeats.groupby("repeat_of"):
+        assert sorted(group["seed"]) == [1, 2]  # the original trained with the study's seed 0
+        row = best.set_index("trial_id").loc[original]
+        assert (group[["filters", "latent_dim", "lr"]] == row[["filters", "latent_dim", "lr"]]).all().all()
+    assert len(optuna_trials(tmp_path, "d1")) == 8  # no sampler was told
+    meta = json.loads((tmp_path / "d1" / "study.json").read_text())
+    assert meta["confirm"] == {"top": 2, "repeats": 2, "status": "done"} and meta["status"] == "done"
+
+    again = search_cli("confirm", "--study", "d1", "--root", str(tmp_path), "--top", "2", "--repeats", "2")
+    assert again.returncode == 0
+    assert len(pd.read_csv(tmp_path / "d1" / "trials.csv")) == 12  # nothing trained twice
+    check_agreement_search = pd.read_csv(tmp_path / "d1" / "history.csv")
+    assert not check_agreement_search.duplicated(["trial_id", "epoch"]).any()

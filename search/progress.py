@@ -1,0 +1,136 @@
+"""A terse live view of a sweep: counts, the best value so far, elapsed time and an estimate of the time left.
+
+On a terminal it is one line rewritten in place; otherwise (CI logs, ``> file``) it prints a line when the
+counts change, and at most every ``interval`` seconds otherwise. Each line also goes, with a timestamp, to the
+study's ``sweep.log``, together with one line per finished trial (its configuration and result), so the
+per-trial detail Ray's tables used to scroll past stays on record. ``--verbose`` shows Ray's own tables too.
+
+It reads the study's trial table (the engines rebuild it as results arrive), so it is the same for the Ray and
+the keras-tuner engine, and for a resumed study it counts what earlier runs finished.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+
+import results
+
+LOG_FILE = "sweep.log"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class ProgressView:
+    """Shows the state of one sweep; feed it the trial table with :meth:`update`."""
+
+    def __init__(
+        self, folder: Path, target: int, metric: str, mode: str, stream: TextIO | None = None,
+        interval: float = 30.0, select: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    ) -> None:
+        self.log_path = folder / LOG_FILE
+        self.target = target
+        self.metric = metric
+        self.mode = mode
+        self.stream = stream or sys.stdout
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval = interval
+        self.select = select  # the rows this view counts (a confirm run counts its repeats only)
+        self.started = time.monotonic()
+        self._last_line = ""
+        self._last_printed = 0.0
+        self._seen_done: set[str] = set()
+        self._finished_at_start: int | None = None
+
+    def line(self, trials: pd.DataFrame) -> str:
+        """``7/20 finished (5 complete, 1 pruned, 1 failed), 2 running | best val_mse 0.0123 (32-48-64 k3 z128) |
+        3m12s elapsed, ~6m left``."""
+        counts = trials["status"].value_counts().to_dict() if len(trials) else {}
+        ended = {s: counts.get(s, 0) for s in (results.COMPLETE, results.PRUNED, results.FAILED)}
+        finished = sum(ended.values())
+        if self._finished_at_start is None:
+            self._finished_at_start = finished  # what earlier runs finished: not part of this run's pace
+        parts = ", ".join(f"{n} {s.lower()}" for s, n in ended.items() if n)
+        text = f"{finished}/{self.target} finished" + (f" ({parts})" if parts else "")
+        running = counts.get(results.RUNNING, 0)
+        if running:
+            text += f", {running} running"
+        done = trials[trials["status"] == results.COMPLETE] if len(trials) else trials
+        if len(done) and self.metric in done and done[self.metric].notna().any():
+            values = done[self.metric].astype(float)
+            best = done.loc[values.idxmin() if self.mode == "min" else values.idxmax()]
+            text += f" | best {self.metric} {float(best[self.metric]):.4g}"
+            if isinstance(best.get("architecture"), str):
+                text += f" ({best['architecture']})"
+        elapsed = time.monotonic() - self.started
+        text += f" | {_duration(elapsed)} elapsed"
+        new = finished - self._finished_at_start
+        if new > 0 and finished < self.target:
+            text += f", ~{_duration(elapsed / new * (self.target - finished))} left"
+        return text
+
+    def update(self, trials: pd.DataFrame, force: bool = False) -> None:
+        """Show the table's state (rate-limited off a terminal) and log newly finished trials."""
+        if self.select is not None:
+            trials = self.select(trials)
+        self._log_finished(trials)
+        line = self.line(trials)
+        now = time.monotonic()
+        changed = line.split(" | ")[0] != self._last_line.split(" | ")[0]
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+            self.stream.flush()
+        elif force or changed or now - self._last_printed >= self.interval:
+            print(line, file=self.stream, flush=True)
+            self._last_printed = now
+        if line != self._last_line and (changed or force):
+            self._append(line)
+        self._last_line = line
+
+    def close(self) -> None:
+        """End the in-place line on a terminal."""
+        if self.tty and self._last_line:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _log_finished(self, trials: pd.DataFrame) -> None:
+        if not len(trials):
+            return
+        ended = trials[trials["status"].isin((results.COMPLETE, results.PRUNED, results.FAILED))]
+        for row in ended.itertuples(index=False):
+            trial_id = str(row.trial_id)
+            if trial_id in self._seen_done:
+                continue
+            self._seen_done.add(trial_id)
+            self._append(f"trial {trial_id} {row.status}: {_describe(row._asdict(), self.metric)}")
+
+    def _append(self, line: str) -> None:
+        try:
+            with self.log_path.open("a") as log:
+                log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+        except OSError:
+            pass  # the log is a convenience; the tables are the record
+
+
+def _describe(row: dict[str, Any], metric: str) -> str:
+    bits = [str(row.get("architecture") or "")]
+    for key in ("lr", "batch_size", "loss"):
+        if key in row and row[key] == row[key]:
+            bits.append(f"{key}={row[key]}")
+    value = row.get(metric)
+    if isinstance(value, float) and math.isfinite(value):
+        bits.append(f"{metric}={value:.5g}")
+    if row.get("error"):
+        bits.append(f"({row['error']})")
+    return " ".join(b for b in bits if b)
