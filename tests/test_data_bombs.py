@@ -12,8 +12,6 @@ import gzip
 import os
 import pickle
 import struct
-import subprocess
-import sys
 import tarfile
 import zlib
 from pathlib import Path
@@ -25,8 +23,8 @@ from PIL import Image
 from cae.data import load_dataset
 from cae.datasets import cifar, folder
 from cae.errors import DataError
+from tests.fresh_process import Outcome, run_fresh
 
-REPO = Path(__file__).resolve().parents[1]
 GIB = 2**30
 _ZEROS_CHUNK = 16 * 2**20  # each repeated gzip member inflates to this many zeros
 
@@ -51,24 +49,9 @@ def gzip_tar_bomb(path: Path, members: list[tuple[str, int, bytes]]) -> Path:
     return path
 
 
-def peak_of_loading(spec: str) -> tuple[int, str, int]:
-    """Load ``spec`` through the CLI plumbing in a fresh process: (exit code, stderr, peak RSS in MiB)."""
-    code = (
-        "import resource, sys\n"
-        "from cae.cli import run\n"
-        "from cae.data import load_dataset\n"
-        "def main(argv):\n"
-        f"    load_dataset({spec!r}, image_size=8)\n"
-        "    return 0\n"
-        "rc = run(main)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
-        "sys.exit(rc)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    return out.returncode, out.stderr, int(out.stdout.split()[-1])
+def load_fresh(spec: str) -> Outcome:
+    """Load ``spec`` through the CLI plumbing in a fresh process."""
+    return run_fresh(f"from cae.data import load_dataset\nload_dataset({spec!r}, image_size=8)")
 
 
 # --- CIFAR-10 archives -----------------------------------------------------------------------------------
@@ -79,12 +62,12 @@ def test_a_batch_declaring_3_gb_is_refused_from_its_header_with_bounded_memory(t
         tmp_path / "cifar-10-python.tar.gz", [("cifar-10-batches-py/data_batch_1", 3 * GIB, tarfile.REGTYPE)]
     )
     assert archive.stat().st_size < 8 * 2**20  # small on disk
-    rc, stderr, peak_mib = peak_of_loading(f"cifar10:{archive}")
-    assert rc == 2, stderr
-    assert stderr.count("\n") == 1, stderr
-    assert f"a member of {3 * GIB:,} bytes, more than any genuine one" in stderr
-    assert "cifar-10-batches-py/data_batch_1" in stderr and "download it again" in stderr
-    assert peak_mib < 400, peak_mib  # an unguarded read holds the whole 3 GB member
+    outcome = load_fresh(f"cifar10:{archive}")
+    assert outcome.returncode == 2, outcome.stderr
+    assert outcome.stderr.count("\n") == 1, outcome.stderr
+    assert f"a member of {3 * GIB:,} bytes, more than any genuine one" in outcome.stderr
+    assert "cifar-10-batches-py/data_batch_1" in outcome.stderr and "download it again" in outcome.stderr
+    assert outcome.peak_mib < 400, outcome  # an unguarded read holds the whole 3 GB member
 
 
 def test_members_larger_in_all_than_a_genuine_archive_are_refused(tmp_path: Path) -> None:
@@ -191,8 +174,8 @@ def test_image_bombs_are_skipped_counted_and_cost_no_decoding(image_folder: Path
     for name in ("bomb-400mp.png", "bomb-81mp.png", "claims-4gp.jpg"):
         with pytest.raises(folder.Unusable, match="larger than 64,000,000 pixels"):
             folder.read_image(image_folder / name, 8)
-    rc, stderr, peak_mib = peak_of_loading(f"folder:{image_folder}")
-    assert rc == 0, stderr
-    assert peak_mib < 400, peak_mib  # decoding the 400 MP PNG alone would take 400 MB
+    outcome = load_fresh(f"folder:{image_folder}")
+    assert outcome.returncode == 0, outcome.stderr
+    assert outcome.peak_mib < 400, outcome  # decoding the 400 MP PNG alone would take 400 MB
     dataset = load_dataset(f"folder:{image_folder}", image_size=8)
     assert "skipped 5 of 11 files (3 larger than 64,000,000 pixels, 2 not JPEG/PNG)" in dataset.source
