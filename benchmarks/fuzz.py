@@ -84,8 +84,8 @@ def _fuzz(reader: Reader, examples: int, seed: int) -> tuple[int, float, str | N
     start = time.perf_counter()
     try:
         test()
-    except AssertionError as exc:
-        return tried, time.perf_counter() - start, str(exc).splitlines()[0][:400]
+    except Exception as exc:  # the property's AssertionError, or Hypothesis's report of a flaky one
+        return tried, time.perf_counter() - start, (str(exc).splitlines() or [type(exc).__name__])[0][:400]
     return tried, time.perf_counter() - start, None
 
 

@@ -135,9 +135,9 @@ def load_study(paths: StudyPaths) -> Study:
     meta = read_meta(paths)
     trials = _numeric(_read_csv(paths.trials_csv, TRIAL_COLUMNS), TRIAL_COLUMNS, TRIAL_TEXT_COLUMNS, paths.trials_csv)
     history = _numeric(_read_csv(paths.history_csv, HISTORY_COLUMNS), HISTORY_COLUMNS, ("trial_id",), paths.history_csv)
-    for df in (trials, history):
-        if "trial_id" in df:
-            df["trial_id"] = df["trial_id"].astype(str)
+    for df, path in ((trials, paths.trials_csv), (history, paths.history_csv)):
+        _check_rows(df, path)
+        df["trial_id"] = df["trial_id"].astype(str)
     _check_meta(meta, trials, paths)
     return Study(paths=paths, meta=meta, trials=trials, history=history)
 
@@ -157,6 +157,24 @@ def _check_meta(meta: Mapping[str, Any], trials: pd.DataFrame, paths: StudyPaths
     params = meta.get("params")
     if params is not None and not (isinstance(params, list) and all(isinstance(p, str) for p in params)):
         raise corrupt(f"its params {_short(params)} are not a list of parameter names")
+
+
+def _check_rows(df: pd.DataFrame, path: Any) -> None:
+    """Every row names its trial, and a trial row has a status of the vocabulary (:data:`STATUSES`)."""
+    missing = df["trial_id"].isna()
+    if missing.any():
+        raise StudyError(
+            f"{path} is corrupt: row {int(missing.to_numpy().argmax()) + 1} has no trial_id; "
+            "`python -m search resume` rebuilds it"
+        )
+    if "status" in df.columns:
+        unknown = ~df["status"].isin(STATUSES)
+        if unknown.any():
+            row = int(unknown.to_numpy().argmax())
+            raise StudyError(
+                f"{path} is corrupt: row {row + 1} has status {_short(df['status'].iloc[row])}, not one of "
+                f"{', '.join(STATUSES)}; `python -m search resume` rebuilds it"
+            )
 
 
 def _numeric(df: pd.DataFrame, columns: Iterable[str], text_columns: Iterable[str], path: Any) -> pd.DataFrame:

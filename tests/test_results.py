@@ -87,3 +87,19 @@ def test_user_errors_stay_on_one_line_whatever_they_quote(capsys: pytest.Capture
     err = capsys.readouterr().err
     assert err == "error: unknown key '\\r'; a parser said: line 1\\nline 2\\u2028end\n"
     assert one_line("ünïcödé stays") == "ünïcödé stays"
+
+
+@pytest.mark.parametrize(("cell", "value", "expected"), [
+    ("status", "", "row 2 has status nan, not one of COMPLETE"),
+    ("status", "DONE", "row 2 has status 'DONE'"),
+    ("trial_id", "", "row 2 has no trial_id"),
+])
+def test_a_trial_row_without_id_or_known_status_is_corrupt(
+    study: results.StudyPaths, cell: str, value: str, expected: str
+) -> None:
+    lines = study.trials_csv.read_text().splitlines()
+    row = lines[2].split(",")
+    row[lines[0].split(",").index(cell)] = value
+    study.trials_csv.write_text("\n".join([*lines[:2], ",".join(row), *lines[3:]]) + "\n")
+    with pytest.raises(StudyError, match=expected):
+        results.load_study(study)
