@@ -105,7 +105,7 @@ def run_cli(
     after = _snapshot(box.base)
     changed = {path for path in before.keys() | after.keys() if before.get(path) != after.get(path)}
     allowed_resolved = [(box.cwd / path).resolve() for path in allowed]
-    written = tuple(sorted(str(p) for p in changed if not any(_inside(Path(p), a) for a in allowed_resolved)))
+    written = tuple(sorted(str(p) for p in changed if not _may_write(Path(p), after.get(p), allowed_resolved)))
     return Outcome(tuple(argv), returncode, out.getvalue(), err.getvalue(), exception, seconds_taken, written)
 
 
@@ -162,6 +162,12 @@ def _snapshot(base: Path) -> dict[str, tuple[int, int]]:
                 info = os.lstat(path)
                 found[path] = (info.st_size, info.st_mtime_ns)
     return found
+
+
+def _may_write(path: Path, state: tuple[int, int] | None, allowed: Sequence[Path]) -> bool:
+    """Inside an allowed folder, or a folder on the way to one (``--out a/b/c`` creates ``a`` and ``a/b``)."""
+    is_folder = state == (-1, -1)
+    return any(_inside(path, folder) or (is_folder and _inside(folder, path)) for folder in allowed)
 
 
 def _inside(path: Path, folder: Path) -> bool:
