@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from tests.fuzz.readers import READERS
 
 # Seeded (derandomize) so a run is the same on every machine; the slower readers draw fewer inputs.
-EXAMPLES = {"study-report": 25, "report-options": 15}
+EXAMPLES = {"study-report": 25, "report-options": 10}
 DEFAULT_EXAMPLES = 60
 
 
