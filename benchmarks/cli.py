@@ -16,7 +16,7 @@ errors (an unknown benchmark, a budget too small for one trial, a missing table)
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from benchmarks import definitions, tabular
@@ -60,30 +60,52 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def prepare(argv: Sequence[str] | None = None) -> Callable[[], int]:
+    """Parse and check the whole command line; return the work itself (listing, a benchmark, a table).
+
+    Split from :func:`main` so that every user mistake is found, and can be fuzzed, before anything is
+    trained or written.
+    """
     args = build_parser().parse_args(argv)
     if args.command == "list":
-        print(definitions.describe_all())
-        return 0
+        return lambda: _print(definitions.describe_all())
     if args.command == "build-table":
-        return _build_table(args)
+        return _prepare_table(args)
     definition = definitions.get(args.name)
     settings = definitions.RunSettings(
         root=args.root, data=args.data, budget=args.budget, seeds=args.seeds, limit=args.limit,
         image_size=args.image_size, table=args.table, concurrency=args.concurrency,
     )
-    result = definition.runner(definition.plan(settings))
+    plan = definition.plan(settings)
+    return lambda: _run(definition, plan)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return prepare(argv)()
+
+
+def _print(text: str) -> int:
+    print(text)
+    return 0
+
+
+def _run(definition: definitions.BenchmarkDefinition, plan: definitions.RunPlan) -> int:
+    result = definition.runner(plan)
     print(f"\nwrote {result['folder']}: {', '.join(result['files'])}")
     return 0
 
 
-def _build_table(args: argparse.Namespace) -> int:
+def _prepare_table(args: argparse.Namespace) -> Callable[[], int]:
     if args.max_configs is not None and args.max_configs < 1:
         raise BenchmarkError(f"--max-configs {args.max_configs} must be at least 1")
     if not args.space.is_file():
         raise BenchmarkError(f"--space {args.space} does not exist; the default is {tabular.DEFAULT_SPACE}")
     plan = tabular.plan_build(args.space, args.out, args.data, args.limit, args.epochs, args.seed)
-    meta = tabular.build_table(plan, args.max_configs)
+    return lambda: _build_table(plan, args.max_configs)
+
+
+def _build_table(plan: tabular.BuildPlan, max_configs: int | None) -> int:
+    meta = tabular.build_table(plan, max_configs)
     print(f"{plan.out}: {meta['configs_built']} of {meta['configs']} configurations, "
           f"{meta['build_seconds'] / 60:.1f} min of training in all")
     return 0

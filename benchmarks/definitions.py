@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from cae import plain_yaml
 from cae.data import parse_spec
 from cae.errors import BenchmarkError, CaesweepError, UsageError
 from results import DEFAULT_ROOT
@@ -284,7 +285,7 @@ def _engines() -> BenchmarkDefinition:
 def _overhead() -> BenchmarkDefinition:
     from benchmarks import sweep_overhead
 
-    space = space_from_dict({**yaml.safe_load(sweep_overhead.SPACE), "name": "overhead"})
+    space = space_from_dict({**plain_yaml.load(sweep_overhead.SPACE), "name": "overhead"})
     return BenchmarkDefinition(
         name="overhead",
         description="The suite's own cost: training throughput vs a bare model.fit, per-trial overhead of a sweep, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 
 from cae.errors import CaesweepError, UsageError
@@ -24,12 +25,21 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
+def one_line(message: str) -> str:
+    """``message`` on one line: line breaks and other control characters, which a message quoting user input
+    (a key, a file name, a parser's report) may carry, are shown escaped (``\\r``, ``\\x1b``)."""
+    return "".join(repr(ch)[1:-1] if unicodedata.category(ch) in _BREAKING else ch for ch in message)
+
+
+_BREAKING = ("Cc", "Zl", "Zp")  # control characters, line and paragraph separators
+
+
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Call ``main(argv)``, turning user errors into one stderr line and exit code 2."""
     try:
         return main(argv)
     except CaesweepError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

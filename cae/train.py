@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,12 +128,24 @@ def _strict_json(value: Any) -> Any:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def prepare(argv: Sequence[str] | None = None) -> Callable[[], int]:
+    """Parse and check the whole command line; return the run itself (data, training, outputs).
+
+    Split from :func:`main` so that everything a user can get wrong is checked, and can be fuzzed, without
+    reading data or importing TensorFlow.
+    """
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     _check_output(args.json)
     _check_output(args.save, ".keras")
+    return lambda: _train(args, config)
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return prepare(argv)()
+
+
+def _train(args: Any, config: RunConfig) -> int:
     from cae.data import load_dataset
 
     data = load_dataset(args.data, image_size=args.image_size, seed=args.seed, limit=args.limit)

@@ -34,6 +34,9 @@ from cae.errors import StudyError
 DEFAULT_ROOT = Path("results")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 RESERVED = {"benchmarks"}  # sub-folders of the root that are not studies
+# A study.json is a few KB (the resolved space, options, one entry per run); a larger one is not ours, and
+# reading it is bounded.
+MAX_META_BYTES = 16 * 2**20
 
 
 def validate_name(name: str) -> str:
@@ -164,10 +167,18 @@ def read_meta(paths: StudyPaths) -> dict[str, Any]:
             f"`python -m search list --root {paths.root}` shows the studies there"
         )
     try:
-        meta = json.loads(paths.meta.read_text())
+        with paths.meta.open("rb") as file:
+            raw = file.read(MAX_META_BYTES + 1)
     except FileNotFoundError:
         raise StudyError(f"{paths.meta} is missing: {paths.folder} is not a caesweep study folder") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except OSError as exc:
+        raise StudyError(f"{paths.meta} cannot be read ({exc.strerror}); check its permissions") from None
+    if len(raw) > MAX_META_BYTES:
+        raise StudyError(f"{paths.meta} is larger than {MAX_META_BYTES:,} bytes, so it is not a study.json; restore it")
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        # RecursionError: nesting thousands deep, which Python's json parser cannot follow.
         raise StudyError(f"{paths.meta} is corrupt (not valid JSON); restore it or start a new study") from None
     if not isinstance(meta, dict) or meta.get("name") != paths.name:
         raise StudyError(f"{paths.meta} does not describe study {paths.name!r}")

@@ -66,6 +66,8 @@ TRIAL_COLUMNS = (
     "started_at",
     "finished_at",
 )
+# The trial table's columns that hold text; every other fixed column holds numbers.
+TRIAL_TEXT_COLUMNS = ("trial_id", "status", "architecture", "node", "error", "started_at", "finished_at")
 HISTORY_COLUMNS = (
     "trial_id", "epoch", "loss", "val_loss", "mse", "val_mse", "val_native_mse", "psnr", "val_psnr", "ssim",
     "val_ssim", "seconds",
@@ -127,7 +129,8 @@ def _read_csv(path: Any, columns: tuple[str, ...]) -> pd.DataFrame:
         # Trial ids are text (Ray's are hex: "00123456" or "1234e567" must not become numbers).
         df = pd.read_csv(io.StringIO(text), dtype={"trial_id": str}) if text.strip() else pd.DataFrame()
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise StudyError(f"{path} is corrupt ({exc}); `python -m search resume` rebuilds it") from None
+        reason = " ".join(str(exc).split())
+        raise StudyError(f"{path} is corrupt ({reason}); `python -m search resume` rebuilds it") from None
     missing = [c for c in columns[:3] if c not in df.columns] if len(df.columns) else []
     if missing:
         raise StudyError(f"{path} lacks the columns {missing}; `python -m search resume` rebuilds it")
@@ -135,11 +138,75 @@ def _read_csv(path: Any, columns: tuple[str, ...]) -> pd.DataFrame:
 
 
 def load_study(paths: StudyPaths) -> Study:
-    """Read a study folder back (raises :class:`StudyError` for an unknown or corrupt study)."""
+    """Read a study folder back for analysis (raises :class:`StudyError` for an unknown or corrupt study).
+
+    Beyond :func:`read_meta`, the fields a table or ranking relies on are checked here, so that every
+    reader (``search list``, the report) can trust them: the objective (``metric`` naming a column,
+    ``mode``), ``roles`` and ``params``, and numbers in every numeric column.
+    """
     meta = read_meta(paths)
-    trials = _read_csv(paths.trials_csv, TRIAL_COLUMNS)
-    history = _read_csv(paths.history_csv, HISTORY_COLUMNS)
-    for df in (trials, history):
-        if "trial_id" in df:
-            df["trial_id"] = df["trial_id"].astype(str)
+    trials = _numeric(_read_csv(paths.trials_csv, TRIAL_COLUMNS), TRIAL_COLUMNS, TRIAL_TEXT_COLUMNS, paths.trials_csv)
+    history = _numeric(_read_csv(paths.history_csv, HISTORY_COLUMNS), HISTORY_COLUMNS, ("trial_id",), paths.history_csv)
+    for df, path in ((trials, paths.trials_csv), (history, paths.history_csv)):
+        _check_rows(df, path)
+        df["trial_id"] = df["trial_id"].astype(str)
+    _check_meta(meta, trials, paths)
     return Study(paths=paths, meta=meta, trials=trials, history=history)
+
+
+def _check_meta(meta: Mapping[str, Any], trials: pd.DataFrame, paths: StudyPaths) -> None:
+    def corrupt(what: str) -> StudyError:
+        return StudyError(f"{paths.meta} is corrupt: {what}; restore it or start a new study")
+
+    metric, mode = meta.get("metric"), meta.get("mode")
+    if not isinstance(metric, str) or metric not in trials.columns or metric in TRIAL_TEXT_COLUMNS:
+        raise corrupt(f"its metric {_short(metric)} is not a numeric column of the trial table")
+    if mode not in ("min", "max"):
+        raise corrupt(f"its mode {_short(mode)} is not 'min' or 'max'")
+    roles = meta.get("roles", {})
+    if not isinstance(roles, dict) or not all(isinstance(v, str) for v in roles.values()):
+        raise corrupt(f"its roles {_short(roles)} are not a mapping of parameter to role")
+    params = meta.get("params")
+    if params is not None and not (isinstance(params, list) and all(isinstance(p, str) for p in params)):
+        raise corrupt(f"its params {_short(params)} are not a list of parameter names")
+
+
+def _check_rows(df: pd.DataFrame, path: Any) -> None:
+    """Every row names its trial, and a trial row has a status of the vocabulary (:data:`STATUSES`)."""
+    missing = df["trial_id"].isna()
+    if missing.any():
+        raise StudyError(
+            f"{path} is corrupt: row {int(missing.to_numpy().argmax()) + 1} has no trial_id; "
+            "`python -m search resume` rebuilds it"
+        )
+    if "status" in df.columns:
+        unknown = ~df["status"].isin(STATUSES)
+        if unknown.any():
+            row = int(unknown.to_numpy().argmax())
+            raise StudyError(
+                f"{path} is corrupt: row {row + 1} has status {_short(df['status'].iloc[row])}, not one of "
+                f"{', '.join(STATUSES)}; `python -m search resume` rebuilds it"
+            )
+
+
+def _numeric(df: pd.DataFrame, columns: Iterable[str], text_columns: Iterable[str], path: Any) -> pd.DataFrame:
+    """``df`` with its fixed numeric ``columns`` as numbers; a cell that is not one makes the table corrupt."""
+    text = set(text_columns)
+    for column in (c for c in columns if c in df.columns and c not in text):
+        if df[column].dtype.kind in "iuf":
+            continue
+        numbers = pd.to_numeric(df[column], errors="coerce")
+        bad = df[column].notna() & numbers.isna()
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise StudyError(
+                f"{path} is corrupt: column {column} holds {_short(df[column].iloc[row])} in row {row + 1}, not a "
+                "number; `python -m search resume` rebuilds it"
+            )
+        df[column] = numbers
+    return df
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."

@@ -1,8 +1,9 @@
 """Reading search spaces from YAML: the shipped ones by name, the user's own by path.
 
 A space file is a mapping with (all optional) ``description``, ``samples``, ``fixed`` and ``params``; the
-space is named after the file. Files are parsed with ``yaml.safe_load`` only, so tags that would construct
-Python objects (``!!python/object/apply:...``) are refused, never executed.
+space is named after the file. Files are parsed with :mod:`cae.plain_yaml` only, so tags that would construct
+Python objects (``!!python/object/apply:...``) are refused, never executed, and so are anchors and aliases
+(a few KB of them can expand to gigabytes), deep nesting and files over 1 MiB.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from cae import plain_yaml
 from cae.errors import SpaceError
 from spaces.space import Param, Space
 
@@ -92,18 +94,17 @@ def _locate(name_or_path: str) -> Path:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        document = plain_yaml.load_file(path)
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpaceError(f"{path}: cannot be read: {exc}") from None
-    try:
-        return _exponent_floats(yaml.safe_load(text))
+        raise SpaceError(f"{path}: cannot be read: {_one_line(exc)}") from None
     except yaml.constructor.ConstructorError as exc:
         raise SpaceError(
-            f"{path}: {_one_line(exc)}; only plain YAML (mappings, lists, strings, numbers, booleans) "
+            f"{path}: {plain_yaml.describe(exc)}; only plain YAML (mappings, lists, strings, numbers, booleans) "
             "is allowed"
         ) from None
     except yaml.YAMLError as exc:
-        raise SpaceError(f"{path}: invalid YAML: {_one_line(exc)}") from None
+        raise SpaceError(f"{path}: invalid YAML: {plain_yaml.describe(exc)}") from None
+    return _exponent_floats(document)
 
 
 def _one_line(exc: Exception) -> str:

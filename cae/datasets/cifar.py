@@ -12,18 +12,27 @@ and 8,824 val). Labels are not used. Images other than 32x32 are resized with Pi
 Safety: the batches are pickles, and unpickling can run arbitrary code. They are read with
 :class:`_BatchUnpickler`, which can only rebuild numpy arrays and refuses anything else. The archive is read
 into memory and never extracted; an archive with an absolute or ``..`` member name, a link or a special file
-is refused outright, as no genuine CIFAR-10 archive contains one.
+is refused outright, as no genuine CIFAR-10 archive contains one. Reading costs at most what a genuine
+archive holds: a member larger than a batch, an archive larger in all, a batch file of the extracted folder
+larger than a batch, or an array larger than its pickle is refused from its header or size, before it is
+read or decompressed (see :data:`MAX_BATCH_BYTES`, :data:`MAX_ARCHIVE_BYTES`).
 """
 
 from __future__ import annotations
 
+import bz2
 import codecs
+import gzip
 import io
+import lzma
+import math
 import os
 import pickle
 import tarfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO, cast
 
 import numpy as np
 
@@ -32,6 +41,13 @@ from cae.errors import DataError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 _HOW_TO_GET = f"download {URL} into ~/.keras/datasets/ or pass cifar10:PATH"
+
+# Sizes of the genuine archive: each batch is 31,035,704 bytes (10,000 rows of 3,072 bytes plus labels and
+# file names) and the whole tar 186 MB in 8 members. The bounds leave 8% (batch), 8% (total) and 8x (members)
+# of room, and are what reading an archive can cost at most, whatever its headers claim.
+MAX_BATCH_BYTES = 32 * 2**20
+MAX_ARCHIVE_BYTES = 192 * 2**20
+MAX_MEMBERS = 64
 
 _TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _TEST_BATCH = "test_batch"
@@ -120,7 +136,12 @@ def _read_folder(folder: Path) -> dict[str, np.ndarray]:
     for name in (*_TRAIN_BATCHES, _TEST_BATCH):
         file = folder / name
         try:
-            raw = file.read_bytes()
+            with file.open("rb") as handle:
+                # Size first (a 3 GB "batch" is refused unread), then at most one byte more than allowed, in
+                # case the file grows in between.
+                _check_batch_size(os.fstat(handle.fileno()).st_size, file)
+                raw = handle.read(MAX_BATCH_BYTES + 1)
+            _check_batch_size(len(raw), file)
         except OSError as exc:
             raise DataError(f"cannot read CIFAR-10 batch {file} ({exc}); {_HOW_TO_GET}") from exc
         batches[name] = _unpickle(raw, str(file))
@@ -128,17 +149,28 @@ def _read_folder(folder: Path) -> dict[str, np.ndarray]:
 
 
 def _read_archive(archive: Path) -> dict[str, np.ndarray]:
-    """Read the batches from a (gzip) tar into memory, checking every member before unpickling any."""
+    """Read the batches from a (gzip) tar into memory, checking every member before reading any.
+
+    The tar is read as a stream through :class:`_Budget`, so no more than :data:`MAX_ARCHIVE_BYTES` are
+    ever decompressed, and each member's declared size and the running total are checked from its header,
+    before its content is read or skipped: a bomb is refused from its header.
+    """
     wanted = (*_TRAIN_BATCHES, _TEST_BATCH)
     raw: dict[str, bytes] = {}
+    declared = 0
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            for member in tar:
-                problem = _member_problem(member)
+        with (
+            archive.open("rb") as compressed,
+            _decompressed(compressed) as stream,
+            tarfile.open(fileobj=_Budget(stream, archive), mode="r|") as tar,
+        ):
+            for count, member in enumerate(tar, 1):
+                declared += member.size
+                problem = _member_problem(member) or _size_problem(member, count, declared)
                 if problem:
                     raise DataError(
-                        f"{archive} contains {problem} ({member.name}), so it is not a genuine CIFAR-10 "
-                        f"archive; refusing to read it: download it again from {URL}"
+                        f"{archive} contains {problem} ({_printable(member.name)}), so it is not a genuine "
+                        f"CIFAR-10 archive; refusing to read it: download it again from {URL}"
                     )
                 name = PurePosixPath(member.name).name
                 file = tar.extractfile(member) if member.isfile() and name in wanted else None
@@ -146,7 +178,7 @@ def _read_archive(archive: Path) -> dict[str, np.ndarray]:
                     raw[name] = file.read()
     except PermissionError as exc:
         raise DataError(f"cannot read {archive} ({exc}); check its permissions") from exc
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
         raise DataError(
             f"{archive} is truncated or not a gzip tar ({exc}); download it again from {URL}"
         ) from exc
@@ -159,6 +191,71 @@ def _read_archive(archive: Path) -> dict[str, np.ndarray]:
     return {name: _unpickle(raw[name], f"{archive}:{name}") for name in wanted}
 
 
+def _decompressed(compressed: BinaryIO) -> BinaryIO:
+    """The archive's tar stream: decompressed by the codec its magic bytes name (the official archive is
+    gzip), or as it is (a plain tar). The caller closes it."""
+    head = compressed.read(6)
+    compressed.seek(0)
+    if head.startswith(b"\x1f\x8b"):
+        return cast(BinaryIO, gzip.GzipFile(fileobj=compressed))
+    if head.startswith(b"BZh"):
+        return cast(BinaryIO, bz2.BZ2File(compressed))
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return cast(BinaryIO, lzma.LZMAFile(compressed))
+    return compressed
+
+
+class _Budget(io.RawIOBase):
+    """A read-only stream that gives at most :data:`MAX_ARCHIVE_BYTES` of ``source``, then refuses.
+
+    This bounds what an archive costs whatever its headers claim, including the parts :mod:`tarfile` reads
+    on its own (pax and GNU long-name headers, skipped member data).
+    """
+
+    def __init__(self, source: BinaryIO, archive: Path) -> None:
+        super().__init__()
+        self.source, self.archive, self.given = source, archive, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        room = MAX_ARCHIVE_BYTES - self.given + 1  # one byte over the budget tells a bomb from a full archive
+        data = self.source.read(room if size is None or size < 0 else min(size, room))
+        self.given += len(data)
+        if self.given > MAX_ARCHIVE_BYTES:
+            raise DataError(
+                f"{self.archive} decompresses to more than {MAX_ARCHIVE_BYTES:,} bytes, more than a genuine "
+                f"CIFAR-10 archive (about 186 MB); refusing to read it: download it again from {URL}"
+            )
+        return data
+
+
+def _check_batch_size(size: int, where: Path) -> None:
+    if size > MAX_BATCH_BYTES:
+        raise DataError(
+            f"{where} has {size:,} bytes, more than any genuine CIFAR-10 batch (about 31 MB, at most "
+            f"{MAX_BATCH_BYTES:,} allowed); refusing to read it: download the data again from {URL}"
+        )
+
+
+def _size_problem(member: tarfile.TarInfo, count: int, declared: int) -> str | None:
+    """What makes an archive too large to be CIFAR-10, judged from the headers read so far."""
+    if count > MAX_MEMBERS:
+        return f"more than {MAX_MEMBERS} members (a genuine one has 8)"
+    if member.size > MAX_BATCH_BYTES:
+        return f"a member of {member.size:,} bytes, more than any genuine one (about 31 MB)"
+    if declared > MAX_ARCHIVE_BYTES:
+        return f"members of {declared:,} bytes in all, more than a genuine archive (about 186 MB)"
+    return None
+
+
+def _printable(name: str, limit: int = 80) -> str:
+    """A member name fit for a one-line message: control characters escaped, at most ``limit`` characters."""
+    text = name.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def _member_problem(member: tarfile.TarInfo) -> str | None:
     """What makes an archive member hostile, if anything: no genuine CIFAR-10 archive has any of these."""
     if member.name.startswith("/"):
@@ -169,6 +266,8 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
         return f"a link to {member.linkname}"
     if not (member.isfile() or member.isdir()):
         return "a special file (device or fifo)"
+    if member.issparse():
+        return "a sparse file"
     return None
 
 
@@ -179,6 +278,7 @@ class _BatchUnpickler(pickle.Unpickler):
         # encoding="bytes" reads the Python 2 strings of the official pickles as bytes (keys b"data", ...).
         super().__init__(io.BytesIO(raw), encoding="bytes")
         self.where = where
+        self.limit = len(raw)  # a genuine array's bytes are in the pickle, so none is larger than it
 
     def find_class(self, module: str, name: str) -> object:
         safe = _SAFE_GLOBALS.get((module, name))
@@ -187,14 +287,42 @@ class _BatchUnpickler(pickle.Unpickler):
                 f"caesweep refuses to load {self.where}: it tries to construct {module}.{name}, which no "
                 f"CIFAR-10 batch does (a pickle can run code); download the data again from {URL}"
             )
+        if safe is np.ndarray:
+            return _NDARRAY
+        if name == "_reconstruct":
+            return self._reconstruct
         return safe
+
+    def _reconstruct(self, subtype: object, shape: tuple[int, ...], dtype: object) -> np.ndarray:
+        """numpy's ``_reconstruct``, refusing an empty array larger than the whole pickle (a memory bomb)."""
+        if subtype is not _NDARRAY:
+            raise pickle.UnpicklingError(f"_reconstruct of {subtype!r}, not numpy.ndarray")
+        size = math.prod(shape) * np.dtype(dtype).itemsize  # type: ignore[call-overload]
+        if size > self.limit:
+            raise DataError(
+                f"{self.where} asks for an array of {size:,} bytes in a pickle of {self.limit:,}, which no "
+                f"CIFAR-10 batch does; download the data again from {URL}"
+            )
+        return cast(np.ndarray, _RECONSTRUCT(np.ndarray, shape, dtype))
+
+
+class _NdarrayName:
+    """Stands for ``numpy.ndarray`` in a batch: the argument ``_reconstruct`` takes, but not callable, so a
+    pickle cannot call ``numpy.ndarray((10**12,))`` itself to allocate an array of any size."""
+
+
+_NDARRAY = _NdarrayName()
+_RECONSTRUCT = cast(Callable[..., object], np.zeros(1, dtype=np.uint8).__reduce__()[0])
 
 
 def _unpickle(raw: bytes, where: str) -> np.ndarray:
     """The images of one batch as ``uint8`` ``(N, 32, 32, 3)``."""
     try:
         batch = _BatchUnpickler(raw, where).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+    except (
+        pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+        OverflowError,
+    ) as exc:
         raise DataError(
             f"{where} is not a readable CIFAR-10 batch ({exc}); download it again from {URL}"
         ) from exc

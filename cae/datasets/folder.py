@@ -42,8 +42,6 @@ _DECODE_ERRORS = (
     ValueError,
     EOFError,
     struct.error,
-    Image.DecompressionBombError,
-    Image.DecompressionBombWarning,
 )
 
 
@@ -119,6 +117,9 @@ def read_image(file: Path, size: int) -> np.ndarray:
                 rgb = _to_rgb(ImageOps.exif_transpose(image))
     except UnidentifiedImageError as exc:
         raise Unusable("not JPEG/PNG") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own check, at open, of images over twice (error) or once (warning) its limit: too large too.
+        raise Unusable(f"larger than {MAX_PIXELS:,} pixels") from exc
     except PermissionError as exc:
         raise Unusable("unreadable") from exc
     except _DECODE_ERRORS as exc:
