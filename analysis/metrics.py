@@ -18,7 +18,7 @@ from results import TRIAL_COLUMNS
 
 # Trial-table columns that describe a trial rather than measure it: never a --metric.
 NOT_METRICS = frozenset(
-    {"trial_id", "number", "status", "architecture", "pca_k", "pca_matched", "node", "error", "started_at",
+    {"trial_id", "number", "status", "repeat_of", "architecture", "pca_k", "pca_matched", "node", "error", "started_at",
      "finished_at"}
 )
 METRICS = tuple(c for c in TRIAL_COLUMNS if c not in NOT_METRICS)
