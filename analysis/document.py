@@ -168,8 +168,8 @@ def pivot_cells(mean: pd.DataFrame, count: pd.DataFrame, metric: str) -> pd.Data
 
 # Said under the seed repeats table: what the interval is and what "not distinguishable" means.
 SEEDS = (
-    "Each configuration that `python -m search confirm` re-trained with new training seeds on the same data "
-    "split, pooled with its original run: mean ± half-width of the 95 % confidence interval of the mean "
+    "Each configuration re-trained with new training seeds on the same data split (python -m search confirm), "
+    "pooled with its original run: mean ± half-width of the 95 % confidence interval of the mean "
     "(Student t with n - 1 degrees of freedom) over the n runs that finished, and the sample standard deviation "
     "between seeds. vs best: \"not distinguishable from the best\" when the interval overlaps that of the "
     "configuration with the best mean; intervals that are apart are a conservative sign of a real difference. "

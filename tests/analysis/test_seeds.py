@@ -197,6 +197,9 @@ def test_repeat_of_is_read_as_text_and_is_no_metric(make_study: StudyFactory, tm
     repeat_of = study.trials.set_index("trial_id")["repeat_of"]
     assert repeat_of["r1"] == "1234e567" and pd.isna(repeat_of["1234e567"])
     assert study.param_columns == sorted(study.param_columns) and "repeat_of" not in study.param_columns
+    older = pd.read_csv(root / "hexids" / "trials.csv").drop(columns="repeat_of").head(1)  # before confirm existed
+    older.to_csv(root / "hexids" / "trials.csv", index=False)
+    assert load_study(study_paths("hexids", root)).trials["repeat_of"].isna().tolist() == [True]
     ran = run_report(["--study", "hexids", "--root", str(root), "--metric", "repeat_of"], tmp_path)
     assert ran.code == 2 and ran.err.count("\n") == 1 and "unknown metric 'repeat_of'" in ran.err
 
