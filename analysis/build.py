@@ -36,11 +36,13 @@ class StudyReport:
     meta: dict[str, Any]
     metric: str
     mode: str
-    trials: pd.DataFrame  # the whole trial table, metric columns numeric
-    done: pd.DataFrame  # finished trials with the metric, ranked best first
+    trials: pd.DataFrame  # the search's trial table (seed repeats apart), metric columns numeric
+    repeats: pd.DataFrame  # the seed repeats of `python -m search confirm`, in any status
+    done: pd.DataFrame  # finished search trials with the metric, ranked best first
     status: pd.DataFrame
     failures: pd.DataFrame
     leaderboard: pd.DataFrame
+    seeds: pd.DataFrame  # per configuration with seed repeats: mean, std and 95 % CI over seeds, vs the best
     scientific: list[str]  # searched, varying, role scientific (in study order)
     nuisance: list[str]  # searched, varying, role nuisance
     groups: dict[str, pd.DataFrame]  # hyperparameter -> mean/std/n/best of the metric per value
@@ -64,8 +66,10 @@ class StudyReport:
 def study_report(study: Study, metric: str, top: int) -> StudyReport:
     """Every table and finding for ``study``, ranking finished trials by ``metric``."""
     mode = metric_mode(metric)
-    trials = tables.prepare_trials(study.trials)
+    everything = tables.prepare_trials(study.trials)
+    trials, repeats = tables.search_trials(everything), tables.repeat_trials(everything)
     done = tables.rank(tables.finished(trials, metric), metric, mode)
+    seeds = tables.seed_statistics(done, repeats, metric, mode)
     searched = [p for p in study.meta.get("params") or study.param_columns if p in trials.columns]
     roles = study.roles() or {p: "nuisance" if p in DEFAULT_NUISANCE else "scientific" for p in searched}
     moving = tables.varying(done, searched)
@@ -73,7 +77,7 @@ def study_report(study: Study, metric: str, top: int) -> StudyReport:
     nuisance = [p for p in moving if roles.get(p) == "nuisance"]
     compared = [*scientific, *nuisance, *(p for p in moving if p not in scientific and p not in nuisance)]
     shown = [p for p in compared if p not in tables.IN_ARCHITECTURE]
-    board = tables.leaderboard(done, metric, mode, top, extra=shown)
+    board = tables.leaderboard(done, metric, mode, top, extra=shown, seeds=seeds)
     pivot = _pivot_pair(scientific or compared)
     report = StudyReport(
         name=study.name,
@@ -81,10 +85,12 @@ def study_report(study: Study, metric: str, top: int) -> StudyReport:
         metric=metric,
         mode=mode,
         trials=trials,
+        repeats=repeats,
         done=done,
         status=tables.status_counts(trials, metric),
         failures=tables.failure_reasons(trials),
         leaderboard=board,
+        seeds=seeds,
         scientific=scientific,
         nuisance=nuisance,
         groups={p: tables.group_summary(done, p, metric, mode) for p in compared},
@@ -113,6 +119,8 @@ def study_findings(report: StudyReport) -> list[str]:
     n = len(report.done)
     sentences = findings.status(report.status, report.failures, report.meta.get("status"))
     sentences += findings.best(report.done, report.metric)
+    sentences += findings.seeds(report.seeds, report.repeats, tables.seed_metric(report.metric),
+                                report.meta.get("confirm"))
     sentences += findings.beat_baseline(report.done)
     sentences += findings.importance(report.importance, report.metric, n)
     sentences += findings.groups({p: report.groups[p] for p in report.scientific}, report.metric, report.mode)

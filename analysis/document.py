@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
 from analysis.build import Comparison, StudyReport
-from analysis.metrics import fmt, label
+from analysis.metrics import fmt, fmt_ci, label
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ def study_blocks(report: StudyReport, images: Mapping[str, str], grid_note: str,
     blocks += [
         Heading("Leaderboard", level + 1),
         Text(f"{ranked} Failed and pruned trials are counted below, not ranked. {BASELINES}"),
-        Table(report.leaderboard),
+        Table(leaderboard_cells(report.leaderboard)),
+        *seed_blocks(report, level + 1),
         Heading("Trials by status", level + 1),
         Table(report.status),
     ]
@@ -103,10 +105,34 @@ _CAPTIONS = {
 }
 
 
-def _describe(meta: Mapping[str, object]) -> str:
+def _describe(meta: Mapping[str, Any]) -> str:
     keys = ("engine", "space_name", "task", "data", "image_size", "sampler", "scheduler", "samples", "max_epochs",
             "seed", "status", "git_commit", "created_at", "updated_at")
-    return "; ".join(f"{k}: {meta[k]}" for k in keys if meta.get(k) not in (None, ""))
+    parts: list[str] = []
+    for key in keys:
+        if key == "seed":
+            parts += seed_settings(meta)
+        elif meta.get(key) not in (None, ""):
+            parts.append(f"{key}: {meta[key]}")
+    return "; ".join(parts)
+
+
+def seed_settings(meta: Mapping[str, Any]) -> list[str]:
+    """The study's seeds in words: the training seed, the data split's seed, and the seed repeats asked for.
+
+    A study written before ``split_seed`` existed split its data with the training seed.
+    """
+    parts = []
+    if meta.get("seed") is not None:
+        parts.append(f"training seed: {meta['seed']}")
+    if meta.get("split_seed") is not None:
+        parts.append(f"split seed: {meta['split_seed']}")
+    elif meta.get("seed") is not None:
+        parts.append(f"split seed: {meta['seed']} (the training seed; the study predates split_seed)")
+    confirm = meta.get("confirm")
+    if isinstance(confirm, Mapping):
+        parts.append(f"seed repeats: top {confirm.get('top')}, {confirm.get('repeats')} new training seeds each")
+    return parts
 
 
 def _comparison_blocks(report: StudyReport, level: int) -> list[Block]:
@@ -138,6 +164,52 @@ def pivot_cells(mean: pd.DataFrame, count: pd.DataFrame, metric: str) -> pd.Data
             f"{fmt(metric, m)} ({n})" if n else "" for m, n in zip(mean[column], count[column], strict=True)
         ]
     return cells
+
+
+# Said under the seed repeats table: what the interval is and what "not distinguishable" means.
+SEEDS = (
+    "Each configuration re-trained with new training seeds on the same data split (python -m search confirm), "
+    "pooled with its original run: mean ± half-width of the 95 % confidence interval of the mean "
+    "(Student t with n - 1 degrees of freedom) over the n runs that finished, and the sample standard deviation "
+    "between seeds. vs best: \"not distinguishable from the best\" when the interval overlaps that of the "
+    "configuration with the best mean; intervals that are apart are a conservative sign of a real difference. "
+    "The leaderboard's own ranking rests on one seed per configuration."
+)
+
+
+def seed_blocks(report: StudyReport, level: int) -> list[Block]:
+    """The seed repeats section, when the study has repeats (or asked for them)."""
+    if report.seeds.empty and report.repeats.empty and not report.meta.get("confirm"):
+        return []
+    blocks: list[Block] = [Heading("Seed repeats", level), Text(SEEDS)]
+    if report.seeds.empty:
+        return [*blocks, Text("No seed repeat of a ranked configuration has been recorded yet.")]
+    frame = seed_cells(report.seeds, std=True).rename(columns={"rank": "search rank"})
+    return [*blocks, Table(frame, "Scores over training seeds")]
+
+
+def leaderboard_cells(board: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard as shown: its seed statistics joined into text cells (:func:`seed_cells`), or left out
+    when no configuration on it was re-trained with new seeds (leaderboard.csv keeps every column)."""
+    if "n_seeds" in board and (board["n_seeds"] >= 2).any():
+        return seed_cells(board, std=False)
+    drop = [c for c in board.columns if c in ("n_seeds", "vs_best") or c.endswith(("_mean", "_std", "_ci95"))]
+    return board.drop(columns=drop)
+
+
+def seed_cells(frame: pd.DataFrame, std: bool) -> pd.DataFrame:
+    """Join each score's ``_mean``, ``_ci95`` and n_seeds into one column ``"<score> over seeds (95 % CI)"``
+    whose cells read ``"0.01230 ± 0.00041 (n=4)"`` (empty without an interval); with ``std`` the standard
+    deviation stays as ``"<score> std"``, else it is left out."""
+    out = frame.copy()
+    for mean in [c for c in frame.columns if c.endswith("_mean")]:
+        score = mean.removesuffix("_mean")
+        pairs = zip(frame[mean], frame[f"{score}_ci95"], frame["n_seeds"], strict=True)
+        cells = [f"{fmt_ci(score, m, h)} (n={n})" if fmt_ci(score, m, h) else "" for m, h, n in pairs]
+        out.insert(out.columns.get_loc(mean), f"{score} over seeds (95 % CI)", cells)
+        out = out.drop(columns=[mean, f"{score}_ci95"])
+        out = out.rename(columns={f"{score}_std": f"{score} std"}) if std else out.drop(columns=f"{score}_std")
+    return out.drop(columns="n_seeds")
 
 
 def _statistics_blocks(report: StudyReport, level: int) -> list[Block]:

@@ -6,11 +6,14 @@ rests on few trials says so, because a 5-trial "trend" is mostly noise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pandas as pd
 
 from analysis import tables
 from analysis.importance import Importance
-from analysis.metrics import fmt, label
+from analysis.metrics import fmt, fmt_ci, label
 from results import COMPLETE, FAILED, PENDING, PRUNED, RUNNING
 
 SMALL_N = 10  # fewer trials than this behind a correlation: say it is uncertain
@@ -100,6 +103,69 @@ def _against_trivial(top: pd.Series) -> str:
         f"{fmt('trivial_mse', top['trivial_mse'])}; for reconstruction that is 2x down/up-sampling, which keeps "
         "a quarter of the values, more than the latent)."
     )
+
+
+def seeds(table: pd.DataFrame, repeats: pd.DataFrame, basis: str, confirm: Mapping[str, Any] | None) -> list[str]:
+    """What the seed repeats say: how many ran, each re-trained configuration's mean and 95 % CI over seeds
+    (on ``basis``, :func:`analysis.tables.seed_metric`), which are not distinguishable from the best, and
+    whether the search's own first place held up.
+
+    ``table`` is :func:`analysis.tables.seed_statistics`; ``confirm`` the study's ``{"top": K, "repeats": R}``.
+    """
+    if repeats.empty and not confirm:
+        return []
+    asked = f" (confirm: top {confirm.get('top')}, {confirm.get('repeats')} new seeds each)" if confirm else ""
+    if repeats.empty:
+        return [f"Seed repeats were asked for{asked}, but none has been recorded yet."]
+    counts = repeats["status"].value_counts()
+    ended = ", ".join(f"{counts[s]} {s.lower()}" for s in (COMPLETE, FAILED, PRUNED, RUNNING, PENDING) if s in counts)
+    sentences = [f"Seed repeats{asked}: {len(repeats)} run{'' if len(repeats) == 1 else 's'}, {ended}."]
+    shown = table[table["vs_best"] != ""]
+    if len(shown):
+        items = "; ".join(
+            f"{r['architecture']} ({r['trial_id']}): {label(basis)} "
+            f"{fmt_ci(basis, r[f'{basis}_mean'], r[f'{basis}_ci95'])} (95 % CI, n = {r['n_seeds']} seeds)"
+            for _, r in shown.iterrows()
+        )
+        sentences.append(f"Over training seeds, same data split: {items}.")
+    lonely = table[table["vs_best"] == ""]["trial_id"].tolist()
+    if lonely:
+        sentences.append(
+            f"{', '.join(lonely)}: no repeat finished with test scores, so {'its' if len(lonely) == 1 else 'their'} "
+            "numbers rest on one seed."
+        )
+    return sentences + _seed_verdict(shown, basis)
+
+
+def _seed_verdict(shown: pd.DataFrame, basis: str) -> list[str]:
+    """Which confirmed configurations the seeds do not separate from the best, and whether the search's first
+    place among them is still first."""
+    if len(shown) < 2:
+        return []
+    best = shown[shown["vs_best"] == tables.BEST].iloc[0]
+    name = f"{best['architecture']} ({best['trial_id']})"
+    tied = shown[shown["vs_best"] == tables.TIED]
+    if len(tied):
+        listed = ", ".join(f"{r['architecture']} ({r['trial_id']})" for _, r in tied.iterrows())
+        verb = "is" if len(tied) == 1 else "are"
+        sentence = (
+            f"{listed} {verb} not distinguishable from the best over seeds, {name}: their 95 % intervals of "
+            f"{label(basis)} overlap, so these seeds do not tell them apart."
+        )
+    else:
+        others = len(shown) - 1
+        sentence = (
+            f"The best over seeds, {name}, is distinguishable from the other {others} confirmed "
+            f"configuration{'' if others == 1 else 's'}: no 95 % interval of {label(basis)} overlaps its own."
+        )
+    sentences = [sentence]
+    first = shown.iloc[0]  # rows follow the search's ranking
+    if first["trial_id"] != best["trial_id"]:
+        sentences.append(
+            f"The search ranked {first['architecture']} ({first['trial_id']}) first among these, but over seeds "
+            f"{name} has the better mean {label(basis)}: a single seed's ranking did not hold."
+        )
+    return sentences
 
 
 def beat_baseline(done: pd.DataFrame) -> list[str]:

@@ -1,8 +1,8 @@
 """The best model on test images: input | prediction | ground truth, as colour images in [0, 1].
 
 The highest-ranked leaderboard trial that has a saved model (``results/<study>/models/<trial>.keras``) is
-loaded and run on a few test images of the study's own dataset, split with the study's seed (so they are
-images it never trained on). TensorFlow is imported here, lazily, so that everything else in a report stays
+loaded and run on a few test images of the study's own dataset, split with the study's split seed (so they
+are images it never trained on). TensorFlow is imported here, lazily, so that everything else in a report stays
 fast. A missing or unreadable model or dataset omits the grid with a note; it is never an error.
 """
 
@@ -51,8 +51,12 @@ def best_model_grid(
         )
     row = trials[trials["trial_id"] == entry["trial_id"]].iloc[0]
     setting = {k: _setting(row, meta, k) for k in ("task", "data", "image_size", "noise")}
+    # The split is the study's (older studies split with the training seed); the test noise of a denoising
+    # trial was drawn from the trial's own training seed (cae.training.prepare), so it is drawn from it here.
+    split_seed = int(meta.get("split_seed", meta.get("seed")) or 0)
+    noise_seed = int(_setting(row, meta, "seed"))
     try:
-        images = _predict(paths, entry["trial_id"], setting, int(meta.get("seed") or 0), n)
+        images = _predict(paths, entry["trial_id"], setting, split_seed, noise_seed, n)
     except (CaesweepError, OSError, ValueError) as exc:
         return None, f"The image grid is omitted: trial {entry['trial_id']}'s model could not be run ({exc})."
     grid = ImageGrid(entry["trial_id"], int(entry["rank"]), str(entry["architecture"]), setting["task"], *images)
@@ -64,19 +68,19 @@ def _setting(row: pd.Series, meta: dict[str, Any], key: str) -> Any:
     value = row.get(key)
     if value is None or pd.isna(value):
         value = meta.get(key)
-    defaults = {"task": "reconstruct", "data": "embedded", "image_size": 32, "noise": DEFAULT_NOISE}
+    defaults = {"task": "reconstruct", "data": "embedded", "image_size": 32, "noise": DEFAULT_NOISE, "seed": 0}
     return defaults[key] if value is None else value
 
 
 def _predict(
-    paths: StudyPaths, trial_id: str, setting: dict[str, Any], seed: int, n: int
+    paths: StudyPaths, trial_id: str, setting: dict[str, Any], split_seed: int, noise_seed: int, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     from cae.data import load_dataset
     from cae.tasks import get_task
 
     task = get_task(str(setting["task"]))
-    data = load_dataset(str(setting["data"]), image_size=int(setting["image_size"]), seed=seed, limit=n)
-    pair = task.make_pair(data.test[:n], noise=float(setting["noise"]), seed=seed + 2)
+    data = load_dataset(str(setting["data"]), image_size=int(setting["image_size"]), seed=split_seed, limit=n)
+    pair = task.make_pair(data.test[:n], noise=float(setting["noise"]), seed=noise_seed + 2)
 
     import cae.losses  # noqa: F401  (registers the custom losses so the model loads)
     from cae.runtime import keras

@@ -18,7 +18,7 @@ from results import TRIAL_COLUMNS
 
 # Trial-table columns that describe a trial rather than measure it: never a --metric.
 NOT_METRICS = frozenset(
-    {"trial_id", "number", "status", "architecture", "pca_k", "pca_matched", "node", "error", "started_at",
+    {"trial_id", "number", "status", "repeat_of", "architecture", "pca_k", "pca_matched", "node", "error", "started_at",
      "finished_at"}
 )
 METRICS = tuple(c for c in TRIAL_COLUMNS if c not in NOT_METRICS)
@@ -61,6 +61,7 @@ LABELS = {
     "convs_per_level": "convs per level",
     "batch_norm": "batch norm",
     "cumulative_seconds": "cumulative train time (s)",
+    "vs_best": "vs best",
 }
 
 
@@ -105,3 +106,19 @@ def fmt(column: str, value: Any) -> str:
     if column in ("lr", "p_value"):
         return f"{number:.2g}"
     return str(int(number)) if whole else f"{number:.4g}"
+
+
+def fmt_ci(column: str, mean: Any, half_width: Any) -> str:
+    """``"0.01230 ± 0.00041"``: a mean and the half-width of its confidence interval ("" when either is missing).
+
+    The half-width is shown to 2 significant digits and the mean to the same decimal place: more digits than
+    the interval supports would only be noise. A zero half-width (every seed scored the same) shows the mean
+    as :func:`fmt` would.
+    """
+    if not all(isinstance(v, numbers.Real) and math.isfinite(float(v)) for v in (mean, half_width)):
+        return ""
+    mean, half_width = float(mean), float(half_width)
+    if half_width <= 0:
+        return f"{fmt(column, mean)} ± 0"
+    decimals = max(0, 1 - math.floor(math.log10(half_width)))
+    return f"{mean:.{decimals}f} ± {half_width:.{decimals}f}"

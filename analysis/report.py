@@ -147,11 +147,13 @@ def _write(
 
 
 def _terminal_blocks(blocks: Sequence[Block]) -> list[Block]:
-    """The terminal shows the comparison, each leaderboard, status and findings; the rest is in the files."""
+    """The terminal shows the comparison, each leaderboard, its seed repeats, status and findings; the rest is
+    in the files."""
     keep, show = [], True
+    shown = ("Study ", "Comparison", "Findings", "Leaderboard", "Seed repeats")
     for block in blocks:
         if isinstance(block, document.Heading):
-            show = block.level == 1 or block.text.startswith(("Study ", "Comparison", "Findings", "Leaderboard"))
+            show = block.level == 1 or block.text.startswith(shown)
         if show:
             keep.append(block)
     return keep

@@ -25,12 +25,24 @@ REASON_CHARS = 100  # failure reasons are cut to their first line and this many 
 # The leaderboard: identity, what was trained, then scores, the baselines and cost. Reconstruction is judged
 # against PCA at the model's code size (pca_mse, skill_pca); pca_comparison says in words whether that
 # comparison is compression-matched. skill is against the task's trivial baseline.
+# After test_mse come its statistics over training seeds (see seed_statistics): NaN, and n_seeds 1, for a
+# configuration that was not re-trained with new seeds.
 LEADERBOARD = (
-    "rank", "trial_id", "architecture", "lr", "batch_size", "loss", "val_mse", "test_mse", "test_psnr",
-    "test_ssim", "pca_mse", "skill_pca", "pca_comparison", "skill", "params", "epochs", "train_seconds",
+    "rank", "trial_id", "architecture", "lr", "batch_size", "loss", "val_mse", "test_mse", "test_mse_mean",
+    "test_mse_std", "test_mse_ci95", "n_seeds", "vs_best", "test_psnr", "test_ssim", "pca_mse", "skill_pca",
+    "pca_comparison", "skill", "params", "epochs", "train_seconds",
 )
 MATCHED = "compression-matched"
 NOT_MATCHED = "not compression-matched (skip connections bypass the bottleneck)"
+# Seed repeats (``python -m search confirm``) are pooled with their original run into a mean and a Student-t
+# confidence interval of that mean. The seeds are compared on the report's metric when it is a test-split
+# score, else on test_mse: validation scores chose the configurations, so the original run's validation
+# score is biased by that choice (the winner's curse) while its test score is not.
+CONFIDENCE = 0.95
+SEED_SCORES = ("test_mse", "test_psnr", "test_ssim", "native_mse", "skill", "skill_pca")
+BEST = "best"
+TIED = "not distinguishable from the best"  # its interval overlaps the best one's
+WORSE = "worse than the best"  # the intervals are apart: a conservative sign of a real difference
 # Hyperparameters that the architecture label already shows.
 IN_ARCHITECTURE = ("filters", "depth", "kernel_size", "latent_dim", "convs_per_level", "batch_norm", "skip", "upsample")
 _MODEL_KEYS = (*IN_ARCHITECTURE, "activation", "image_size")
@@ -79,9 +91,101 @@ def _architecture(row: pd.Series) -> str | None:
 
 
 def finished(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The COMPLETE trials that report ``metric``: the only rows that are ranked or compared."""
-    done = trials[(trials["status"] == COMPLETE) & trials[metric].notna()]
+    """The COMPLETE search trials that report ``metric``: the only rows that are ranked or compared (seed
+    repeats are not trials of the search: they only tighten their original's numbers)."""
+    done = trials[(trials["status"] == COMPLETE) & trials[metric].notna() & trials["repeat_of"].isna()]
     return done.reset_index(drop=True)
+
+
+def search_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials the search ran (every row that is not a seed repeat)."""
+    return trials[trials["repeat_of"].isna()].reset_index(drop=True)
+
+
+def repeat_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """The seed repeats of ``python -m search confirm``, in any status."""
+    return trials[trials["repeat_of"].notna()].reset_index(drop=True)
+
+
+def seed_metric(metric: str) -> str:
+    """The score the seeds of a configuration are compared on: ``metric`` if it is a test-split score, else
+    test_mse (see :data:`SEED_SCORES`)."""
+    return metric if metric in SEED_SCORES else "test_mse"
+
+
+def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """Mean, sample standard deviation (n - 1) and the half-width of the two-sided ``confidence`` interval of
+    the mean, ``t(1 - (1 - confidence) / 2, n - 1) * std / sqrt(n)``; NaN all three for fewer than 2 values
+    (one seed says nothing about the spread between seeds)."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if n < 2:
+        return float("nan"), float("nan"), float("nan")
+    std = float(x.std(ddof=1))
+    half = float(stats.t.ppf(1 - (1 - confidence) / 2, n - 1)) * std / float(np.sqrt(n))
+    return float(x.mean()), std, half
+
+
+def _stat_columns(column: str) -> list[str]:
+    return [f"{column}_mean", f"{column}_std", f"{column}_ci95"]
+
+
+def seed_statistics(done: pd.DataFrame, repeats: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """One row per finished search trial that has seed repeats: its configuration's scores over seeds.
+
+    The group of a configuration is its original run and its COMPLETE repeats that report test_mse (and the
+    seed metric, :func:`seed_metric`); ``n_seeds`` is its size. Columns: rank (the search's rank by
+    ``metric``), trial_id, architecture, seeds (the training seeds of the group, original first), n_seeds,
+    ``test_mse_mean/_std/_ci95`` (:func:`mean_ci`; NaN below 2 seeds), the same for the seed metric when it
+    is not test_mse, and vs_best (:func:`vs_best`). Rows follow the search's ranking.
+    """
+    basis = seed_metric(metric)
+    scores = list(dict.fromkeys(["test_mse", basis]))
+    columns = ["rank", "trial_id", "architecture", "seeds", "n_seeds", *(c for s in scores for c in _stat_columns(s))]
+    ranked = rank(done, metric, mode)
+    complete = repeats[repeats["status"] == COMPLETE]
+    rows = []
+    for position, original in enumerate(ranked.itertuples(index=False), start=1):
+        if not (repeats["repeat_of"] == original.trial_id).any():
+            continue
+        group = pd.concat([ranked.iloc[[position - 1]], complete[complete["repeat_of"] == original.trial_id]])
+        group = group.dropna(subset=scores)
+        seeds = ", ".join(_seed_text(v) for v in group["seed"]) if "seed" in group else ""
+        row: list[Any] = [position, original.trial_id, original.architecture, seeds, len(group)]
+        for score in scores:
+            row += mean_ci(group[score].tolist())
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=columns).astype({c: float for c in columns[5:]} | {"n_seeds": int})
+    table["vs_best"] = vs_best(table[f"{basis}_mean"], table[f"{basis}_ci95"], mode)
+    return table
+
+
+def _seed_text(value: Any) -> str:
+    return "?" if pd.isna(value) else str(int(value)) if float(value).is_integer() else str(value)
+
+
+def vs_best(means: pd.Series, half_widths: pd.Series, mode: str) -> list[str]:
+    """Each configuration against the best one (lowest mean for ``mode`` min, highest for max) among those with
+    an interval: :data:`BEST`, :data:`TIED` when the two intervals overlap (``|mean - best| <= half + best
+    half``), else :data:`WORSE`; "" for a configuration without an interval (fewer than 2 seeds).
+
+    Overlapping 95 % intervals do not show a difference; intervals that are apart are a conservative sign
+    of one (a t-test on the difference can still find two overlapping intervals' means different).
+    """
+    known = means.notna() & half_widths.notna()
+    if not known.any():
+        return [""] * len(means)
+    best = means[known].idxmin() if mode == "min" else means[known].idxmax()
+    out = []
+    for index in means.index:
+        if not known[index]:
+            out.append("")
+        elif index == best:
+            out.append(BEST)
+        else:
+            apart = abs(means[index] - means[best]) > half_widths[index] + half_widths[best]
+            out.append(WORSE if apart else TIED)
+    return out
 
 
 def status_counts(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -121,14 +225,25 @@ def rank(done: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     return done.sort_values(metric, ascending=mode == "min", kind="stable").reset_index(drop=True)
 
 
-def leaderboard(done: pd.DataFrame, metric: str, mode: str, top: int, extra: Sequence[str] = ()) -> pd.DataFrame:
+def leaderboard(
+    done: pd.DataFrame, metric: str, mode: str, top: int, extra: Sequence[str] = (), seeds: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The ``top`` trials of ``done``: rank, trial, architecture, training settings, scores and cost.
 
     ``extra`` names hyperparameters to show after ``loss`` (those that vary but the architecture label
     does not show, e.g. ``activation`` or ``task``); ``metric`` is added when it is not a standard column.
+    ``seeds`` (:func:`seed_statistics`) adds each configuration's statistics over training seeds after its
+    score; a trial without repeats has n_seeds 1, NaN statistics and an empty vs_best.
     """
     ranked = rank(done, metric, mode).head(top).copy()
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
+    basis = seed_metric(metric)
+    if seeds is None:
+        seeds = seed_statistics(done, done.head(0), metric, mode)
+    stat_columns = [c for c in seeds.columns if c.endswith(("_mean", "_std", "_ci95"))]
+    ranked = ranked.merge(seeds[["trial_id", "n_seeds", *stat_columns, "vs_best"]], on="trial_id", how="left")
+    ranked["n_seeds"] = ranked["n_seeds"].fillna(1).astype(int)
+    ranked["vs_best"] = ranked["vs_best"].fillna("")
     if "pca_mse" in ranked and "pca_matched" in ranked:
         pairs = zip(ranked["pca_mse"], ranked["pca_matched"], strict=True)
         ranked["pca_comparison"] = [pca_comparison(mse, matched) for mse, matched in pairs]
@@ -137,6 +252,9 @@ def leaderboard(done: pd.DataFrame, metric: str, mode: str, top: int, extra: Seq
     columns[at:at] = [c for c in extra if c not in columns]
     if metric not in columns:
         columns.insert(columns.index("val_mse"), metric)
+    if basis != "test_mse":
+        at = columns.index(basis) + 1
+        columns[at:at] = _stat_columns(basis)
     return ranked[[c for c in columns if c in ranked.columns]].reset_index(drop=True)
 
 

@@ -26,6 +26,10 @@ TRIAL_COLUMNS = (
     "trial_id",  # the engine's id (Ray trial id or keras-tuner trial id)
     "number",  # Optuna trial number (order of creation), -1 when the engine has no Optuna trial
     "status",
+    # Empty for a search trial. A seed repeat (``python -m search confirm``) holds the trial_id of the search
+    # trial whose configuration it re-trains with a fresh training seed (same data split); repeats are never
+    # ranked as trials of their own, the report pools them with their original into mean and 95 % CI.
+    "repeat_of",
     "architecture",  # readable label such as "32-48-64 k3 z128 skip"
     # Validation scores of the kept epoch (best_epoch: the one early stopping keeps and the test scores come
     # from), in the reference space (RGB for colorization); val_mse is the default objective.
@@ -126,8 +130,9 @@ def _read_csv(path: Any, columns: tuple[str, ...]) -> pd.DataFrame:
         return pd.DataFrame(columns=list(columns))
     try:
         text = path.read_text()
-        # Trial ids are text (Ray's are hex: "00123456" or "1234e567" must not become numbers).
-        df = pd.read_csv(io.StringIO(text), dtype={"trial_id": str}) if text.strip() else pd.DataFrame()
+        # Trial ids are text (Ray's are hex: "00123456" or "1234e567" must not become numbers), in repeat_of too.
+        ids = {"trial_id": str, "repeat_of": str}
+        df = pd.read_csv(io.StringIO(text), dtype=ids) if text.strip() else pd.DataFrame()
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         reason = " ".join(str(exc).split())
         raise StudyError(f"{path} is corrupt ({reason}); `python -m search resume` rebuilds it") from None
