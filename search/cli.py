@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cae.cli import ArgumentParser
 from search import commands
@@ -72,16 +72,25 @@ def options_from_args(args) -> SweepOptions:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def prepare(argv: Sequence[str] | None = None) -> Callable[[], int]:
+    """Parse and check the whole command line, writing nothing; return the work itself.
+
+    Split from :func:`main` so that everything a user can get wrong is checked first, and can be fuzzed
+    without starting Ray or training.
+    """
     args = build_parser().parse_args(argv)
     if args.command == "run":
         import results
 
         opts = options_from_args(args)
         results.validate_name(opts.study)
-        return commands.run(opts, verbose=args.verbose)
+        return commands.prepare_run(opts, verbose=args.verbose)
     if args.command == "resume":
-        return commands.resume(args.study, args.root, args.samples, args.verbose)
+        return commands.prepare_resume(args.study, args.root, args.samples, args.verbose)
     if args.command == "confirm":
-        return commands.confirm(args.study, args.root, args.top, args.repeats, args.verbose)
-    return commands.list_studies(args.root)
+        return commands.prepare_confirm(args.study, args.root, args.top, args.repeats, args.verbose)
+    return lambda: commands.list_studies(args.root)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return prepare(argv)()

@@ -41,9 +41,22 @@ def _engine(sweep: Sweep) -> ModuleType:
     return ray_engine
 
 
-def run(opts: SweepOptions, trainable: Callable[..., None] | None = None, verbose: bool = False) -> int:
-    """``search run``: a new study (``trainable``: see :class:`search.sweep.Sweep`)."""
+def prepare_run(
+    opts: SweepOptions, trainable: Callable[..., None] | None = None, verbose: bool = False
+) -> Callable[[], int]:
+    """Check a new study completely (writing nothing) and return the run itself (``trainable``: see
+    :class:`search.sweep.Sweep`)."""
     sweep = replace(plan_new(opts, trainable), verbose=verbose)
+    return lambda: _run(sweep)
+
+
+def run(opts: SweepOptions, trainable: Callable[..., None] | None = None, verbose: bool = False) -> int:
+    """``search run``: a new study."""
+    return prepare_run(opts, trainable, verbose)()
+
+
+def _run(sweep: Sweep) -> int:
+    opts = sweep.opts
     engine = _engine(sweep)
     engine.check_cluster(sweep)  # joins Ray (or refuses options the engine cannot honour)
     if opts.multi_objective and opts.scheduler == "asha":
@@ -61,47 +74,73 @@ def run(opts: SweepOptions, trainable: Callable[..., None] | None = None, verbos
     return code
 
 
+def _stored(name: str, root: str | None) -> tuple[results.StudyPaths, dict[str, Any]]:
+    paths = results.study_paths(name, Path(root) if root and not results.is_uri(root) else None)
+    return paths, results.read_meta(paths)
+
+
+def prepare_resume(name: str, root: str | None, samples: int | None, verbose: bool = False) -> Callable[[], int]:
+    """Check that a stored study can continue (writing nothing) and return the continuation."""
+    paths, meta = _stored(name, root)
+    sweep, _ = plan_resume(paths, meta, root, samples)
+    return lambda: _resume(replace(sweep, verbose=verbose))
+
+
 def resume(name: str, root: str | None, samples: int | None, verbose: bool = False) -> int:
     """``search resume``: continue an interrupted study, or extend a finished one to ``samples`` trials."""
-    paths = results.study_paths(name, Path(root) if root and not results.is_uri(root) else None)
-    meta = results.read_meta(paths)
-    with results.StudyLock(paths):
-        sweep, _ = plan_resume(paths, meta, root, samples)
-        sweep = replace(sweep, verbose=verbose)
+    return prepare_resume(name, root, samples, verbose)()
+
+
+def _resume(sweep: Sweep) -> int:
+    with results.StudyLock(sweep.paths):
+        meta = results.read_meta(sweep.paths)  # as it is now that this process is the study's one writer
         engine = _engine(sweep)
         engine.check_cluster(sweep)
         meta["samples"] = sweep.samples
         return _execute(engine, sweep, meta, resume=True)
 
 
+def prepare_confirm(name: str, root: str | None, top: int, repeats: int, verbose: bool = False) -> Callable[[], int]:
+    """Check a confirm request (writing nothing) and return the confirm run."""
+    if top < 1 or repeats < 1:
+        raise UsageError(f"--top {top} --repeats {repeats}: both must be at least 1")
+    paths, meta = _stored(name, root)
+    if meta.get("engine") == "keras-tuner":
+        raise UsageError(f"study {name!r} ran on keras-tuner; confirm runs on the Ray engine (a Ray study)")
+    sweep, _ = plan_resume(paths, meta, root, None)
+    sweep = replace(sweep, verbose=verbose)
+    configs, target = repeat_configs(sweep, meta, top, repeats)
+    return lambda: _confirm(sweep, configs, target, top, repeats)
+
+
 def confirm(name: str, root: str | None, top: int, repeats: int, verbose: bool = False) -> int:
     """``search confirm``: re-train the ``top`` best finished configurations with ``repeats`` new training seeds
     each (same data split), in a run of their own that no sampler is told about; run it again to continue."""
-    if top < 1 or repeats < 1:
-        raise UsageError(f"--top {top} --repeats {repeats}: both must be at least 1")
-    paths = results.study_paths(name, Path(root) if root and not results.is_uri(root) else None)
-    meta = results.read_meta(paths)
-    if meta.get("engine") == "keras-tuner":
-        raise UsageError(f"study {name!r} ran on keras-tuner; confirm runs on the Ray engine (a Ray study)")
-    with results.StudyLock(paths):
-        sweep, _ = plan_resume(paths, meta, root, None)
-        sweep = replace(sweep, verbose=verbose)
-        configs, target = repeat_configs(sweep, meta, top, repeats)
-        from search import ray_engine
+    return prepare_confirm(name, root, top, repeats, verbose)()
 
+
+def _confirm(sweep: Sweep, configs: list[dict[str, Any]], target: int, top: int, repeats: int) -> int:
+    from search import ray_engine
+
+    paths = sweep.paths
+    with results.StudyLock(paths):
+        meta = results.read_meta(paths)
         ray_engine.check_cluster(sweep)
         settings = {"top": top, "repeats": repeats}
         with Interruption() as stop:
-            update_meta(sweep.paths, meta, confirm={**settings, "status": "running"})
+            update_meta(paths, meta, confirm={**settings, "status": "running"})
             try:
                 trials = ray_engine.run_repeats(sweep, meta, stop, configs, target)
             except Interrupted as exc:
-                update_meta(sweep.paths, meta, confirm={**settings, "status": "interrupted"})
+                update_meta(paths, meta, confirm={**settings, "status": "interrupted"})
                 return _confirm_interrupted(meta, paths, exc.signum, top, repeats)
+            except Exception as exc:  # Ray, or a bug: said in one line, traceback in failure.log
+                update_meta(paths, meta, confirm={**settings, "status": "failed"})
+                return _failed(sweep, meta, exc, status=meta.get("status", "done"))
             if stop.requested and stop.signum is not None:
-                update_meta(sweep.paths, meta, confirm={**settings, "status": "interrupted"})
+                update_meta(paths, meta, confirm={**settings, "status": "interrupted"})
                 return _confirm_interrupted(meta, paths, stop.signum, top, repeats)
-        update_meta(sweep.paths, meta, confirm={**settings, "status": "done"})
+        update_meta(paths, meta, confirm={**settings, "status": "done"})
         return summarise_repeats(trials, meta, paths.folder)
 
 
@@ -165,11 +204,11 @@ def _execute(engine: ModuleType, sweep: Sweep, meta: dict[str, Any], resume: boo
     return summarise(trials, meta, folder)
 
 
-def _failed(sweep: Sweep, meta: dict[str, Any], exc: Exception) -> int:
+def _failed(sweep: Sweep, meta: dict[str, Any], exc: Exception, status: str = "failed") -> int:
     reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
     log = sweep.paths.folder / FAILURE_LOG
     results.write_atomic(log, traceback.format_exc())
-    update_meta(sweep.paths, meta, status="failed", failure=reason)
+    update_meta(sweep.paths, meta, status=status, failure=reason)
     print(f"error: the sweep failed: {reason}\n(traceback in {log}; the study is resumable: "
           f"{resume_command(meta, sweep.paths.folder)})", file=sys.stderr)
     return EXIT_FAILED
@@ -196,12 +235,15 @@ def list_studies(root: str | None) -> int:
             rows.append({"study": name, "state": f"unreadable: {exc}"})
             continue
         t, m = study.trials, study.meta
+        t = t[t["repeat_of"].isna()] if "repeat_of" in t else t  # confirm's repeats are not search trials
         done = t[t["status"] == results.COMPLETE]
-        best = done[m["metric"]].min() if m["mode"] == "min" else done[m["metric"]].max()
+        metric = str(m.get("metric", "val_mse"))
+        values = done[metric] if metric in done else pd.Series(dtype=float)
+        best = values.min() if m.get("mode", "min") == "min" else values.max()
         rows.append({
             "study": name, "state": m.get("status"), "engine": m.get("engine"), "trials": len(t),
             **{s.lower(): int((t["status"] == s).sum()) for s in results.STATUSES},
-            f"best {m['metric']}": "" if done.empty else f"{best:.5g}",
+            f"best {metric}": "" if done.empty or pd.isna(best) else f"{best:.5g}",
         })
     print(pd.DataFrame(rows).fillna("").to_string(index=False))
     return 0

@@ -50,6 +50,7 @@ class ProgressView:
         self.started = time.monotonic()
         self._last_line = ""
         self._last_printed = 0.0
+        self._printed = ""
         self._seen_done: set[str] = set()
         self._finished_at_start: int | None = None
 
@@ -91,9 +92,9 @@ class ProgressView:
         if self.tty:
             self.stream.write("\r\033[K" + line)
             self.stream.flush()
-        elif force or changed or now - self._last_printed >= self.interval:
+        elif line != self._printed and (force or changed or now - self._last_printed >= self.interval):
             print(line, file=self.stream, flush=True)
-            self._last_printed = now
+            self._last_printed, self._printed = now, line
         if line != self._last_line and (changed or force):
             self._append(line)
         self._last_line = line

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from cae.errors import UsageError
 from search import records
 from search.interrupt import Interruption
 from search.progress import ProgressView
+from search.records import REPEAT
 from search.searcher import StudySearch
 from search.sweep import Sweep
 from search.trial import TrialSettings
@@ -40,7 +42,6 @@ logger = logging.getLogger(__name__)
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
 # A failed trial reports its reason without the objective; Ray must not treat that as a typo.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
 # Ray's result files (result.json, progress.csv) are written by the loggers added in _tuner. Its automatic
 # TensorBoard logger is left out: tensorboardX imports PyTorch wherever that is installed (2 s at every start).
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -104,6 +105,16 @@ def _callback(writer: TableWriter) -> Any:
             writer.write(force=True)
 
     return _TableCallback()
+
+
+def _tune_output(sweep: Sweep) -> int:
+    """Tune's verbosity: its own tables with --verbose; otherwise nothing (the progress view speaks).
+
+    Tune's new output prints an experiment header even when silent, so without --verbose the legacy reporter
+    at verbosity 0 (errors only) is used; read by Tune at each fit.
+    """
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "1" if sweep.verbose else "0"
+    return 1 if sweep.verbose else 0
 
 
 def progress_view(sweep: Sweep) -> ProgressView:
@@ -171,7 +182,7 @@ def _tuner(sweep: Sweep, run_name: str, num_samples: int, stop: Interruption, vi
         ),
         failure_config=tune.FailureConfig(max_failures=sweep.opts.max_failures),
         callbacks=_callbacks(sweep, stop, view),
-        verbose=1 if sweep.verbose else 0,  # Tune's own tables only with --verbose; the progress view otherwise
+        verbose=_tune_output(sweep),
     )
     tune_config = tune.TuneConfig(
         search_alg=_searcher(sweep, int(run_name.rsplit("-", 1)[-1])),
@@ -257,7 +268,6 @@ def run_repeats(
     """A confirm run: train each of ``configs`` (sampled values plus ``repeat_of`` and ``seed``) once, to the
     end (no scheduler), told to no sampler. An interrupted confirm run is continued first."""
     from ray import tune
-    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from search.metadata import update_meta
 
@@ -270,8 +280,7 @@ def run_repeats(
         name = f"confirm-{len(runs) + 1}"
         update_meta(sweep.paths, meta, confirm_runs=[*runs, name])
         tune_config = tune.TuneConfig(
-            search_alg=BasicVariantGenerator(points_to_evaluate=configs),
-            num_samples=len(configs),
+            num_samples=1,  # each configuration of the grid below once
             metric=sweep.opts.objectives[0],
             mode=sweep.opts.modes[0],
             max_concurrent_trials=sweep.opts.concurrency,
@@ -280,14 +289,25 @@ def run_repeats(
         )
         run_config = tune.RunConfig(
             name=name, storage_path=sweep.ray_storage, callbacks=_callbacks(sweep, stop, view),
-            verbose=1 if sweep.verbose else 0,
+            verbose=_tune_output(sweep),
             failure_config=tune.FailureConfig(max_failures=sweep.opts.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         )
         stop.run_started()
-        tune.Tuner(_trainable(sweep), tune_config=tune_config, run_config=run_config).fit()
+        repeat = replace(sweep, trainable=_repeating(sweep.trainable))
+        space = {REPEAT: tune.grid_search(configs)}  # the listed configurations, each a whole trial config
+        tune.Tuner(_trainable(repeat), param_space=space, tune_config=tune_config, run_config=run_config).fit()
     view.close()
     return records.write(sweep.paths, sweep.settings, sweep.storage_url)
+
+
+def _repeating(trainable: Any) -> Any:
+    """A confirm run's trainable: the study's own, given the configuration listed under ``REPEAT``."""
+
+    def run_repeat(config: dict[str, Any], **bound: Any) -> None:
+        trainable(dict(config[REPEAT]), **bound)
+
+    return run_repeat
 
 
 def _set_aside(sweep: Sweep, name: str) -> None:

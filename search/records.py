@@ -32,6 +32,7 @@ _OPTUNA_STATUS = {
     "RUNNING": results.RUNNING,
     "WAITING": results.PENDING,
 }
+REPEAT = "repeat"  # a confirm run's trial config holds its configuration under this key
 _METRIC_KEYS = [c for c in results.TRIAL_COLUMNS if c not in ("trial_id", "number", "status", "architecture")]
 _HISTORY_KEYS = results.HISTORY_COLUMNS[1:]
 
@@ -95,6 +96,8 @@ def read_params(path: Path, optuna_info: Mapping[str, Any]) -> dict[str, Any]:
         params = json.loads(path.read_text())
     except (OSError, ValueError):
         params = None
+    if isinstance(params, dict) and isinstance(params.get(REPEAT), dict):
+        params = params[REPEAT]  # a confirm run's trial: the listed configuration
     return params if isinstance(params, dict) else dict(optuna_info.get("params", {}))
 
 

@@ -35,6 +35,8 @@ from search.storage import open_storage
 from spaces import Space
 
 logger = logging.getLogger(__name__)
+# Optuna's INFO lines ("A new study created in RDB ...") would interleave with the progress view.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 RAY_TRIAL_ATTR = "ray_trial_id"
 DUPLICATE_ATTR = "duplicate_of"  # a proposal equal to an earlier trial: told its outcome, never trained

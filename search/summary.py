@@ -42,7 +42,8 @@ def _counts(counts: dict[str, int]) -> str:
 
 
 def _table(best: pd.DataFrame, metric: str) -> str:
-    cols = ["number", "architecture", "lr", "batch_size", "loss", metric, "test_mse", "skill", "params", "epochs"]
+    cols = ["number", "architecture", "lr", "batch_size", "loss", metric, "test_mse", "skill", "skill_pca", "params",
+            "epochs"]
     cols = [c for c in dict.fromkeys(cols) if c in best.columns]
     view = best[cols].copy()
     for col in view.columns:

@@ -22,7 +22,7 @@ from typing import Any
 import results
 from cae.config import MONITORS, from_flat
 from cae.data import Dataset, load_dataset, parse_spec
-from cae.errors import CaesweepError, UsageError
+from cae.errors import CaesweepError, StudyError, UsageError
 from cae.tasks import get_task
 from search.options import SweepOptions
 from search.samplers import make_sampler
@@ -165,18 +165,16 @@ def plan_resume(
     says so and the stored space is used. ``root`` (the folder the study is found in now) replaces the root
     it was created under, so a copied or moved study never touches the original's files.
     """
-    opts = SweepOptions.from_dict(meta["options"])
+    opts, space, target = _stored_settings(paths, meta, samples)
     if root is None or not results.is_uri(root):
         here = str(paths.root)
         opts = replace(opts, root=here if not results.is_uri(opts.root) else opts.root)
     else:
         opts = replace(opts, root=root)
-    space = space_from_dict(meta["space"])
     _note_changed_space(space, opts.space)
     storage_url = storage_for_meta(meta, paths)
     if storage_url is not None and storage_url != paths.default_storage_url():
         check_storage(storage_url)
-    target = samples if samples is not None else int(meta["samples"])
     sweep = _build(opts, space, paths, storage_url, target)
     if opts.engine == "keras-tuner":
         from search.kt.engine import check_options
@@ -189,6 +187,23 @@ def plan_resume(
             f"than {existing}, or resume without --samples to finish the trials it has)"
         )
     return sweep, existing
+
+
+def _stored_settings(
+    paths: results.StudyPaths, meta: Mapping[str, Any], samples: int | None
+) -> tuple[SweepOptions, Space, int]:
+    """The options, space and target a study.json records; a damaged record is a :class:`StudyError`."""
+    try:
+        opts = SweepOptions.from_dict(meta["options"])
+        space = space_from_dict(meta["space"])
+        target = samples if samples is not None else int(meta["samples"])
+    except CaesweepError as exc:
+        raise StudyError(f"{paths.meta} records settings that no longer hold ({exc}); restore it from a copy "
+                         "or start a new study") from None
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise StudyError(f"{paths.meta} is damaged ({type(exc).__name__}: {str(exc)[:120]}); restore it from a "
+                         "copy or start a new study") from None
+    return opts, space, target
 
 
 def _existing(sweep: Sweep) -> int:
