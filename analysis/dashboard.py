@@ -145,7 +145,7 @@ def _url_host(host: str) -> str:
 
 def _tensorboard_note(paths: StudyPaths) -> str:
     folder = paths.tensorboard_dir
-    if folder.is_dir() and any(p.is_dir() for p in folder.iterdir()):
+    if paths.tensorboard_runs():
         return f"TensorBoard (curves and HParams of every trial): tensorboard --logdir {folder}"
     return (f"note: study {paths.name!r} has no TensorBoard logs (no trial run under {folder}: the study was run "
             "before trials wrote them); the dashboard still shows its Optuna trials")

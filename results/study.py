@@ -110,6 +110,11 @@ class StudyPaths:
     def tensorboard_run(self, trial_id: str) -> Path:
         return self.tensorboard_dir / trial_id
 
+    def tensorboard_runs(self) -> list[str]:
+        """The trial ids that have a TensorBoard run (none for a study made before trials wrote them)."""
+        folder = self.tensorboard_dir
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
     def default_storage_url(self) -> str:
         return f"sqlite:///{self.optuna_db.resolve()}"
 

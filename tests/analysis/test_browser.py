@@ -34,7 +34,7 @@ def test_every_embedded_image_loads_in_a_browser(browser: str, realistic_report:
     images = re.search(r'data-images="(\d+)"', body.group(0))
     loaded = re.search(r'data-loaded="(\d+)"', body.group(0))
     assert images and loaded, body.group(0)
-    assert int(images.group(1)) == int(loaded.group(1)) == len(list(realistic_report.folder.glob("*.png"))) == 6
+    assert int(images.group(1)) == int(loaded.group(1)) == len(list(realistic_report.folder.glob("*.png"))) == 9
 
 
 def test_screenshot_of_the_report(browser: str, realistic_report: Ran, tmp_path: Path) -> None:
