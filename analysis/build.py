@@ -9,19 +9,23 @@ tables are made for the scientific ones.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import optuna
 import pandas as pd
+from optuna.distributions import BaseDistribution
 
 from analysis import findings, tables
 from analysis.importance import Importance, importance
 from analysis.metrics import mode as metric_mode
+from analysis.optuna_view import distributions, is_numeric, search_study
 from results import Study
 
 CURVES = 5  # learning curves are drawn for this many of the leaderboard's trials
 COSTS = ("params", "train_seconds")  # the Pareto fronts: metric vs size and vs training time
+CURVE_METRIC = "val_mse"  # the per-epoch curve of every trial when the ranking metric has none (test_*, skill)
 # Pairs tried, in order, for the two-way pivot; otherwise the first two varying scientific hyperparameters.
 PIVOTS = (("filters", "kernel_size"), ("depth", "kernel_size"), ("filters", "latent_dim"), ("task", "loss"))
 # Without roles in study.json: these are tuned for fairness, everything else searched is compared.
@@ -55,6 +59,10 @@ class StudyReport:
     pareto: dict[str, pd.DataFrame]  # cost column -> Pareto set
     history: pd.DataFrame
     curves: pd.DataFrame
+    search: optuna.Study  # the trials as an in-memory Optuna study, for Optuna's plots (analysis.optuna_view)
+    contour: tuple[str, str] | None  # the two numeric hyperparameters to draw a contour over (most important first)
+    curve_metric: str  # the history column that is each trial's intermediate value in ``search``
+    tensorboard: str | None  # the study's TensorBoard log dir, None when its trials wrote no logs
     findings: list[str] = field(default_factory=list)
 
     @property
@@ -79,6 +87,10 @@ def study_report(study: Study, metric: str, top: int) -> StudyReport:
     shown = [p for p in compared if p not in tables.IN_ARCHITECTURE]
     board = tables.leaderboard(done, metric, mode, top, extra=shown, seeds=seeds)
     pivot = _pivot_pair(scientific or compared)
+    curve = metric if metric in study.history.columns else CURVE_METRIC
+    logs = study.paths.tensorboard_dir
+    dists = distributions(study.meta, trials, compared)
+    ranked = importance(done, compared, metric, mode)
     report = StudyReport(
         name=study.name,
         meta=study.meta,
@@ -99,10 +111,14 @@ def study_report(study: Study, metric: str, top: int) -> StudyReport:
         pivot_count=None if pivot is None else tables.pivot(done, *pivot, metric, how="count"),
         best_nuisance={p: tables.best_nuisance(done, p, nuisance, metric, mode) for p in scientific},
         correlations=tables.correlations(done, compared, metric),
-        importance=importance(done, compared, metric, mode),
+        importance=ranked,
         pareto={c: tables.pareto(done, metric, mode, c) for c in COSTS},
         history=tables.optimization_history(trials, metric, mode),
         curves=tables.learning_curves(study.history, board.head(CURVES)),
+        search=search_study(trials, study.history, dists, metric, mode, curve),
+        contour=_contour_pair([*ranked.table["param"], *compared], dists),
+        curve_metric=curve,
+        tensorboard=str(logs) if study.paths.tensorboard_runs() else None,
     )
     return replace(report, findings=study_findings(report))
 
@@ -112,6 +128,13 @@ def _pivot_pair(candidates: Sequence[str]) -> tuple[str, str] | None:
         if all(p in candidates for p in pair):
             return pair
     return (candidates[0], candidates[1]) if len(candidates) >= 2 else None
+
+
+def _contour_pair(candidates: Sequence[str], dists: Mapping[str, BaseDistribution]) -> tuple[str, str] | None:
+    """The first two numeric hyperparameters of ``candidates`` (a contour between categories interpolates
+    along an order that does not exist)."""
+    numeric = list(dict.fromkeys(p for p in candidates if p in dists and is_numeric(dists[p])))
+    return (numeric[0], numeric[1]) if len(numeric) >= 2 else None
 
 
 def study_findings(report: StudyReport) -> list[str]:

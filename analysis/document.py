@@ -66,7 +66,7 @@ def better(metric: str, mode: str) -> str:
 def study_blocks(report: StudyReport, images: Mapping[str, str], grid_note: str, level: int = 1) -> list[Block]:
     """The sections of one study's report; ``images`` maps a figure's stem to its PNG file name."""
     metric, meta = report.metric, report.meta
-    blocks: list[Block] = [Heading(f"Study {report.name}", level), Text(_describe(meta))]
+    blocks: list[Block] = [Heading(f"Study {report.name}", level), Text(_describe(meta)), Text(_logs(report))]
     blocks += [Heading("Findings", level + 1), Bullets(report.findings)]
     ranked = (
         f"The top {len(report.leaderboard)} of {len(report.done)} finished trials, ranked by "
@@ -98,11 +98,25 @@ def study_blocks(report: StudyReport, images: Mapping[str, str], grid_note: str,
 
 _CAPTIONS = {
     "learning_curves": "Learning curves (train and val) of the top trials",
-    "metric_vs_hyperparameters": "The metric vs each hyperparameter",
+    "intermediate_values": "The validation curve of every trial, pruned ones included (Optuna's intermediate values)",
+    "metric_vs_hyperparameters": "The metric vs each hyperparameter (Optuna's slice plot; log axes where the space "
+    "samples on a log scale)",
+    "parallel_coordinates": "Parallel coordinates of the finished trials, coloured by the metric",
+    "contour": "The metric over the two hyperparameters of the pivot table (Optuna's contour plot)",
     "optimization_history": "Optimization history: best so far vs trial number and vs cumulative compute",
     "importance": "Hyperparameter importance",
     "pareto": "Pareto fronts: the metric vs parameters and vs training time",
 }
+
+
+def _logs(report: StudyReport) -> str:
+    """Where a reader finds the per-epoch curves and the HParams view, or why there are none."""
+    if report.tensorboard is None:
+        return ("This study has no TensorBoard logs: it was run before its trials wrote them. Its Optuna trials "
+                f"are still in `python -m analysis.dashboard --study {report.name}`.")
+    return (f"Every trial's curves and hyperparameters are in TensorBoard: `tensorboard --logdir "
+            f"{report.tensorboard}` (HParams tab for the table and parallel coordinates); the Optuna view: "
+            f"`python -m analysis.dashboard --study {report.name}`.")
 
 
 def _describe(meta: Mapping[str, Any]) -> str:

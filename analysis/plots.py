@@ -1,31 +1,39 @@
 """Draw a report's figures from its tables (seaborn on matplotlib; no computation beyond reshaping).
 
 Figures are :class:`matplotlib.figure.Figure` objects made without pyplot, so drawing needs no display and
-leaves no global state behind; :func:`png` turns one into PNG bytes.
+leaves no global state behind; :func:`png` turns one into PNG bytes. Where Optuna's matplotlib visualizations
+already draw a plot (slice, parallel coordinates, contour, intermediate values) they draw it, from the
+report's in-memory Optuna study (:mod:`analysis.optuna_view`): its distributions put each hyperparameter on a
+numeric axis (logarithmic where the space samples it so) or a categorical one. Those functions use pyplot and
+a global style; :func:`_optuna` confines both.
 """
 
 from __future__ import annotations
 
 import io
-import math
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
 
+import matplotlib
+import numpy as np
+import optuna.visualization.matplotlib as optuna_plots
 import pandas as pd
 import seaborn as sns
-from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from optuna.exceptions import ExperimentalWarning
 
 from analysis.build import Comparison, StudyReport
 from analysis.images import ImageGrid
 from analysis.metrics import label
-from analysis.tables import MAX_LEVELS, level_order
 
 STYLE = "whitegrid"
 WIDTH = 11.0  # inches; at DPI this is about 1100 px, wide enough for a browser and for print
 DPI = 100
-LOG_PARAMS = ("lr",)  # hyperparameters drawn on a log axis
-PANEL_COLUMNS = 3
+PANEL_WIDTH = 2.6  # inches per hyperparameter of the slice and parallel-coordinates plots
+MIN_CONTOUR_TRIALS = 4  # a contour interpolated from fewer finished trials shows the interpolation, not data
 
 
 def figures(report: StudyReport) -> dict[str, Figure]:
@@ -34,7 +42,12 @@ def figures(report: StudyReport) -> dict[str, Figure]:
     if not report.curves.empty:
         out["learning_curves"] = learning_curves(report.curves)
     if not report.done.empty and report.compared:
-        out["metric_vs_hyperparameters"] = metric_vs_params(report.done, report.compared, report.metric)
+        out["metric_vs_hyperparameters"] = slice_plot(report)
+        out["parallel_coordinates"] = parallel_coordinates(report)
+    if report.contour is not None and len(report.done) >= MIN_CONTOUR_TRIALS:
+        out["contour"] = contour(report, report.contour)
+    if any(t.intermediate_values for t in report.search.trials):
+        out["intermediate_values"] = intermediate_values(report)
     if report.history[report.metric].notna().any():
         out["optimization_history"] = optimization_history(report.history, report.metric)
     if not report.importance.table.empty:
@@ -68,36 +81,78 @@ def learning_curves(curves: pd.DataFrame) -> Figure:
     return fig
 
 
-def metric_vs_params(done: pd.DataFrame, params: list[str], metric: str) -> Figure:
-    """One panel per hyperparameter: every finished trial's metric, with the mean per value for categories."""
-    rows = math.ceil(len(params) / PANEL_COLUMNS)
-    columns = min(len(params), PANEL_COLUMNS)
-    with sns.axes_style(STYLE):
-        fig = Figure(layout="constrained", figsize=(WIDTH, 3.4 * rows))
-        axes = fig.subplots(rows, columns, squeeze=False).ravel()
-        for ax, param in zip(axes, params, strict=False):
-            _metric_vs_param(ax, done, param, metric)
-        for ax in axes[len(params):]:
-            ax.set_visible(False)
-        fig.suptitle(f"{label(metric)} of each finished trial vs each hyperparameter")
-    return fig
+def _optuna(draw: Callable[[], Any]) -> Figure:
+    """Run one of Optuna's matplotlib plots with its global style undone afterwards and its figure taken out of
+    pyplot's registry (it keeps no figure alive); its experimental-feature warning is not the user's concern."""
+    import matplotlib.pyplot as plt
+
+    with matplotlib.rc_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        axes = draw()
+        figure = np.asarray(axes).ravel()[0].figure
+    plt.close(figure)
+    for ax in figure.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            _readable(axis)
+    return figure
 
 
-def _metric_vs_param(ax: Axes, done: pd.DataFrame, param: str, metric: str) -> None:
-    values = done[param]
-    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-    if numeric and values.nunique() > MAX_LEVELS:
-        sns.scatterplot(data=done, x=param, y=metric, ax=ax)
-        if param in LOG_PARAMS:
-            ax.set_xscale("log")
-    else:
-        data = done.assign(**{param: values.astype(str)})
-        order = [str(v) for v in level_order(values)]
-        sns.stripplot(data=data, x=param, y=metric, order=order, ax=ax, alpha=0.7)
-        sns.pointplot(data=data, x=param, y=metric, order=order, ax=ax, errorbar=None, color="black",
-                      markers="_", markersize=20, linestyle="none")
-        ax.tick_params(axis="x", labelrotation=30 if max(len(o) for o in order) > 6 else 0)
-    ax.set(xlabel=label(param), ylabel=label(metric))
+def _readable(axis: Axis) -> None:
+    """Plain tick labels on a log axis (0.0001, 0.0003, 0.001 rather than overlapping 3x10^-4 minor labels)."""
+    if axis.get_scale() == "log":
+        axis.set_major_locator(LogLocator(subs=(1.0, 3.0)))
+        axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def slice_plot(report: StudyReport) -> Figure:
+    """Optuna's slice plot: the metric of each finished trial against each hyperparameter, coloured by trial."""
+    figure = _optuna(lambda: optuna_plots.plot_slice(report.search, params=report.compared,
+                                                     target_name=label(report.metric)))
+    figure.set_size_inches(max(WIDTH, PANEL_WIDTH * len(report.compared)), 4.5)
+    figure.suptitle(f"{label(report.metric)} of each finished trial vs each hyperparameter (colour: trial number)")
+    for ax in figure.axes[: len(report.compared)]:
+        ax.set_xlabel(label(ax.get_xlabel()))
+        ax.tick_params(axis="x", labelrotation=40)
+    return figure
+
+
+def parallel_coordinates(report: StudyReport) -> Figure:
+    """Optuna's parallel coordinates: one line per finished trial through its hyperparameters, coloured by the
+    metric."""
+    figure = _optuna(lambda: optuna_plots.plot_parallel_coordinate(report.search, params=report.compared,
+                                                                   target_name=label(report.metric)))
+    figure.set_size_inches(max(WIDTH, PANEL_WIDTH * (len(report.compared) + 1)), 5)
+    ax = figure.axes[0]
+    ax.set_title(f"Finished trials through their hyperparameters, coloured by {label(report.metric)}", pad=18)
+    ax.set_xticks(ax.get_xticks(), [label(t.get_text()) for t in ax.get_xticklabels()])
+    return figure
+
+
+def contour(report: StudyReport, pair: tuple[str, str]) -> Figure:
+    """Optuna's contour plot of the metric over two numeric hyperparameters (the most important ones)."""
+    figure = _optuna(lambda: optuna_plots.plot_contour(report.search, params=list(pair),
+                                                       target_name=label(report.metric)))
+    figure.set_size_inches(WIDTH * 0.7, 5)
+    ax = figure.axes[0]
+    ax.set_title(f"{label(report.metric)} over {label(pair[0])} and {label(pair[1])} "
+                 "(interpolated between the finished trials, drawn as dots)")
+    ax.set(xlabel=label(pair[0]), ylabel=label(pair[1]))
+    return figure
+
+
+def intermediate_values(report: StudyReport) -> Figure:
+    """Optuna's intermediate values: every trial's validation curve, pruned trials included."""
+    figure = _optuna(lambda: optuna_plots.plot_intermediate_values(report.search))
+    figure.set_size_inches(WIDTH, 4.5)
+    ax = figure.axes[0]
+    ax.set(xlabel="epoch", ylabel=label(report.curve_metric),
+           title=f"{label(report.curve_metric)} per epoch of every trial (pruned ones stop early)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    legend = ax.get_legend()
+    if legend is not None:
+        legend.remove()  # one entry per trial says nothing a reader can use
+    return figure
 
 
 def optimization_history(history: pd.DataFrame, metric: str) -> Figure:

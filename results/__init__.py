@@ -7,11 +7,13 @@
 from results.lock import StudyLock
 from results.study import (
     DEFAULT_ROOT,
+    IN_FOLDER_STORAGE,
     StudyPaths,
     check_root_writable,
     is_uri,
     list_studies,
     read_meta,
+    storage_url,
     study_paths,
     validate_name,
     write_atomic,
@@ -34,8 +36,8 @@ from results.tables import (
 )
 
 __all__ = [
-    "COMPLETE", "DEFAULT_ROOT", "FAILED", "HISTORY_COLUMNS", "PENDING", "PRUNED", "RUNNING", "STATUSES",
-    "TRIAL_COLUMNS", "Study", "StudyLock", "StudyPaths", "check_root_writable", "history_frame", "is_uri",
-    "list_studies", "load_study", "read_meta", "study_paths", "trials_frame", "validate_name", "write_atomic",
-    "write_meta", "write_tables",
+    "COMPLETE", "DEFAULT_ROOT", "FAILED", "HISTORY_COLUMNS", "IN_FOLDER_STORAGE", "PENDING", "PRUNED", "RUNNING",
+    "STATUSES", "TRIAL_COLUMNS", "Study", "StudyLock", "StudyPaths", "check_root_writable", "history_frame", "is_uri",
+    "list_studies", "load_study", "read_meta", "storage_url", "study_paths", "trials_frame", "validate_name",
+    "write_atomic", "write_meta", "write_tables",
 ]

@@ -10,6 +10,7 @@
       trials.csv     one row per trial: params, status, metrics, epochs, seconds, node
       history.csv    one row per trial and epoch
       models/        the final (best-epoch) model of each finished trial, <trial_id>.keras
+      tensorboard/   one TensorBoard run per trial, <trial_id>/ (curves in train/ and validation/, HParams)
       report/        written by ``python -m analysis.report``
       .lock          held by the one process that may write the study
 
@@ -94,6 +95,11 @@ class StudyPaths:
         return self.folder / "models"
 
     @property
+    def tensorboard_dir(self) -> Path:
+        """The study's TensorBoard log dir (``tensorboard --logdir`` it): one run per trial."""
+        return self.folder / "tensorboard"
+
+    @property
     def report_dir(self) -> Path:
         return self.folder / "report"
 
@@ -104,8 +110,40 @@ class StudyPaths:
     def model_path(self, trial_id: str) -> Path:
         return self.models_dir / f"{trial_id}.keras"
 
+    def tensorboard_run(self, trial_id: str) -> Path:
+        return self.tensorboard_dir / trial_id
+
+    def tensorboard_runs(self) -> list[str]:
+        """The trial ids that have a TensorBoard run (none for a study made before trials wrote them)."""
+        folder = self.tensorboard_dir
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
     def default_storage_url(self) -> str:
         return f"sqlite:///{self.optuna_db.resolve()}"
+
+
+IN_FOLDER_STORAGE = "sqlite:///optuna.db"  # how study.json names the study's own SQLite storage
+
+
+def storage_url(meta: Mapping[str, Any], paths: StudyPaths) -> str | None:
+    """The Optuna storage URL of a stored study, resolved against where its folder is now (None: no storage,
+    a keras-tuner study).
+
+    ``study.json`` records the study's own file as the relative ``sqlite:///optuna.db``, so a copied or moved
+    study uses its own copy. Studies recorded before storages were relative hold an absolute
+    ``sqlite:///.../<study>/optuna.db``: that, too, is read as the study's own file.
+    """
+    value = meta.get("storage")
+    if value is None:
+        return None if meta.get("engine") == "keras-tuner" else paths.default_storage_url()
+    value = str(value)
+    if value == IN_FOLDER_STORAGE:
+        return paths.default_storage_url()
+    if value.startswith("sqlite:///"):
+        path = Path(value.removeprefix("sqlite:///"))
+        if path.name == "optuna.db" and path.parent.name == paths.name:
+            return paths.default_storage_url()
+    return value
 
 
 def study_paths(name: str, root: str | os.PathLike[str] | None = None) -> StudyPaths:

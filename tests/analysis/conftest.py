@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from results import study_paths
+from tests.analysis.browser import BROWSERS, find_browser
 from tests.analysis.studies import (
     BEST_MODEL,
     Ran,
@@ -51,3 +52,12 @@ def realistic_report(study_root: Path, tmp_path_factory: pytest.TempPathFactory)
     """The full report of the realistic study (image grid included), written once for every test to read."""
     folder = tmp_path_factory.mktemp("report")
     return run_report(["--study", "realistic", "--root", str(study_root), "--out", str(folder)], folder)
+
+
+@pytest.fixture(scope="session")  # session scope: resolved before the session-scoped report is built
+def browser() -> str:
+    """The headless browser binary, or a skip with the reason."""
+    path = find_browser()
+    if path is None:
+        pytest.skip(f"no headless browser found ({', '.join(BROWSERS)} not on PATH); `.ci/run` installs chromium")
+    return path

@@ -37,6 +37,18 @@ ROLES = {
     "lr": "nuisance", "batch_size": "nuisance", "loss": "fixed", "task": "fixed",
 }
 SEARCHED = ["filters", "kernel_size", "latent_dim", "skip", "lr", "batch_size"]
+# The stored space the realistic study ran (study.json holds it): lr is sampled on a log scale.
+SPACE = {
+    "name": "quick", "fixed": {"task": "reconstruct", "data": "embedded", "image_size": 32, "max_epochs": 6},
+    "params": {
+        "filters": {"choices": ["16-32", "32-48-64", "8-16-32", "8-16"], "role": "scientific"},
+        "kernel_size": {"choices": [3, 5, 7], "role": "scientific"},
+        "latent_dim": {"choices": [16, 64, 128], "role": "scientific"},
+        "skip": {"choices": [False, True], "role": "scientific"},
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "role": "nuisance"},
+        "batch_size": {"choices": [32, 64], "role": "nuisance"},
+    },
+}
 FIXED = {"task": "reconstruct", "data": "embedded", "image_size": 32, "max_epochs": 6, "loss": "mse", "seed": 0}
 HOSTILE_ERROR = "ValueError: <img src=x onerror=alert(1)>"  # a failure message that must show as text
 BEST_MODEL = "t10"  # the best trial of the realistic study (the lowest val_mse by construction)
@@ -47,7 +59,7 @@ StudyFactory = Callable[..., Path]
 def meta_for(name: str, **overrides: Any) -> dict[str, Any]:
     """A study.json as the sweep writes it."""
     meta = {
-        "name": name, "engine": "ray", "space_name": "quick", "space": {}, "roles": ROLES, "params": SEARCHED,
+        "name": name, "engine": "ray", "space_name": "quick", "space": SPACE, "roles": ROLES, "params": SEARCHED,
         "task": "reconstruct", "data": "embedded", "image_size": 32, "sampler": "tpe", "scheduler": "asha",
         "metric": "val_mse", "mode": "min", "objectives": [{"metric": "val_mse", "mode": "min"}], "samples": 20,
         "max_epochs": 6, "seed": 0, "status": "done", "versions": {}, "git_commit": "abc", "created_at": "2025-01-01",

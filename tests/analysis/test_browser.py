@@ -6,21 +6,14 @@ Needs Debian's ``chromium`` (``.ci/run`` installs it when missing); without one 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
+from tests.analysis.browser import chromium
 from tests.analysis.studies import Ran
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-)
 # Appended to a copy of the report: after the load event, mark <body> with how many images decoded.
 PROBE = """<script>
 window.addEventListener("load", () => {
@@ -29,22 +22,6 @@ window.addEventListener("load", () => {
   document.body.dataset.loaded = images.filter(i => i.complete && i.naturalWidth > 0).length;
 });
 </script>"""
-
-
-@pytest.fixture(scope="session")  # session scope: resolved before the session-scoped report is built
-def browser() -> str:
-    """The browser binary, or a skip with the reason."""
-    for name in BROWSERS:
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip(f"no headless browser found ({', '.join(BROWSERS)} not on PATH); `.ci/run` installs chromium")
-
-
-def chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [binary, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=180
-    )
 
 
 def test_every_embedded_image_loads_in_a_browser(browser: str, realistic_report: Ran, tmp_path: Path) -> None:
@@ -57,7 +34,7 @@ def test_every_embedded_image_loads_in_a_browser(browser: str, realistic_report:
     images = re.search(r'data-images="(\d+)"', body.group(0))
     loaded = re.search(r'data-loaded="(\d+)"', body.group(0))
     assert images and loaded, body.group(0)
-    assert int(images.group(1)) == int(loaded.group(1)) == len(list(realistic_report.folder.glob("*.png"))) == 6
+    assert int(images.group(1)) == int(loaded.group(1)) == len(list(realistic_report.folder.glob("*.png"))) == 9
 
 
 def test_screenshot_of_the_report(browser: str, realistic_report: Ran, tmp_path: Path) -> None:

@@ -15,7 +15,10 @@ from analysis.images import best_model_grid
 from results import COMPLETE, FAILED, PRUNED, RUNNING, load_study, study_paths
 from tests.analysis.studies import BEST_MODEL, Ran, StudyFactory, curve, run_report, trial
 
-PLOTS = ["learning_curves", "metric_vs_hyperparameters", "optimization_history", "importance", "pareto", "image_grid"]
+PLOTS = [
+    "learning_curves", "intermediate_values", "metric_vs_hyperparameters", "parallel_coordinates", "contour",
+    "optimization_history", "importance", "pareto", "image_grid",
+]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -111,7 +114,9 @@ def test_a_single_trial(make_study: StudyFactory) -> None:
     ran = run_report(["--study", "one", "--root", str(root), "--no-images"], root / "one" / "report")
     assert ran.code == 0, ran.err
     assert pd.read_csv(ran.folder / "leaderboard.csv")["trial_id"].tolist() == ["t00"]
-    assert pngs(ran.folder) == ["learning_curves.png", "optimization_history.png", "pareto.png"]
+    assert pngs(ran.folder) == [
+        "intermediate_values.png", "learning_curves.png", "optimization_history.png", "pareto.png"
+    ]
     text = (ran.folder / "report.md").read_text()
     assert "Importance cannot be estimated from 1 finished trial (needs at least 4)." in text
     assert "No hyperparameter varied among the finished trials" in text
