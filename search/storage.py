@@ -17,7 +17,7 @@ import optuna
 import results
 from cae.errors import UsageError
 
-IN_FOLDER = "sqlite:///optuna.db"  # how study.json names the study's own SQLite storage
+IN_FOLDER = results.IN_FOLDER_STORAGE  # how study.json names the study's own SQLite storage
 
 _checked_urls: set[str] = set()  # storages whose schema version this process has already checked
 
@@ -119,19 +119,5 @@ def meta_storage(url: str | None, paths: results.StudyPaths) -> str | None:
 
 
 def storage_for_meta(meta: Mapping[str, Any], paths: results.StudyPaths) -> str | None:
-    """The storage URL of a stored study, resolved against where its folder is now.
-
-    Studies recorded before storages were relative hold an absolute ``sqlite:///.../<study>/optuna.db``:
-    that, too, is read as the study's own file.
-    """
-    value = meta.get("storage")
-    if value is None:
-        return None if meta.get("engine") == "keras-tuner" else paths.default_storage_url()
-    value = str(value)
-    if value == IN_FOLDER:
-        return paths.default_storage_url()
-    if value.startswith("sqlite:///"):
-        path = Path(value.removeprefix("sqlite:///"))
-        if path.name == "optuna.db" and path.parent.name == paths.name:
-            return paths.default_storage_url()
-    return value
+    """The storage URL of a stored study, resolved against where its folder is now (``results`` owns that)."""
+    return results.storage_url(meta, paths)

@@ -118,10 +118,11 @@ def _build(
         make_sampler("grid", opts.seed, grid=grid)  # refuses values Optuna's GridSampler cannot take
     limit = opts.limit if opts.limit is not None else fixed.get("limit")
     data = load_dataset(str(fixed["data"]), image_size=int(fixed["image_size"]), seed=opts.split_seed, limit=limit)
-    models_dir = None if results.is_uri(opts.root) else str(paths.models_dir.resolve())
+    local = not results.is_uri(opts.root)
     settings = TrialSettings(
         space=space, overrides=extra, gpus=opts.gpus_per_trial, cpus=opts.cpus_per_trial,
-        gpu_memory=opts.gpu_memory, models_dir=models_dir,
+        gpu_memory=opts.gpu_memory, models_dir=str(paths.models_dir.resolve()) if local else None,
+        tensorboard_dir=str(paths.tensorboard_dir.resolve()) if local else None,
     )
     max_epochs = int(fixed.get("max_epochs", 10))
     return Sweep(opts, space, data, settings, paths, storage_url, _target(opts, space, grid, samples), max_epochs,

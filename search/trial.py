@@ -40,6 +40,7 @@ class TrialSettings:
     cpus: float = 1.0
     gpu_memory: str = "limit"
     models_dir: str | None = None  # where the final model of each trial is saved (local roots only)
+    tensorboard_dir: str | None = None  # where each trial's TensorBoard run goes (local roots only)
 
 
 def resolve_config(settings: TrialSettings, params: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) ->
     from cae.config import from_flat
     from cae.runtime import keras
     from cae.tasks import get_task
-    from cae.training import DivergedError, prepare
+    from cae.training import DivergedError, prepare, train
 
     started = time.time()
     _clear_session(keras)
@@ -103,8 +104,10 @@ def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) ->
     try:
         run = from_flat(resolve_config(settings, config))
         prepared = prepare(get_task(run.train.task), data, run.train.noise, run.train.seed)
-        reporter = _Reporter(run, prepared, node, settings.models_dir, tune, started)
-        finished = _finished_record(settings.models_dir, tune.get_context().get_trial_id())
+        trial_id = tune.get_context().get_trial_id()
+        logger = _tensorboard(settings.tensorboard_dir, trial_id, config, run)
+        reporter = _Reporter(run, prepared, node, settings.models_dir, tune, started, logger)
+        finished = _finished_record(settings.models_dir, trial_id)
         if finished is not None:
             # Finished before the driver stopped, even if Ray had not registered its last checkpoint yet:
             # report the same final result; train and score nothing.
@@ -114,7 +117,8 @@ def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) ->
             if resume_from is not None and (Path(resume_from) / FINAL_FILE).exists():
                 tune.report(json.loads((Path(resume_from) / FINAL_FILE).read_text()))
                 return
-            result = _train(run, prepared, reporter, resume_from)
+            hooks = [reporter] if logger is None else [logger, reporter]  # logged before it is checkpointed
+            result = train(run, prepared, hooks=hooks, resume_from=resume_from, evaluate_test=False)
         if not reporter.final_sent:
             # Resumed after its last epoch had been checkpointed: report the final result once.
             reporter.send_final(result)
@@ -137,10 +141,13 @@ def _finished_record(models_dir: str | None, trial_id: str) -> dict[str, Any] | 
     return record if isinstance(record, dict) and record.get("final") else None
 
 
-def _train(run: Any, prepared: Any, reporter: _Reporter, resume_from: str | None) -> Any:
-    from cae.training import train
+def _tensorboard(folder: str | None, trial_id: str, config: dict[str, Any], run: Any) -> Any:
+    """The trial's TensorBoard epoch logger (its hyperparameters are the sampled values and the architecture)."""
+    if folder is None:
+        return None
+    from search.tensorboard import EpochLogger
 
-    return train(run, prepared, hooks=[reporter], resume_from=resume_from, evaluate_test=False)
+    return EpochLogger(Path(folder) / trial_id, trial_id, {**config, "architecture": run.model.describe()})
 
 
 class _Reporter:
@@ -151,8 +158,11 @@ class _Reporter:
     ``checkpoint_seconds`` (saving and reporting the epochs' checkpoints) and, at the end, ``eval_seconds``.
     """
 
-    def __init__(self, run: Any, prepared: Any, node: str, models_dir: str | None, tune: Any, started: float) -> None:
+    def __init__(
+        self, run: Any, prepared: Any, node: str, models_dir: str | None, tune: Any, started: float, logger: Any
+    ) -> None:
         self.run = run
+        self.logger = logger  # the trial's TensorBoard logger (None: no local study folder)
         self.prepared = prepared
         self.node = node
         self.models_dir = models_dir
@@ -176,6 +186,7 @@ class _Reporter:
             if state.best_weights is not None:
                 state.model.set_weights(state.best_weights)  # score and keep the epoch early stopping keeps
             metrics.update(self._final(state.model, state.progress.epoch, state.progress.best_epoch))
+            self._log_final(metrics, state.progress.epoch)
         with tempfile.TemporaryDirectory(prefix="caesweep-ckpt-") as folder:
             checkpoint.save(folder, state.model, state.progress, state.best_weights)
             if last:
@@ -190,6 +201,7 @@ class _Reporter:
         last = dict(result.history[-1]) if result.history else {"epoch": result.epochs}
         metrics = self._metrics(last, result.history, result.params, result.best_epoch)
         metrics.update(self._final(result.model, result.epochs, result.best_epoch))
+        self._log_final(metrics, result.epochs)
         with tempfile.TemporaryDirectory(prefix="caesweep-model-") as folder:
             result.model.save(Path(folder) / "model.keras")
             self._keep(Path(folder) / "model.keras", metrics)
@@ -215,6 +227,15 @@ class _Reporter:
             "checkpoint_seconds": self.checkpoint_seconds,  # the epochs before this one (this one's is not over)
             "node": self.node,
         }
+
+    def _log_final(self, metrics: dict[str, Any], epochs: int) -> None:
+        """Close the trial's HParams session with its final scores and the kept epoch's val metrics."""
+        if self.logger is None:
+            return
+        from search.tensorboard import write_final
+
+        kept = {key.removeprefix("kept_"): value for key, value in metrics.items() if key.startswith("kept_")}
+        write_final(self.logger.folder, self.logger.trial_id, self.logger.hparams, {**metrics, **kept}, step=epochs)
 
     def _keep(self, saved_model: Path, final: dict[str, Any]) -> None:
         """Copy the kept model into the study's models/ folder with its final result (local roots only).

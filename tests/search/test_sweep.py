@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.search.conftest import search_cli, search_popen
+from tests.search.test_tensorboard import assert_curves_equal
 
 pytestmark = pytest.mark.slow
 
@@ -141,10 +142,13 @@ def test_resume_after_driver_sigkill(tmp_path: Path, tiny_space: Path, kill_at: 
         # Finished before the kill: kept with the same result, not trained again.
         assert trials.loc[tid, "val_mse"] == pytest.approx(row["val_mse"])
         assert trials.loc[tid, "finished_at"] == row["finished_at"]
-    history = pd.read_csv(folder / "history.csv")
+    history = pd.read_csv(folder / "history.csv", dtype={"trial_id": str})
     assert not history.duplicated(["trial_id", "epoch"]).any()
     assert (history.groupby("trial_id").size() == 3).all()
     assert {t.state.name for t in optuna_trials(tmp_path, "k1")} == {"COMPLETE"}
+    for tid, curve in history.groupby("trial_id"):
+        # TensorBoard's own reader: every epoch once, the values of history.csv, across the kill and resume.
+        assert_curves_equal(folder / "tensorboard" / tid, curve.reset_index(drop=True))
 
 
 def test_extend_finished_study(tmp_path: Path, tiny_space: Path) -> None:
