@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -151,22 +150,20 @@ def study_paths(name: str, root: str | os.PathLike[str] | None = None) -> StudyP
 
 
 def check_root_writable(root: Path) -> None:
-    """Fail early (before any trial runs) when the results root cannot take a study."""
+    """Fail early (before any trial runs, before anything is created) when the results root cannot take a
+    study: the root, or the nearest folder above it that exists, must take a 64 KiB file (a temporary probe,
+    removed at once), or the disk is as good as full."""
     probe_dir = root
-    while not probe_dir.exists():
+    while not probe_dir.exists() and probe_dir != probe_dir.parent:
         probe_dir = probe_dir.parent
     if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK | os.X_OK):
         raise StudyError(f"results root {root} is not writable (checked {probe_dir}); pass a writable --root")
-    created = not root.exists()
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=root, prefix=".probe-") as probe:
-            probe.write(b"x" * 65536)  # room for a study's first files, or the disk is as good as full
+        with tempfile.NamedTemporaryFile(dir=probe_dir, prefix=".caesweep-probe-") as probe:
+            probe.write(b"x" * 65536)
             probe.flush()
             os.fsync(probe.fileno())
     except OSError as exc:
-        if created:
-            shutil.rmtree(root, ignore_errors=True)  # leave nothing behind
         raise StudyError(f"results root {root} cannot be written ({exc.strerror}); free space or pass --root") from None
 
 

@@ -115,6 +115,26 @@ def benchmark_options_case(argv: list[str]) -> None:
         check(run_cli(_prepared(prepare), _in_sandbox(box, argv), box))
 
 
+def search_options_case(argv: list[str]) -> None:
+    """``python -m search`` with fuzzed options, checked up to the point where work would start (nothing
+    written); resume and confirm find a genuine study."""
+    from search.cli import prepare
+
+    with sandbox() as box:
+        write_study(box.root, fs.STUDY, *_ROWS)
+        check(run_cli(_prepared(prepare), _in_sandbox(box, argv), box))
+
+
+def study_resume_case(files: Mapping[str, bytes | None]) -> None:
+    """``search resume`` and ``search confirm`` of a fuzzed study folder, checked before any work starts."""
+    from search.cli import prepare
+
+    with sandbox() as box:
+        fs.write_folder(box.root, files)
+        for command in (["resume"], ["confirm", "--top", "1", "--repeats", "1"]):
+            check(run_cli(_prepared(prepare), [*command, "--study", fs.STUDY, "--root", str(box.root)], box))
+
+
 _REPORT_BASE = ("--root", "{root}", "--no-images")
 _ROWS = realistic_rows()
 
@@ -142,5 +162,7 @@ READERS = {
         Reader("train-options", fs.argv_for(fs.TRAIN_OPTIONS), train_options_case, "python -m cae.train options"),
         Reader("report-options", fs.argv_for(fs.REPORT_OPTIONS), report_options_case, "analysis.report options"),
         Reader("benchmark-options", fs.benchmark_argv, benchmark_options_case, "python -m benchmarks options"),
+        Reader("search-options", fs.search_argv, search_options_case, "python -m search run/resume/confirm"),
+        Reader("study-resume", fs.study_folders, study_resume_case, "fuzzed study folders: resume and confirm"),
     )
 }

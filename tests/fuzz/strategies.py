@@ -279,3 +279,31 @@ benchmark_argv = st.one_of(
     argv_for(BENCHMARK_TABLE_OPTIONS, ("build-table",)),
     st.lists(text, max_size=4),
 )
+
+SEARCH_RUN_OPTIONS: dict[str, st.SearchStrategy[str] | None] = {
+    "--space": _choice("quick", "architecture", "colorization", "loss", "no-such-space", "x.yaml", "{root}"),
+    "--study": _choice("fuzz-study", "..", "a/b", ".hidden", "a" * 101, "benchmarks", ""),
+    "--data": DATA_SPECS,
+    "--task": _choice("reconstruct", "reconstruct-gray", "colorize-rgb", "colorize-yuv", "colorize-lab", "denoise"),
+    "--samples": INTS, "--max-epochs": INTS, "--limit": INTS, "--seed": INTS, "--split-seed": INTS,
+    "--sampler": _choice("tpe", "random", "cmaes", "gp", "qmc", "grid", "nsga2"),
+    "--scheduler": _choice("asha", "none", "pbt"),
+    "--objectives": _choice("val_mse", "val_mse,params", "val_psnr", "params,params", "beauty", ""),
+    "--cpus-per-trial": FLOATS, "--gpus-per-trial": FLOATS, "--gpu-memory": _choice("limit", "growth"),
+    "--concurrency": INTS, "--max-failures": INTS,
+    "--storage": _choice("sqlite:///{root}/x.db", "sqlite:////nonexistent/x.db", "sqlite://", "postgresql://u:p@/db",
+                         "mysql://u@127.0.0.1:9/db", "not a url"),
+    "--engine": _choice("ray", "keras-tuner"), "--kt-tuner": _choice("hyperband", "bayesian", "random"),
+    "--root": PATHS, "--shared-root": None, "--verbose": None,
+}
+SEARCH_STUDY_OPTIONS: dict[str, st.SearchStrategy[str] | None] = {
+    "--samples": INTS, "--top": INTS, "--repeats": INTS, "--verbose": None,
+}
+# The search CLI's commands, never with --address: a fuzzed address must not reach any host.
+search_argv = st.one_of(
+    argv_for(SEARCH_RUN_OPTIONS, ("run", "--limit", "8")),
+    st.sampled_from(["resume", "confirm"]).flatmap(
+        lambda command: argv_for(SEARCH_STUDY_OPTIONS, (command, "--study", STUDY, "--root", "{root}"))
+    ),
+    st.lists(text, max_size=4),
+)
