@@ -71,7 +71,7 @@ TRIAL_COLUMNS = (
     "finished_at",
 )
 # The trial table's columns that hold text; every other fixed column holds numbers.
-TRIAL_TEXT_COLUMNS = ("trial_id", "status", "architecture", "node", "error", "started_at", "finished_at")
+TRIAL_TEXT_COLUMNS = ("trial_id", "status", "repeat_of", "architecture", "node", "error", "started_at", "finished_at")
 HISTORY_COLUMNS = (
     "trial_id", "epoch", "loss", "val_loss", "mse", "val_mse", "val_native_mse", "psnr", "val_psnr", "ssim",
     "val_ssim", "seconds",

@@ -75,8 +75,12 @@ def _run(sweep: Sweep) -> int:
 
 
 def _stored(name: str, root: str | None) -> tuple[results.StudyPaths, dict[str, Any]]:
+    """A stored study's folder and metadata; a study another process is running is refused first."""
     paths = results.study_paths(name, Path(root) if root and not results.is_uri(root) else None)
-    return paths, results.read_meta(paths)
+    meta = results.read_meta(paths)
+    with results.StudyLock(paths):  # only a probe here: the work takes the lock again
+        pass
+    return paths, meta
 
 
 def prepare_resume(name: str, root: str | None, samples: int | None, verbose: bool = False) -> Callable[[], int]:

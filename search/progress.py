@@ -43,7 +43,7 @@ class ProgressView:
         self.target = target
         self.metric = metric
         self.mode = mode
-        self.stream = stream or sys.stdout
+        self._stream = stream  # None: sys.stdout when writing (Tune pickles its callbacks, and this view with them)
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval = interval
         self.select = select  # the rows this view counts (a confirm run counts its repeats only)
@@ -53,6 +53,13 @@ class ProgressView:
         self._printed = ""
         self._seen_done: set[str] = set()
         self._finished_at_start: int | None = None
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream or sys.stdout
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_stream": None}
 
     def line(self, trials: pd.DataFrame) -> str:
         """``7/20 finished (5 complete, 1 pruned, 1 failed), 2 running | best val_mse 0.0123 (32-48-64 k3 z128) |

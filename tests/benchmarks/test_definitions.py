@@ -96,9 +96,12 @@ def test_auto_data_is_cifar10_when_its_archive_is_there(tmp_path: Path, monkeypa
     assert spec == "cifar10" and "CIFAR-10 from" in note
 
 
-def test_a_space_too_deep_for_the_image_size_is_refused_before_anything_runs(tmp_path: Path) -> None:
-    with pytest.raises(SpaceError, match="levels need images of at least 8px"):
+def test_an_image_size_no_dataset_gives_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    # 4 px would also be too small for the grid's three levels; the image-size limits (8 to 256, the same in
+    # spaces, cae.data and cae.config) refuse it first.
+    with pytest.raises(SpaceError, match="fixed image_size 4 is not allowed; allowed: powers of two from 8 to 256"):
         definitions.get("seed-architectures").plan(RunSettings(root=tmp_path, image_size=4))
+    assert not any(tmp_path.iterdir())
 
 
 def test_list_describes_every_benchmark() -> None:

@@ -276,3 +276,34 @@ def test_options_that_need_ray_are_refused_before_the_study_exists(tmp_path: Pat
         main(["run", "--engine", "keras-tuner", "--space", str(space), "--study", "a1", "--root", str(tmp_path),
               "--address", "auto"])
     assert not (tmp_path / "a1").exists()
+
+
+@pytest.mark.slow
+def test_a_hyperband_stage_rerun_over_a_leftover_checkpoint_folder(tmp_path: Path) -> None:
+    """An interrupted stage left its checkpoint folder (with a best-weights file of other weights); the rerun
+    replaces it whole, so the trial that continues it cannot pick up the stale file."""
+    import keras_tuner
+    import numpy as np
+
+    from search.interrupt import Interruption
+    from search.kt.trial import CHECKPOINT_DIR, TrialRunner
+    from search.options import SweepOptions
+    from search.sweep import plan_new
+
+    space = write_space(tmp_path, CONDITIONAL_SPACE.replace("max_epochs: 1", "max_epochs: 2"))
+    opts = SweepOptions(study="left", space=str(space), root=str(tmp_path), engine="keras-tuner", limit=16)
+    sweep = plan_new(opts)
+    runner = TrialRunner(sweep, space_conditions(sweep.space), Interruption())
+    hp = declare_space(sweep.space, runner.conditions)
+    hp.values.update({"depth": 1, "filters_1": 8, "latent_dim": 8, "tuner/epochs": 1})
+    trial_dir = tmp_path / "trial_0"
+    stale = trial_dir / CHECKPOINT_DIR
+    stale.mkdir(parents=True)
+    np.savez(stale / "best.npz", np.zeros(3))
+    (stale / "stray.txt").write_text("left by the interrupted attempt")
+    value = runner.run_trial(keras_tuner.engine.trial.Trial(hp, trial_id="0"), trial_dir)
+    assert math.isfinite(value["val_mse"])
+    assert not (stale / "stray.txt").exists()
+    assert {p.name for p in stale.iterdir()} >= {"model.keras", "progress.json"}
+    if (stale / "best.npz").exists():
+        assert len(np.load(stale / "best.npz").files) > 1  # this run's weights, not the stale single array

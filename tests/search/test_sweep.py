@@ -65,6 +65,14 @@ def test_sweep_tpe_asha(tmp_path: Path, tiny_space: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "top " in proc.stdout
+    # The progress view, not Ray's per-trial tables: a short log (not a TTY) with the counts and the best.
+    lines = proc.stdout.splitlines()
+    assert len(lines) < 40, proc.stdout
+    assert not any("Trial name" in line or "Configuration for experiment" in line for line in lines)
+    progress = [line for line in lines if " finished" in line and " elapsed" in line]
+    assert progress and progress[-1].startswith("8/8 finished (") and "| best val_mse " in progress[-1]
+    log = (tmp_path / "s1" / "sweep.log").read_text().splitlines()
+    assert sum(" COMPLETE: " in line or " PRUNED: " in line for line in log) == 8
     trials = check_agreement(tmp_path, "s1", 8)
     check_kept_epoch(tmp_path, "s1", trials)
     meta = json.loads((tmp_path / "s1" / "study.json").read_text())
