@@ -31,7 +31,7 @@ import pandas as pd
 from analysis.document import Block, Bullets, Heading, Image, Table, Text
 from benchmarks import analyzers, output, tabular
 from benchmarks.definitions import RunPlan, derived_space
-from benchmarks.studies import run_study, sweep_options
+from benchmarks.sweeps import run_study, sweep_options
 from cae.errors import BenchmarkError
 from spaces import Space
 

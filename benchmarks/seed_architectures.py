@@ -31,7 +31,7 @@ import results
 from analysis.document import Block, Bullets, Heading, Image, Table, Text
 from benchmarks import output
 from benchmarks.definitions import RunPlan, derived_space
-from benchmarks.studies import run_study, sweep_options
+from benchmarks.sweeps import run_study, sweep_options
 
 PUBLISHED_BASELINE_MSE = 0.0179
 BASELINE = {"filters": "32-48-64", "kernel_size": 3, "latent_dim": 128, "lr": 1e-3}

@@ -28,7 +28,7 @@ import results
 from analysis.document import Block, Bullets, Heading, Table, Text
 from benchmarks import output
 from benchmarks.definitions import RunPlan, derived_space
-from benchmarks.studies import run_study, sweep_options
+from benchmarks.sweeps import run_study, sweep_options
 
 PUBLISHED_NATIVE_MSE = {"colorize-rgb": 0.006633, "colorize-yuv": 0.003041}
 TARGETS = {"colorize-rgb": "gray to RGB", "colorize-yuv": "Y to UV", "colorize-lab": "L to ab"}

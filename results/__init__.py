@@ -4,8 +4,7 @@
 ``analysis`` / ``benchmarks`` read through it.
 """
 
-from results.lock import StudyLock
-from results.study import (
+from results.folder import (
     DEFAULT_ROOT,
     IN_FOLDER_STORAGE,
     StudyPaths,
@@ -19,6 +18,7 @@ from results.study import (
     write_atomic,
     write_meta,
 )
+from results.lock import StudyLock
 from results.tables import (
     COMPLETE,
     FAILED,

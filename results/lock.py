@@ -17,7 +17,7 @@ from types import TracebackType
 from filelock import FileLock, Timeout
 
 from cae.errors import StudyError
-from results.study import StudyPaths
+from results.folder import StudyPaths
 
 
 class StudyLock:

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from cae.errors import StudyError
-from results.study import StudyPaths, read_meta, write_atomic
+from results.folder import StudyPaths, read_meta, write_atomic
 
 # Trial status, one vocabulary for every engine (Optuna's names, with FAIL spelled out).
 COMPLETE, PRUNED, FAILED, RUNNING, PENDING = "COMPLETE", "PRUNED", "FAILED", "RUNNING", "PENDING"

@@ -78,8 +78,9 @@ def _stored(name: str, root: str | None) -> tuple[results.StudyPaths, dict[str, 
     """A stored study's folder and metadata; a study another process is running is refused first."""
     paths = results.study_paths(name, Path(root) if root and not results.is_uri(root) else None)
     meta = results.read_meta(paths)
-    with results.StudyLock(paths):  # only a probe here: the work takes the lock again
-        pass
+    if paths.lock.exists():  # a writer creates the lock file: without one, nobody holds the study
+        with results.StudyLock(paths):  # only a probe here: the work takes the lock again
+            pass
     return paths, meta
 
 

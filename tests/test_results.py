@@ -10,7 +10,7 @@ import pytest
 import results
 from cae.cli import one_line, run
 from cae.errors import StudyError
-from tests.analysis.studies import meta_for, realistic_rows, write_study
+from tests.analysis.built_studies import meta_for, realistic_rows, write_study
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_a_genuine_study_loads_with_numeric_columns(study: results.StudyPaths) -
     [
         (b"[" * 100_000 + b"]" * 100_000, "is corrupt (not valid JSON)"),  # RecursionError in json
         (b"\xff\xfe", "is corrupt (not valid JSON)"),
-        (b" " * (results.study.MAX_META_BYTES + 1), "is larger than 16,777,216 bytes"),
+        (b" " * (results.folder.MAX_META_BYTES + 1), "is larger than 16,777,216 bytes"),
     ],
 )
 def test_unreadable_study_json(study: results.StudyPaths, content: bytes, expected: str) -> None:

@@ -1,6 +1,6 @@
 """Fixtures for the analysis tests: the realistic study, a factory for edge-case studies, and one full report.
 
-The study folders are described in :mod:`tests.analysis.studies`.
+The study folders are described in :mod:`tests.analysis.built_studies`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from results import study_paths
 from tests.analysis.browser import BROWSERS, find_browser
-from tests.analysis.studies import (
+from tests.analysis.built_studies import (
     BEST_MODEL,
     Ran,
     StudyFactory,

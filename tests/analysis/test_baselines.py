@@ -11,7 +11,7 @@ import pytest
 from analysis import findings, tables
 from analysis.build import study_report
 from results import load_study, study_paths
-from tests.analysis.studies import StudyFactory, trial
+from tests.analysis.built_studies import StudyFactory, trial
 
 # (val_mse, skip, pca_mse): the CAE's test MSE is 1.05 * val_mse (studies.trial), so skill vs PCA is
 # 0.475, -0.4, -0.3125 and 0.37: one of the two compression-matched trials beats PCA, one of the two skip ones.

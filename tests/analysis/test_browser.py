@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from tests.analysis.browser import chromium
-from tests.analysis.studies import Ran
+from tests.analysis.built_studies import Ran
 
 # Appended to a copy of the report: after the load event, mark <body> with how many images decoded.
 PROBE = """<script>

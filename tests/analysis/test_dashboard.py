@@ -27,7 +27,7 @@ from analysis.dashboard import main
 from cae.cli import run
 from results import study_paths
 from tests.analysis.browser import chromium
-from tests.analysis.studies import trial, write_study
+from tests.analysis.built_studies import trial, write_study
 
 REPO = Path(__file__).resolve().parents[2]
 STUDY = "dash"

@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 from analysis import tables
 from analysis.optuna_view import distributions, is_numeric, search_study
 from results import COMPLETE, FAILED, PRUNED, RUNNING
-from tests.analysis.studies import SPACE, curve, meta_for, trial
+from tests.analysis.built_studies import SPACE, curve, meta_for, trial
 
 ROWS = [
     trial(0, COMPLETE, val_mse=0.01, lr=1e-3, depth=3),

@@ -13,7 +13,7 @@ from PIL import Image
 
 from analysis.images import best_model_grid
 from results import COMPLETE, FAILED, PRUNED, RUNNING, load_study, study_paths
-from tests.analysis.studies import BEST_MODEL, Ran, StudyFactory, curve, run_report, trial
+from tests.analysis.built_studies import BEST_MODEL, Ran, StudyFactory, curve, run_report, trial
 
 PLOTS = [
     "learning_curves", "intermediate_values", "metric_vs_hyperparameters", "parallel_coordinates", "contour",

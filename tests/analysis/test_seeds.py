@@ -1,6 +1,6 @@
 """Seed repeats (``python -m search confirm``): pooled into mean, std and 95 % CI, never ranked on their own.
 
-The numbers come from :func:`tests.analysis.studies.confirmed_rows`, whose test MSEs are chosen so that every
+The numbers come from :func:`tests.analysis.built_studies.confirmed_rows`, whose test MSEs are chosen so that every
 mean, standard deviation and interval can be worked out by hand (written here as literals, not recomputed).
 """
 
@@ -18,7 +18,7 @@ from analysis import build, document, findings, tables
 from analysis.images import best_model_grid
 from analysis.metrics import fmt_ci
 from results import COMPLETE, load_study, study_paths
-from tests.analysis.studies import CONFIRM, StudyFactory, confirmed_rows, run_report, save_tiny_model, trial
+from tests.analysis.built_studies import CONFIRM, StudyFactory, confirmed_rows, run_report, save_tiny_model, trial
 
 # Student t quantiles: t(0.975, 2) in closed form (with 2 degrees of freedom t_p = (2p - 1) / sqrt(2p(1 - p))),
 # t(0.975, 3) = 3.18244630528 from tables of the t distribution.

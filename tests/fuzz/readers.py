@@ -15,7 +15,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.analysis.studies import realistic_rows, write_study
+from tests.analysis.built_studies import realistic_rows, write_study
 from tests.fuzz import strategies as fs
 from tests.fuzz.harness import Sandbox, check, run_cli, sandbox
 

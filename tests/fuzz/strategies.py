@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from cae import plain_yaml
 from results import STATUSES
-from tests.analysis.studies import meta_for, realistic_rows
+from tests.analysis.built_studies import meta_for, realistic_rows
 
 SHIPPED_SPACES = Path(__file__).resolve().parents[2] / "spaces"
 

@@ -174,7 +174,8 @@ def test_extend_finished_study(tmp_path: Path, tiny_space: Path) -> None:
     for tid, row in first.iterrows():
         assert trials.loc[tid, "val_mse"] == pytest.approx(row["val_mse"], nan_ok=True)
         assert trials.loc[tid, "status"] == row["status"]
-    assert sorted(trials["number"]) == [0, 1, 2, 3, 4]
+    numbers = sorted(trials["number"])  # Optuna's numbers; a repeated proposal (told, not trained) takes one too
+    assert numbers[:3] == [0, 1, 2] and len(set(numbers)) == 5
     assert (tmp_path / "e1" / "ray" / "run-2").is_dir()
     meta = json.loads((tmp_path / "e1" / "study.json").read_text())
     assert meta["samples"] == 5 and meta["runs"] == ["run-1", "run-2"] and meta["status"] == "done"
