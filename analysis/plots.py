@@ -105,6 +105,16 @@ def _readable(axis: Axis) -> None:
         axis.set_minor_formatter(NullFormatter())
 
 
+def _visible_colours(figure: Figure) -> Figure:
+    """Optuna colours by a blue scale that ends in white: the lightest trial (a line, a dot) vanishes on the
+    page. Recolour every colour-mapped collection with viridis, which has no white end (colour bars follow)."""
+    for ax in figure.axes:
+        for collection in ax.collections:
+            if collection.get_array() is not None:
+                collection.set_cmap("viridis")
+    return figure
+
+
 def slice_plot(report: StudyReport) -> Figure:
     """Optuna's slice plot: the metric of each finished trial against each hyperparameter, coloured by trial."""
     figure = _optuna(lambda: optuna_plots.plot_slice(report.search, params=report.compared,
@@ -114,7 +124,7 @@ def slice_plot(report: StudyReport) -> Figure:
     for ax in figure.axes[: len(report.compared)]:
         ax.set_xlabel(label(ax.get_xlabel()))
         ax.tick_params(axis="x", labelrotation=40)
-    return figure
+    return _visible_colours(figure)
 
 
 def parallel_coordinates(report: StudyReport) -> Figure:
@@ -126,7 +136,7 @@ def parallel_coordinates(report: StudyReport) -> Figure:
     ax = figure.axes[0]
     ax.set_title(f"Finished trials through their hyperparameters, coloured by {label(report.metric)}", pad=18)
     ax.set_xticks(ax.get_xticks(), [label(t.get_text()) for t in ax.get_xticklabels()])
-    return figure
+    return _visible_colours(figure)
 
 
 def contour(report: StudyReport, pair: tuple[str, str]) -> Figure:
