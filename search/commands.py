@@ -130,12 +130,13 @@ def _confirm(sweep: Sweep, configs: list[dict[str, Any]], target: int, top: int,
     paths = sweep.paths
     with results.StudyLock(paths):
         meta = results.read_meta(paths)
+        unfinished = meta.get("confirm", {}).get("status") not in (None, "done")
         ray_engine.check_cluster(sweep)
         settings = {"top": top, "repeats": repeats}
         with Interruption() as stop:
             update_meta(paths, meta, confirm={**settings, "status": "running"})
             try:
-                trials = ray_engine.run_repeats(sweep, meta, stop, configs, target)
+                trials = ray_engine.run_repeats(sweep, meta, stop, configs, target, unfinished)
             except Interrupted as exc:
                 update_meta(paths, meta, confirm={**settings, "status": "interrupted"})
                 return _confirm_interrupted(meta, paths, exc.signum, top, repeats)
@@ -167,10 +168,7 @@ def repeat_configs(
         print(f"note: the study has {len(done)} finished trials; confirming all of them (--top {top})")
     best = done.sort_values(metric, ascending=mode == "min").head(top)
     params = records.raw_params(sweep.paths, sweep.storage_url)
-    repeats_done = {
-        (str(r), int(s)) for r, s in zip(trials.get("repeat_of", []), trials.get(SEED, []), strict=False)
-        if isinstance(r, str) and r
-    }
+    repeats_done = records.repeats_done(trials)
     base = int(meta.get("seed", sweep.opts.seed))
     configs = []
     for trial_id in best["trial_id"].astype(str):

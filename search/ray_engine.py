@@ -33,7 +33,7 @@ from search.progress import ProgressView
 from search.records import REPEAT
 from search.searcher import StudySearch
 from search.sweep import Sweep
-from search.trial import TrialSettings
+from search.trial import REPEAT_OF, SEED, TrialSettings
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +263,8 @@ def _restore_run(
 
 
 def run_repeats(
-    sweep: Sweep, meta: dict[str, Any], stop: Interruption, configs: list[dict[str, Any]], target: int
+    sweep: Sweep, meta: dict[str, Any], stop: Interruption, configs: list[dict[str, Any]], target: int,
+    unfinished: bool,
 ) -> pd.DataFrame:
     """A confirm run: train each of ``configs`` (sampled values plus ``repeat_of`` and ``seed``) once, to the
     end (no scheduler), told to no sampler. An interrupted confirm run is continued first."""
@@ -274,8 +275,11 @@ def run_repeats(
     view = ProgressView(sweep.paths.folder, target, sweep.opts.objectives[0], sweep.opts.modes[0],
                         select=records.repeat_trials)
     runs = list(meta.get("confirm_runs", []))
-    if runs and meta.get("confirm", {}).get("status") != "done" and not stop.requested:
-        _restore_run(sweep, meta, stop, view, name=runs[-1])
+    repeat = replace(sweep, trainable=_repeating(sweep.trainable))
+    if runs and unfinished and not stop.requested:  # the last confirm run was stopped: continue it first
+        _restore_run(repeat, meta, stop, view, name=runs[-1])
+        trained = records.repeats_done(records.collect(sweep.paths, sweep.settings, sweep.storage_url)[0])
+        configs = [c for c in configs if (c[REPEAT_OF], int(c[SEED])) not in trained]  # it may have run them
     if configs and not stop.requested:
         name = f"confirm-{len(runs) + 1}"
         update_meta(sweep.paths, meta, confirm_runs=[*runs, name])
@@ -294,7 +298,6 @@ def run_repeats(
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         )
         stop.run_started()
-        repeat = replace(sweep, trainable=_repeating(sweep.trainable))
         space = {REPEAT: tune.grid_search(configs)}  # the listed configurations, each a whole trial config
         tune.Tuner(_trainable(repeat), param_space=space, tune_config=tune_config, run_config=run_config).fit()
     view.close()

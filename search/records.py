@@ -23,7 +23,7 @@ from cae.config import VAL_METRICS, from_flat
 from cae.errors import CaesweepError
 from search.searcher import FAIL_REASON_ATTR, RAY_TRIAL_ATTR
 from search.storage import open_storage
-from search.trial import REPEAT_OF, TrialSettings, resolve_config
+from search.trial import REPEAT_OF, SEED, TrialSettings, resolve_config
 
 _OPTUNA_STATUS = {
     "COMPLETE": results.COMPLETE,
@@ -199,6 +199,12 @@ def repeat_trials(trials: pd.DataFrame) -> pd.DataFrame:
     if "repeat_of" not in trials.columns:
         return trials.iloc[0:0]
     return trials.drop(search_trials(trials).index)
+
+
+def repeats_done(trials: pd.DataFrame) -> set[tuple[str, int]]:
+    """(trial repeated, training seed) of every repeat in the table, whatever its status."""
+    repeats = repeat_trials(trials)
+    return {(str(r), int(s)) for r, s in zip(repeats["repeat_of"], repeats[SEED], strict=True)}
 
 
 def raw_params(paths: results.StudyPaths, storage_url: str | None) -> dict[str, dict[str, Any]]:
