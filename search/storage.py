@@ -8,7 +8,6 @@ recorded as given (a relative SQLite path made absolute, so ``resume`` from anot
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,6 @@ import optuna
 
 import results
 from cae.errors import UsageError
-
-IN_FOLDER = results.IN_FOLDER_STORAGE  # how study.json names the study's own SQLite storage
 
 _checked_urls: set[str] = set()  # storages whose schema version this process has already checked
 
@@ -114,10 +111,5 @@ def _first_line(exc: BaseException) -> str:
 def meta_storage(url: str | None, paths: results.StudyPaths) -> str | None:
     """What ``study.json`` records for a study's storage (the study's own file relative to its folder)."""
     if url is None or url == paths.default_storage_url():
-        return IN_FOLDER if url is not None else None
+        return results.IN_FOLDER_STORAGE if url is not None else None
     return url
-
-
-def storage_for_meta(meta: Mapping[str, Any], paths: results.StudyPaths) -> str | None:
-    """The storage URL of a stored study, resolved against where its folder is now (``results`` owns that)."""
-    return results.storage_url(meta, paths)

@@ -26,7 +26,7 @@ from cae.errors import CaesweepError, StudyError, UsageError
 from cae.tasks import get_task
 from search.options import SweepOptions
 from search.samplers import make_sampler
-from search.storage import check_storage, storage_for_meta
+from search.storage import check_storage
 from search.trial import TrialSettings, run_trial
 from spaces import Space, load_space, space_from_dict
 
@@ -173,7 +173,7 @@ def plan_resume(
     else:
         opts = replace(opts, root=root)
     _note_changed_space(space, opts.space)
-    storage_url = storage_for_meta(meta, paths)
+    storage_url = results.storage_url(meta, paths)
     if storage_url is not None and storage_url != paths.default_storage_url():
         check_storage(storage_url)
     sweep = _build(opts, space, paths, storage_url, target)
