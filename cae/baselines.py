@@ -20,15 +20,16 @@ A model with skip connections passes encoder features around its bottleneck, so 
 ``latent_dim``: the caller reports its PCA numbers flagged ``pca_matched = False`` (not compression-matched).
 
 Cost: fitting (the training split's covariance, or its Gram matrix when there are fewer images than values
-per image, and an eigendecomposition) is done once per process and training array, keeping every component,
-so any ``k`` is then one projection of the test split; both are cached. A Ray worker reuses its process
-across trials, so a sweep fits once per worker, not once per trial. The fit holds ``min(n, D)^2`` float64
+per image, and an eigendecomposition) is done once per process, dataset and task, keeping every component,
+so any ``k`` is then one projection of the test split; both are cached, keyed on the dataset's fingerprint
+(hashed once when the dataset is built, see :class:`cae.data.Dataset`), so a later trial finds them
+without touching the arrays. A Ray worker reuses its process across trials, so a sweep fits once per
+worker, not once per trial. The fit holds ``min(n, D)^2`` float64
 values (75 MB for 32x32 RGB), so it suits image sizes up to 32 px RGB or 64 px gray on large datasets.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -46,8 +47,8 @@ if TYPE_CHECKING:
 # centred training data): they are dropped, so k is capped at the data's rank.
 RANK_TOLERANCE = 1e-10
 _MAX_FITS = 3  # fits kept per process (reconstruct and denoise share one: both fit the clean images)
-_FITS: OrderedDict[str, PCAFit] = OrderedDict()
-_SCORES: dict[tuple[str, str, str, int], dict[str, float]] = {}
+_FITS: OrderedDict[tuple[str, str], PCAFit] = OrderedDict()
+_SCORES: dict[tuple[str, int], dict[str, float]] = {}
 PCA_KEYS = ("pca_k", "pca_mse", "pca_psnr", "pca_ssim")
 
 
@@ -108,10 +109,10 @@ def pca_scores(prepared: Prepared, k: int) -> dict[str, float]:
     task, train, test, truth = prepared.task, prepared.train, prepared.test, prepared.test_reference
     if task.kind == "colorize":
         return dict.fromkeys(PCA_KEYS, math.nan)
-    fitted_on = _digest(train.y)
-    key = (task.name, fitted_on, _digest(test.x, truth), int(k))
+    key = (prepared.key, int(k))
     if key not in _SCORES:
-        fit = _fit(train.y, fitted_on)
+        # Tasks that encode their targets alike (reconstruct and denoise: the clean RGB images) share a fit.
+        fit = _fit(train.y, (prepared.data_fingerprint, task._encode.__qualname__))
         used = min(int(k), fit.rank)
         pred = task.to_reference(test.x, fit.reconstruct(test.x, used))
         _SCORES[key] = {
@@ -123,21 +124,12 @@ def pca_scores(prepared: Prepared, k: int) -> dict[str, float]:
     return dict(_SCORES[key])
 
 
-def _fit(images: np.ndarray, digest: str) -> PCAFit:
-    """The cached fit of ``images`` (identified by ``digest``), fitted on first use."""
-    if digest in _FITS:
-        _FITS.move_to_end(digest)
+def _fit(images: np.ndarray, key: tuple[str, str]) -> PCAFit:
+    """The cached fit of ``images`` (the training targets of one dataset and task, named by ``key``)."""
+    if key in _FITS:
+        _FITS.move_to_end(key)
     else:
-        _FITS[digest] = fit_pca(images)
+        _FITS[key] = fit_pca(images)
         while len(_FITS) > _MAX_FITS:
             _FITS.popitem(last=False)
-    return _FITS[digest]
-
-
-def _digest(*arrays: np.ndarray) -> str:
-    """A content hash of arrays (values, shapes and types), to recognise the same data in a later trial."""
-    digest = hashlib.blake2b(digest_size=16)
-    for array in arrays:
-        digest.update(f"{array.dtype}{array.shape}".encode())
-        digest.update(np.ascontiguousarray(array).data)
-    return digest.hexdigest()
+    return _FITS[key]

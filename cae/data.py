@@ -16,8 +16,9 @@ Keras.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +44,10 @@ class Dataset:
     val: np.ndarray
     test: np.ndarray
     source: str  # one sentence: where the images came from and how they were split
+    # A content hash of the three splits, computed once when the dataset is built: it travels with the
+    # dataset to Ray workers, so per-trial caches (baselines) recognise the same data without hashing
+    # tens of megabytes again in every trial.
+    fingerprint: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         shapes = {split: getattr(self, split).shape for split in ("train", "val", "test")}
@@ -55,6 +60,12 @@ class Dataset:
                 )
         if len({shape[1:] for shape in shapes.values()}) != 1:
             raise DataError(f"dataset {self.name}: splits differ in image shape ({shapes})")
+        digest = hashlib.blake2b(digest_size=16)
+        for split in ("train", "val", "test"):
+            array = np.ascontiguousarray(getattr(self, split))
+            digest.update(f"{split}{array.dtype}{array.shape}".encode())
+            digest.update(array.data)
+        object.__setattr__(self, "fingerprint", digest.hexdigest())
 
     @property
     def image_size(self) -> int:

@@ -84,6 +84,24 @@ def test_dataset_refuses_arrays_of_the_wrong_type() -> None:
         Dataset("x", good, np.zeros((2, 16, 16, 3), np.float32), good, "test")
 
 
+def test_the_fingerprint_names_the_content_and_travels_with_the_dataset() -> None:
+    """Per-trial caches (the baselines) key on the fingerprint, so it must change with any pixel of any split,
+    not with anything else, and arrive in a Ray worker (a pickle) without being recomputed there."""
+    rng = np.random.default_rng(0)
+    splits = {split: rng.uniform(-1, 1, (3, 8, 8, 3)).astype(np.float32) for split in ("train", "val", "test")}
+    data = Dataset("x", splits["train"], splits["val"], splits["test"], "test")
+    assert Dataset("renamed", *(a.copy() for a in splits.values()), "other").fingerprint == data.fingerprint
+    for split in splits:
+        changed = {name: array.copy() for name, array in splits.items()}
+        changed[split][2, 7, 7, 2] += 0.01
+        assert Dataset("x", changed["train"], changed["val"], changed["test"], "test").fingerprint != data.fingerprint
+    # Moving an image between splits changes it too (the same pixels, another split).
+    moved = Dataset("x", splits["train"][:2], splits["val"], np.concatenate([splits["train"][2:], splits["test"]]), "t")
+    assert moved.fingerprint != data.fingerprint
+    copy = pickle.loads(pickle.dumps(data))
+    assert copy.fingerprint == data.fingerprint and "fingerprint" in vars(copy)
+
+
 def test_split_indices_keeps_groups_together_and_gives_every_part_an_item() -> None:
     groups = np.repeat(np.arange(10), 10)
     parts = split_indices(groups, (0.7, 0.15, 0.15), np.random.default_rng(0))
