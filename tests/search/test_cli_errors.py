@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.search.conftest import search_cli
+from tests.spaces_for_tests import TUNED
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -161,7 +162,7 @@ def test_full_disk_is_detected_before_trials(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--sampler", "grid"], ["--sampler grid needs a finite space", "'lr'"]),  # quick has continuous axes
+        (["--space", TUNED, "--sampler", "grid"], ["--sampler grid needs a finite space", "'lr'"]),  # continuous lr
         (["--storage", "postgresql://ann:hunter2@127.0.0.1:9/db"], ["driver is not installed", "psycopg"]),
         (["--storage", "sqlite:////nonexistent/folder/optuna.db"], ["/nonexistent/folder", "does not exist"]),
         (["--storage", "not a url"], ["not a database URL"]),

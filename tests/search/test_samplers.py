@@ -14,18 +14,19 @@ from search.options import SAMPLERS
 from search.samplers import make_sampler
 from search.searcher import SpaceSampler
 from spaces import load_space
+from tests.spaces_for_tests import TUNED
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def objective(config: dict) -> float:
-    """Smallest at lr 1e-3 and latent size 64: a known optimum inside the ``quick`` space."""
+    """Smallest at lr 1e-3 and latent size 64: a known optimum inside the ``TUNED`` space."""
     return (math.log10(config["lr"]) + 3) ** 2 + (math.log2(config["latent_dim"]) - 6) ** 2
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_each_sampler_suggests_configurations_the_space_accepts(name: str) -> None:
-    space = load_space("loss" if name == "grid" else "quick")  # the grid sampler needs a finite space
+    space = load_space("loss" if name == "grid" else TUNED)  # the grid sampler needs a finite space
     grid = space.grid() if name == "grid" else None
     sampler = make_sampler(name, seed=0, grid=grid)
     study = optuna.create_study(sampler=sampler)
@@ -46,7 +47,7 @@ def test_each_sampler_suggests_configurations_the_space_accepts(name: str) -> No
 
 def test_the_gp_sampler_is_optunas_gaussian_process_and_learns() -> None:
     """GP (on PyTorch) ends nearer the optimum than its own start-up points."""
-    space = load_space("quick")
+    space = load_space(TUNED)
     study = optuna.create_study(sampler=make_sampler("gp", seed=0))
     draw = SpaceSampler(space)
 
