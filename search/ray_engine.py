@@ -32,6 +32,7 @@ from search.interrupt import Interruption
 from search.progress import ProgressView
 from search.records import REPEAT
 from search.searcher import StudySearch
+from search.storage import refuse_network_sqlite
 from search.sweep import Sweep
 from search.trial import REPEAT_OF, SEED, TrialSettings
 
@@ -390,6 +391,10 @@ def check_cluster(sweep: Sweep) -> None:
     if opts.address not in (None, "auto"):
         _check_reachable(str(opts.address))
     ray_init(opts.address)
+    if opts.address is not None:
+        import ray
+
+        refuse_network_sqlite(sweep.storage_url, sum(1 for n in ray.nodes() if n.get("Alive")))
     if opts.address is None or results.is_uri(opts.root) or opts.extra.get("shared_root"):
         return
     visible, others = local_root_is_visible(Path(opts.root))

@@ -162,7 +162,7 @@ def test_full_disk_is_detected_before_trials(tmp_path: Path) -> None:
     ("args", "words"),
     [
         (["--sampler", "grid"], ["--sampler grid needs a finite space", "'lr'"]),  # quick has continuous axes
-        (["--storage", "postgresql://ann:hunter2@127.0.0.1:9/db"], ["driver is not installed", "psycopg"]),
+        (["--storage", "postgresql+pg8000://ann:hunter2@127.0.0.1:9/db"], ["driver is not installed", "pg8000"]),
         (["--storage", "sqlite:////nonexistent/folder/optuna.db"], ["/nonexistent/folder", "does not exist"]),
         (["--storage", "not a url"], ["not a database URL"]),
         (["--address", "127.0.0.1:9"], ["--address 127.0.0.1:9", "nothing answers"]),
