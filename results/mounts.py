@@ -31,6 +31,7 @@ class Mount:
     point: str
     fstype: str
     source: str
+    device: str = ""  # "major:minor", as os.stat(path).st_dev of a file on it gives
 
     @property
     def network(self) -> bool:
@@ -55,7 +56,7 @@ def parse_mountinfo(text: str) -> list[Mount]:
         fields, tail = before.split(), after.split()
         if not sep or len(fields) < 5 or len(tail) < 2:
             continue  # not a mountinfo line
-        mounts.append(Mount(point=_unescape(fields[4]), fstype=tail[0], source=_unescape(tail[1])))
+        mounts.append(Mount(point=_unescape(fields[4]), fstype=tail[0], source=_unescape(tail[1]), device=fields[2]))
     return mounts
 
 
