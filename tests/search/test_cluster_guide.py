@@ -111,7 +111,8 @@ def test_the_guide_runs_as_written(guide_env: dict[str, str], tmp_path: Path) ->
 
         run_block(blocks["resume"], env, tmp_path / "resume.log", groups)
         trials = pd.read_csv(folder / "trials.csv")
-        assert len(trials) == 3 and (trials["status"] == "COMPLETE").all()
+        assert len(trials) == 3 and trials["status"].isin(["COMPLETE", "PRUNED"]).all()  # ASHA may stop some
+        assert (trials["status"] == "COMPLETE").any() and trials["trial_id"].is_unique
         assert trials["node"].nunique() == 2  # two single-CPU nodes ran the two concurrent trials
         after = run_block(blocks["after"], env, tmp_path / "after.log", groups)
         assert re.search(r"^\s*guide1\s+done\b", after, re.M), after[-2000:]

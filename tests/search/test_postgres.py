@@ -1,8 +1,9 @@
-"""A study in a real PostgreSQL server (``--storage postgresql://...``): run, SIGKILL, resume, extend, report,
-list, dashboard, with the password in no file of the study; and bad storage input refused before anything.
+"""A study in a real PostgreSQL server (``--storage postgresql://...``): run, SIGKILL, resume, extend and the
+dashboard, with the password in no file of the study; and bad storage input refused before anything.
 
 One sweep is shared by the module (``flow``): the password is given only in the URL of ``run``; every later
-command gets it from PGPASSWORD, as a user would after the warning ``run`` prints.
+command gets it from PGPASSWORD, as a user would after the warning ``run`` prints. ``search list`` and
+``analysis.report`` on a PostgreSQL study run in the cluster guide's test (``test_cluster_guide.py``).
 """
 
 from __future__ import annotations
@@ -123,18 +124,6 @@ def test_the_password_is_in_no_file_of_the_study(flow: Flow) -> None:
     assert any(p.suffix == ".pkl" for p in files)  # Ray's pickled experiment state (the searcher's too) is read
     leaks = [str(p.relative_to(flow.folder)) for p in files if PASSWORD.encode() in p.read_bytes()]
     assert leaks == []
-
-
-def test_report_and_list_read_the_study(flow: Flow) -> None:
-    report = subprocess.run(
-        [sys.executable, "-m", "analysis.report", "--study", STUDY, "--root", str(flow.root), "--no-images"],
-        cwd=REPO, env=sweep_env(flow.env), capture_output=True, text=True, timeout=300,
-    )
-    assert report.returncode == 0, report.stderr[-3000:]
-    assert (flow.folder / "report" / "report.md").is_file()
-    listing = search_cli("list", "--root", str(flow.root))
-    row = next(line for line in listing.stdout.splitlines() if line.strip().startswith(STUDY))
-    assert listing.returncode == 0 and "done" in row.split()
 
 
 def test_the_dashboard_finds_the_storage_from_study_json(flow: Flow) -> None:
