@@ -77,10 +77,9 @@ def check_storage(url: str, label: str = "--storage") -> str:
 
     The URL must parse, its driver must be importable, and a server database must answer (its credentials
     and the database itself are checked by connecting once). A SQLite file is not created here: its folder
-    must exist and be writable. A PostgreSQL password given in the URL is taken out of the returned URL; when
-    the server needs it and neither ``PGPASSWORD`` nor ``~/.pgpass`` has it, it is put in this process's
-    ``PGPASSWORD`` (children inherit it; no file does) and one warning says that ``resume`` will need it.
-    ``label`` names the URL in messages (the option, or the study that records it).
+    must exist and be writable. A PostgreSQL password given in the URL is taken out of the returned URL
+    (:func:`keep_password` lets this process use it). ``label`` names the URL in messages (the option, or the
+    study that records it).
     """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -101,11 +100,19 @@ def check_storage(url: str, label: str = "--storage") -> str:
         raise UsageError(f"{label} {name}: a password in the URL would be written into the study; caesweep "
                          "takes passwords only for PostgreSQL (from PGPASSWORD or ~/.pgpass)")
     _connect(url, f"{label} {name}", password)
+    return bare
+
+
+def keep_password(url: str) -> None:
+    """Let this process use the password of a checked ``--storage`` URL although the study records the URL
+    without it: when the URL does not connect without its password (neither ``PGPASSWORD`` nor ``~/.pgpass``
+    has it), the password goes into this process's ``PGPASSWORD`` (children inherit it; no file holds it)
+    and one warning says that ``resume`` will need it there."""
+    bare, password = without_password(url)
     if password is not None and not _connects(bare):
         os.environ["PGPASSWORD"] = password
-        print(f"warning: the password in {label} is not stored with the study; `resume`, `confirm` and "
+        print(f"warning: the password in --storage is not stored with the study; `resume`, `confirm` and "
               f"`analysis.dashboard` will need it in {PASSWORD_SOURCES}", file=sys.stderr)
-    return bare
 
 
 def _engine(url: str, what: str) -> Any:
