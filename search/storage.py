@@ -157,7 +157,7 @@ def _connect(url: str, what: str, password: str | None) -> None:
             pass
     except (SQLAlchemyError, OSError) as exc:
         cause = _first_line(getattr(exc, "orig", None) or exc)
-        if password:
+        if password and len(password) >= 4:  # libpq does not quote passwords; this only makes sure
             cause = cause.replace(password, "***")
         raise UsageError(f"{what}: cannot connect ({cause}); {_fix(cause, url)}") from None
     finally:
