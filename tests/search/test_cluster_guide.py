@@ -3,8 +3,9 @@
 folder of its own) with a real PostgreSQL server; the driver is SIGKILLed mid-sweep (a lost head job) and the
 guide's resume finishes the study. The SLURM script of the guide must at least parse.
 
-The cluster's processes are stopped through the process groups of the blocks that started them (`ray start`
-leaves its daemons in the caller's group), never with `ray stop`, which would stop every Ray on the machine.
+The cluster's processes are stopped through the sessions of the blocks that started them (`ray start` leaves
+its daemons, and Ray its workers, in the caller's session), never with `ray stop`, which would stop every Ray
+on the machine.
 """
 
 from __future__ import annotations
@@ -58,12 +59,26 @@ def run_block(block: str, env: dict[str, str], log: Path, groups: list[int], tim
     return log.read_text()
 
 
+def session_members(session: int) -> list[int]:
+    """The processes of a session (a block runs in its own: its pid is the session's id). Ray's worker
+    processes get process groups of their own, but stay in the session of the node that started them."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, session
+            if int(fields[3]) == session:
+                members.append(int(stat.parent.name))
+    return members
+
+
 def stop_groups(groups: list[int]) -> None:
-    """SIGTERM, then SIGKILL, to each process group a block started (Ray's daemons ignore a lone SIGTERM)."""
+    """SIGTERM, then SIGKILL, to every process of the sessions the blocks started (Ray's daemons ignore a
+    lone SIGTERM); never `ray stop`, which stops every Ray on the machine."""
     for signum in (signal.SIGTERM, signal.SIGKILL):
-        for group in reversed(groups):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signum)
+        for session in reversed(groups):
+            for pid in session_members(session):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signum)
         time.sleep(2)
 
 
@@ -106,7 +121,8 @@ def test_the_guide_runs_as_written(guide_env: dict[str, str], tmp_path: Path) ->
         ):
             assert time.time() < deadline, (tmp_path / "submit.log").read_text()[-3000:]
             time.sleep(0.3)
-        os.killpg(submit.pid, signal.SIGKILL)  # the driver is lost mid-sweep (the cluster stays up)
+        with contextlib.suppress(ProcessLookupError):  # it may have finished already: resume must hold too
+            os.killpg(submit.pid, signal.SIGKILL)  # the driver is lost mid-sweep (the cluster stays up)
         submit.wait()
 
         run_block(blocks["resume"], env, tmp_path / "resume.log", groups)

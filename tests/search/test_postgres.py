@@ -8,6 +8,7 @@ command gets it from PGPASSWORD, as a user would after the warning ``run`` print
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -79,7 +80,8 @@ def flow(postgres: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     try:
         wait_for_first_epoch(root / STUDY, proc, log)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its private Ray, mid-sweep
+        with contextlib.suppress(ProcessLookupError):  # it may have finished already: resume must hold too
+            os.killpg(proc.pid, signal.SIGKILL)  # the driver and its private Ray, mid-sweep
         proc.wait()
     env = {**no_password_but_the_urls(tmp), "PGPASSWORD": PASSWORD}
     resumed = search_cli("resume", *common, env=env)
