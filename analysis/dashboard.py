@@ -110,7 +110,8 @@ def _open(url: str, name: str) -> Any:
         return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     except (SQLAlchemyError, RuntimeError) as exc:  # RuntimeError: a schema this Optuna cannot read
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise StudyError(f"cannot open the Optuna storage of study {name!r}: {first}") from None
+        hint = "; its password comes from PGPASSWORD or ~/.pgpass" if url.startswith("postgres") else ""
+        raise StudyError(f"cannot open the Optuna storage of study {name!r}: {first}{hint}") from None
 
 
 def _study_id(storage: Any, name: str, url: str) -> int:

@@ -19,6 +19,7 @@ from results.folder import (
     write_meta,
 )
 from results.lock import StudyLock
+from results.mounts import Mount, filesystem_of, mount_of, parse_mountinfo
 from results.tables import (
     COMPLETE,
     FAILED,
@@ -37,7 +38,7 @@ from results.tables import (
 
 __all__ = [
     "COMPLETE", "DEFAULT_ROOT", "FAILED", "HISTORY_COLUMNS", "IN_FOLDER_STORAGE", "PENDING", "PRUNED", "RUNNING",
-    "STATUSES", "TRIAL_COLUMNS", "Study", "StudyLock", "StudyPaths", "check_root_writable", "history_frame", "is_uri",
-    "list_studies", "load_study", "read_meta", "storage_url", "study_paths", "trials_frame", "validate_name",
-    "write_atomic", "write_meta", "write_tables",
+    "STATUSES", "TRIAL_COLUMNS", "Mount", "Study", "StudyLock", "StudyPaths", "check_root_writable", "filesystem_of",
+    "history_frame", "is_uri", "list_studies", "load_study", "mount_of", "parse_mountinfo", "read_meta", "storage_url",
+    "study_paths", "trials_frame", "validate_name", "write_atomic", "write_meta", "write_tables",
 ]

@@ -32,6 +32,7 @@ from search.interrupt import Interruption
 from search.progress import ProgressView
 from search.records import REPEAT
 from search.searcher import StudySearch
+from search.storage import refuse_network_sqlite, warn_network_sqlite
 from search.sweep import Sweep
 from search.trial import REPEAT_OF, SEED, TrialSettings
 
@@ -385,11 +386,17 @@ def _check_reachable(address: str) -> None:
 
 
 def check_cluster(sweep: Sweep) -> None:
-    """Join the cluster, and refuse a local results root that other machines of it cannot see."""
+    """Join the cluster, and refuse a local results root that other machines of it cannot see, or SQLite on a
+    network filesystem for a cluster of several nodes (on one node, that is a warning)."""
     opts = sweep.opts
     if opts.address not in (None, "auto"):
         _check_reachable(str(opts.address))
     ray_init(opts.address)
+    if opts.address is not None:
+        import ray
+
+        refuse_network_sqlite(sweep.storage_url, sum(1 for n in ray.nodes() if n.get("Alive")))
+    warn_network_sqlite(sweep.storage_url)
     if opts.address is None or results.is_uri(opts.root) or opts.extra.get("shared_root"):
         return
     visible, others = local_root_is_visible(Path(opts.root))

@@ -3,11 +3,15 @@
 A study's own SQLite file is recorded in ``study.json`` as the relative URL ``sqlite:///optuna.db``, which
 caesweep resolves against the study folder wherever that folder is now, so a copied or moved study uses its
 own copy and never the original's. An external ``--storage`` URL (PostgreSQL, a SQLite file elsewhere) is
-recorded as given (a relative SQLite path made absolute, so ``resume`` from another folder finds it).
+recorded as given (a relative SQLite path made absolute, so ``resume`` from another folder finds it), less any
+password: a PostgreSQL password comes from ``PGPASSWORD`` or ``~/.pgpass`` (libpq reads both), so it is in no
+file of the study. SQLite on a network filesystem is warned about, and refused for a multi-node cluster.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,62 +49,151 @@ def shown(url: str) -> str:
         return url.split("@")[-1]
 
 
-def check_storage(url: str) -> str:
+POSTGRES_EXTRA = "pip install 'caesweep[postgres]'"  # psycopg 3, which SQLAlchemy uses for postgresql://
+PASSWORD_SOURCES = "PGPASSWORD or a ~/.pgpass line (host:port:database:user:password)"
+
+
+def without_password(url: str) -> tuple[str, str | None]:
+    """``url`` without its password (in the user part or a ``password=`` query) and the password, if any.
+
+    The URL without the password is what a study records and what every process opens: libpq (under psycopg)
+    reads the password from ``PGPASSWORD`` or ``~/.pgpass`` instead, so it never lands in a study's files,
+    Ray's pickled experiment state included.
+    """
+    from sqlalchemy.engine import URL, make_url
+
+    parsed = make_url(url)
+    query_password = parsed.query.get("password")
+    password = parsed.password or (query_password if isinstance(query_password, str) else None)
+    if password is None:
+        return url, None
+    bare = URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database,
+                      {k: v for k, v in parsed.query.items() if k != "password"})
+    return bare.render_as_string(hide_password=False), str(password)
+
+
+def check_storage(url: str, label: str = "--storage") -> str:
     """Refuse a storage URL that cannot work, before anything is written; returns the URL to record.
 
     The URL must parse, its driver must be importable, and a server database must answer (its credentials
     and the database itself are checked by connecting once). A SQLite file is not created here: its folder
-    must exist and be writable.
+    must exist and be writable. A PostgreSQL password given in the URL is taken out of the returned URL
+    (:func:`keep_password` lets this process use it). ``label`` names the URL in messages (the option, or the
+    study that records it).
     """
-    from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+    from sqlalchemy.exc import ArgumentError
 
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise UsageError(
-            f"--storage {url!r} is not a database URL; use e.g. sqlite:////abs/path/optuna.db or "
+            f"{label} {url!r} is not a database URL; use e.g. sqlite:////abs/path/optuna.db or "
             "postgresql://user@host:5432/dbname"
         ) from None
     name = shown(url)
     if parsed.get_backend_name() == "sqlite":
-        return _check_sqlite(parsed, name)
+        return _check_sqlite(parsed, f"{label} {name}")
+    bare, password = without_password(url)
+    postgres = parsed.get_backend_name() == "postgresql"
+    if password is not None and not postgres:
+        raise UsageError(f"{label} {name}: a password in the URL would be written into the study; caesweep "
+                         "takes passwords only for PostgreSQL (from PGPASSWORD or ~/.pgpass)")
+    _connect(url, f"{label} {name}", password)
+    return bare
+
+
+def keep_password(url: str) -> None:
+    """Let this process use the password of a checked ``--storage`` URL although the study records the URL
+    without it: when the URL does not connect without its password (neither ``PGPASSWORD`` nor ``~/.pgpass``
+    has it), the password goes into this process's ``PGPASSWORD`` (children inherit it; no file holds it)
+    and one warning says that ``resume`` will need it there."""
+    bare, password = without_password(url)
+    if password is not None and not _connects(bare):
+        os.environ["PGPASSWORD"] = password
+        print(f"warning: the password in --storage is not stored with the study; `resume`, `confirm` and "
+              f"`analysis.dashboard` will need it in {PASSWORD_SOURCES}", file=sys.stderr)
+
+
+def _engine(url: str, what: str) -> Any:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import NoSuchModuleError
+
+    parsed = make_url(url)
     try:
-        engine = create_engine(parsed, connect_args={"connect_timeout": 10} if "postgres" in url else {})
+        return create_engine(parsed, connect_args={"connect_timeout": 10} if "postgres" in url else {})
     except (NoSuchModuleError, ImportError) as exc:
-        fix = "pip install 'psycopg[binary]'" if parsed.get_backend_name() == "postgresql" else "install its driver"
-        raise UsageError(
-            f"--storage {name}: the database driver is not installed ({_first_line(exc)}); {fix}"
-        ) from None
+        if parsed.get_backend_name() != "postgresql":
+            fix = "install its driver"
+        elif parsed.get_driver_name() in ("psycopg", ""):
+            fix = POSTGRES_EXTRA
+        else:
+            fix = f"install {parsed.get_driver_name()}, or use postgresql://... with {POSTGRES_EXTRA}"
+        raise UsageError(f"{what}: the database driver is not installed ({_first_line(exc)}); {fix}") from None
+
+
+def _connects(url: str) -> bool:
+    """Whether ``url`` connects as it is (its password, if the server wants one, from PGPASSWORD/.pgpass)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = _engine(url, "storage")
+    try:
+        with engine.connect():
+            return True
+    except (SQLAlchemyError, OSError):
+        return False
+    finally:
+        engine.dispose()
+
+
+def _connect(url: str, what: str, password: str | None) -> None:
+    """Connect once; a refusal becomes one line that names the fix (the password masked)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = _engine(url, what)
     try:
         with engine.connect():
             pass
     except (SQLAlchemyError, OSError) as exc:
-        cause = getattr(exc, "orig", None) or exc
-        raise UsageError(
-            f"--storage {name}: cannot connect ({_first_line(cause)}); check that the server runs, the "
-            "credentials, and that the database exists"
-        ) from None
+        cause = _first_line(getattr(exc, "orig", None) or exc)
+        if password and len(password) >= 4:  # libpq does not quote passwords; this only makes sure
+            cause = cause.replace(password, "***")
+        raise UsageError(f"{what}: cannot connect ({cause}); {_fix(cause, url)}") from None
     finally:
         engine.dispose()
-    return url
 
 
-def _check_sqlite(parsed: Any, name: str) -> str:
+def _fix(cause: str, url: str) -> str:
+    """What to do about a refused connection, from the server's (or libpq's) own words."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    low = cause.lower()
+    if "password" in low or "authentication failed" in low:
+        return f"check the user {parsed.username!r} and its password; give the password in {PASSWORD_SOURCES}"
+    if "database" in low and "does not exist" in low:
+        return (f"create the database (createdb -h {parsed.host} -p {parsed.port or 5432} -U {parsed.username} "
+                f"{parsed.database}) or fix its name in the URL")
+    if "role" in low and "does not exist" in low:
+        return f"create the user {parsed.username!r} on the server (createuser) or fix the user in the URL"
+    if "refused" in low or "timeout" in low or "translate host" in low or "no route" in low:
+        return f"no database server answers at {parsed.host}:{parsed.port or 5432}; start it or fix the host and port"
+    return "check that the server runs, the credentials, and that the database exists"
+
+
+def _check_sqlite(parsed: Any, what: str) -> str:
     database = parsed.database
     if not database or database == ":memory:":
-        raise UsageError(f"--storage {name} keeps nothing after the sweep; give a file: sqlite:////abs/path/optuna.db")
+        raise UsageError(f"{what} keeps nothing after the sweep; give a file: sqlite:////abs/path/optuna.db")
     path = Path(database).expanduser().resolve()
     folder = path.parent
     if not folder.is_dir():
-        raise UsageError(f"--storage {name}: folder {folder} does not exist; create it or choose another path")
+        raise UsageError(f"{what}: folder {folder} does not exist; create it or choose another path")
     if path.exists() and not path.is_file():
-        raise UsageError(f"--storage {name}: {path} is not a file")
-    import os
-
+        raise UsageError(f"{what}: {path} is not a file")
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
-        raise UsageError(f"--storage {name}: {path} cannot be written; choose a writable path")
+        raise UsageError(f"{what}: {path} cannot be written; choose a writable path")
     return f"sqlite:///{path}"
 
 
@@ -113,3 +206,37 @@ def meta_storage(url: str | None, paths: results.StudyPaths) -> str | None:
     if url is None or url == paths.default_storage_url():
         return results.IN_FOLDER_STORAGE if url is not None else None
     return url
+
+
+NETWORK_FIX = ("use PostgreSQL (--storage postgresql://USER@HOST:5432/DB, with `pip install 'caesweep[postgres]'`) "
+               "or a SQLite file on the driver's local disk (--storage sqlite:////local/path/optuna.db)")
+
+
+def sqlite_on_network(url: str | None, mountinfo: str | None = None) -> tuple[Path, results.Mount] | None:
+    """The SQLite file of ``url`` and the network filesystem it lies on; None for a local file, a server
+    database, or where the mount table cannot be read. ``mountinfo``: a mountinfo text to read instead of
+    this machine's (the path is then taken as it is, not resolved)."""
+    if url is None or not url.startswith("sqlite:///"):
+        return None
+    path = Path(url.removeprefix("sqlite:///")).absolute()
+    mount = results.filesystem_of(path.parent) if mountinfo is None else results.mount_of(path.parent, mountinfo)
+    return (path, mount) if mount is not None and mount.network else None
+
+
+def warn_network_sqlite(url: str | None, mountinfo: str | None = None) -> None:
+    """One warning line when the study's SQLite storage lies on a network filesystem."""
+    found = sqlite_on_network(url, mountinfo)
+    if found is not None:
+        path, mount = found
+        print(f"warning: the Optuna storage {path} is SQLite on a network filesystem ({mount.fstype} at "
+              f"{mount.point}), whose file locks are unreliable: {NETWORK_FIX}", file=sys.stderr)
+
+
+def refuse_network_sqlite(url: str | None, nodes: int, mountinfo: str | None = None) -> None:
+    """Refuse SQLite on a network filesystem for a sweep on a cluster of several nodes: its study folder is
+    meant to be reached from other machines (resume, dashboards, reports), where SQLite's locks fail."""
+    found = sqlite_on_network(url, mountinfo)
+    if found is not None and nodes > 1:
+        path, mount = found
+        raise UsageError(f"the Optuna storage {path} would be SQLite on a network filesystem ({mount.fstype} at "
+                         f"{mount.point}) for a cluster of {nodes} nodes; {NETWORK_FIX}")

@@ -26,7 +26,7 @@ from cae.errors import CaesweepError, StudyError, UsageError
 from cae.tasks import get_task
 from search.options import SweepOptions
 from search.samplers import make_sampler
-from search.storage import check_storage
+from search.storage import check_storage, keep_password
 from search.trial import TrialSettings, run_trial
 from spaces import Space, load_space, space_from_dict
 
@@ -148,12 +148,17 @@ def plan_new(opts: SweepOptions, trainable: Callable[..., None] | None = None) -
     storage_url = None
     if opts.engine == "ray":
         storage_url = check_storage(opts.storage) if opts.storage else paths.default_storage_url()
+    given = opts.storage
+    if given:  # study.json records the options: the URL as checked, without a password
+        opts = replace(opts, storage=storage_url)
     sweep = _build(opts, space, paths, storage_url, samples)
     if opts.engine == "keras-tuner":
         from search.kt.engine import check_options
 
         sweep = check_options(sweep)
     results.check_root_writable(paths.root)
+    if given and opts.engine == "ray":
+        keep_password(given)  # last: a warning only once nothing else can refuse the study
     return sweep if trainable is None else replace(sweep, trainable=trainable)
 
 
@@ -175,7 +180,7 @@ def plan_resume(
     _note_changed_space(space, opts.space)
     storage_url = results.storage_url(meta, paths)
     if storage_url is not None and storage_url != paths.default_storage_url():
-        check_storage(storage_url)
+        check_storage(storage_url, label=f"study {paths.name!r} uses the storage")
     sweep = _build(opts, space, paths, storage_url, target)
     if opts.engine == "keras-tuner":
         from search.kt.engine import check_options

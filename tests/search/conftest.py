@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -29,10 +30,16 @@ params:
 """
 
 
-def sweep_env() -> dict[str, str]:
+def sweep_env(changes: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The environment of a test's sweep: a private Ray; ``changes`` set variables (None: removes one)."""
     env = dict(os.environ)
     env.update({"RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0"})
     env.pop("RAY_ADDRESS", None)
+    for key, value in (changes or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return env
 
 
@@ -43,17 +50,34 @@ def tiny_space(tmp_path: Path) -> Path:
     return path
 
 
-def search_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
-    """Run ``python -m search ARGS`` to completion."""
+def search_cli(
+    *args: str, timeout: float = 300, env: Mapping[str, str | None] | None = None, **kwargs
+) -> subprocess.CompletedProcess:
+    """Run ``python -m search ARGS`` to completion (``env``: changes to :func:`sweep_env`)."""
     return subprocess.run(
         [sys.executable, "-m", "search", *args],
-        cwd=REPO, env=sweep_env(), capture_output=True, text=True, timeout=timeout, **kwargs,
+        cwd=REPO, env=sweep_env(env), capture_output=True, text=True, timeout=timeout, **kwargs,
     )
 
 
-def search_popen(*args: str, log: Path) -> subprocess.Popen:
+def search_popen(*args: str, log: Path, env: Mapping[str, str | None] | None = None) -> subprocess.Popen:
     """Start ``python -m search ARGS`` in its own process group, output to ``log``."""
     return subprocess.Popen(
         [sys.executable, "-m", "search", *args],
-        cwd=REPO, env=sweep_env(), stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=REPO, env=sweep_env(env), stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session (skipped where PostgreSQL or psycopg is not installed)."""
+    from tests.search import postgres as pg
+
+    if pg.bindir() is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
+    pytest.importorskip("psycopg", reason="pip install 'caesweep[postgres]'")
+    server = pg.start()
+    try:
+        yield server
+    finally:
+        pg.stop(server)

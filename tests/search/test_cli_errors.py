@@ -163,7 +163,7 @@ def test_full_disk_is_detected_before_trials(tmp_path: Path) -> None:
     ("args", "words"),
     [
         (["--space", TUNED, "--sampler", "grid"], ["--sampler grid needs a finite space", "'lr'"]),  # continuous lr
-        (["--storage", "postgresql://ann:hunter2@127.0.0.1:9/db"], ["driver is not installed", "psycopg"]),
+        (["--storage", "postgresql+pg8000://ann:hunter2@127.0.0.1:9/db"], ["driver is not installed", "pg8000"]),
         (["--storage", "sqlite:////nonexistent/folder/optuna.db"], ["/nonexistent/folder", "does not exist"]),
         (["--storage", "not a url"], ["not a database URL"]),
         (["--address", "127.0.0.1:9"], ["--address 127.0.0.1:9", "nothing answers"]),

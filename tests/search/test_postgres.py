@@ -1,0 +1,205 @@
+"""A study in a real PostgreSQL server (``--storage postgresql://...``): run, SIGKILL, resume, extend and the
+dashboard, with the password in no file of the study; and bad storage input refused before anything.
+
+One sweep is shared by the module (``flow``): the password is given only in the URL of ``run``; every later
+command gets it from PGPASSWORD, as a user would after the warning ``run`` prints. ``search list`` and
+``analysis.report`` on a PostgreSQL study run in the cluster guide's test (``test_cluster_guide.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from cae.cli import run as run_cli
+from search.cli import prepare
+from tests.search.conftest import REPO, TINY_SPACE, search_cli, search_popen, sweep_env
+from tests.search.postgres import PASSWORD, Server
+from tests.search.test_cli_errors import assert_user_error, snapshot
+
+pytestmark = pytest.mark.slow
+STUDY = "pg1"
+
+
+@dataclass
+class Flow:
+    server: Server
+    root: Path
+    run_log: str
+    resumed: subprocess.CompletedProcess
+    after_resume: pd.DataFrame
+    extended: subprocess.CompletedProcess
+    after_extend: pd.DataFrame
+    env: dict[str, str | None]  # what the commands after `run` were given: the password in PGPASSWORD
+
+    @property
+    def folder(self) -> Path:
+        return self.root / STUDY
+
+
+def no_password_but_the_urls(tmp: Path) -> dict[str, str | None]:
+    """No PGPASSWORD and a ~/.pgpass that does not exist: only a URL can give the password."""
+    return {"PGPASSWORD": None, "PGPASSFILE": str(tmp / "no-such-pgpass")}
+
+
+def wait_for_first_epoch(folder: Path, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.time() + 300
+    while not any(f.read_text().strip() for f in folder.glob("ray/run-*/trial_*/result.json")):
+        assert time.time() < deadline, log.read_text()[-3000:]
+        if proc.poll() is not None:  # it may finish first on a fast machine: resume must still hold
+            return
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def flow(postgres: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
+    tmp = tmp_path_factory.mktemp("pg")
+    space = tmp / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    root = tmp / "results"
+    common = ("--root", str(root), "--study", STUDY)
+    log = tmp / "run.log"
+    proc = search_popen(
+        "run", *common, "--space", str(space), "--samples", "3", "--scheduler", "none", "--max-epochs", "2",
+        "--limit", "48", "--storage", postgres.url(password=True), log=log, env=no_password_but_the_urls(tmp),
+    )
+    try:
+        wait_for_first_epoch(root / STUDY, proc, log)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # it may have finished already: resume must hold too
+            os.killpg(proc.pid, signal.SIGKILL)  # the driver and its private Ray, mid-sweep
+        proc.wait()
+    env = {**no_password_but_the_urls(tmp), "PGPASSWORD": PASSWORD}
+    resumed = search_cli("resume", *common, env=env)
+    after_resume = pd.read_csv(root / STUDY / "trials.csv")
+    extended = search_cli("resume", *common, "--samples", "4", env=env)
+    yield Flow(postgres, root, log.read_text(), resumed, after_resume, extended,
+               pd.read_csv(root / STUDY / "trials.csv"), env)
+
+
+def optuna_trials(flow: Flow) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=STUDY, storage=flow.server.url(password=True))
+    return [t for t in study.get_trials() if "duplicate_of" not in t.user_attrs]
+
+
+def test_run_warns_once_that_resume_needs_the_password(flow: Flow) -> None:
+    warnings = [line for line in flow.run_log.splitlines() if line.startswith("warning: the password")]
+    assert len(warnings) == 1 and "PGPASSWORD" in warnings[0] and PASSWORD not in flow.run_log
+
+
+def test_resume_after_sigkill_ends_with_exactly_the_requested_trials(flow: Flow) -> None:
+    assert flow.resumed.returncode == 0, flow.resumed.stdout[-3000:] + flow.resumed.stderr[-3000:]
+    assert len(flow.after_resume) == 3 and (flow.after_resume["status"] == "COMPLETE").all()
+    assert flow.after_resume["trial_id"].is_unique
+
+
+def test_extend_adds_trials_in_the_same_postgres_study(flow: Flow) -> None:
+    assert flow.extended.returncode == 0, flow.extended.stdout[-3000:] + flow.extended.stderr[-3000:]
+    assert len(flow.after_extend) == 4 and (flow.after_extend["status"] == "COMPLETE").all()
+    kept = flow.after_resume.set_index("trial_id")["val_mse"]
+    assert flow.after_extend.set_index("trial_id")["val_mse"].loc[kept.index].tolist() == kept.tolist()
+    trials = optuna_trials(flow)  # the optuna CLI and dashboards read the same server
+    assert len(trials) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+
+
+def test_study_json_records_the_url_without_the_password(flow: Flow) -> None:
+    meta = json.loads((flow.folder / "study.json").read_text())
+    assert meta["storage"] == meta["options"]["storage"] == flow.server.url(password=False)
+
+
+def test_the_password_is_in_no_file_of_the_study(flow: Flow) -> None:
+    files = [p for p in flow.folder.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".pkl" for p in files)  # Ray's pickled experiment state (the searcher's too) is read
+    leaks = [str(p.relative_to(flow.folder)) for p in files if PASSWORD.encode() in p.read_bytes()]
+    assert leaks == []
+
+
+def test_the_dashboard_finds_the_storage_from_study_json(flow: Flow) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "analysis.dashboard", "--study", STUDY, "--root", str(flow.root), "--port", "0"],
+        cwd=REPO, env=sweep_env(flow.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        found = re.search(r"(http://[^/]+)/dashboard/studies/\d+", line)
+        assert found, line + (proc.stderr.read() if proc.poll() is not None else "")  # type: ignore[union-attr]
+        with urllib.request.urlopen(f"{found.group(1)}/api/studies", timeout=30) as response:
+            studies = json.loads(response.read())["study_summaries"]
+        assert [s["study_name"] for s in studies] == [STUDY]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_resume_without_the_password_is_one_line_naming_pgpassword(flow: Flow, tmp_path: Path) -> None:
+    before = snapshot(flow.folder)
+    proc = search_cli("resume", "--study", STUDY, "--root", str(flow.root), env=no_password_but_the_urls(tmp_path))
+    assert_user_error(proc, "PGPASSWORD", "~/.pgpass")
+    assert snapshot(flow.folder) == before
+
+
+# --- bad storage input: one line, exit 2, no study folder --------------------------------------------------
+
+
+def check_only(argv: list[str]) -> int:
+    """``python -m search`` as far as its checks go (everything before the study folder is created)."""
+    return run_cli(lambda args: prepare(args) and 0, argv)
+
+
+@pytest.fixture
+def no_password(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key, value in no_password_but_the_urls(tmp_path).items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        (lambda s: s.url(password=True, database="nosuchdb"), ["nosuchdb", "does not exist", "createdb"]),
+        (lambda s: s.url(password=True).replace(PASSWORD, "wrong-pass"), ["password", "PGPASSWORD", "~/.pgpass"]),
+        (lambda s: s.url(password=False), ["no password supplied", "PGPASSWORD"]),
+        (lambda s: s.url(password=True).replace(f":{s.port}/", f":{s.port + 1}/"), ["no database server answers"]),
+    ],
+    ids=["missing-database", "wrong-password", "no-password", "nothing-listening"],
+)
+def test_bad_postgres_input_is_one_line_and_nothing_is_written(
+    postgres: Server, url, words: list[str], tmp_path: Path, tiny_space: Path, no_password: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "root"
+    code = check_only(["run", "--space", str(tiny_space), "--study", "bad", "--root", str(root), "--storage",
+                       url(postgres)])
+    out, err = capsys.readouterr()
+    assert_user_error(subprocess.CompletedProcess([], code, out, err), *words)
+    assert PASSWORD not in out + err and "wrong-pass" not in err
+    assert not root.exists()
+    assert "PGPASSWORD" not in os.environ  # a refused URL's password is not kept either
+
+
+def test_postgres_without_its_driver_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_space: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what `import psycopg` meets where it is not installed
+    root = tmp_path / "root"
+    code = check_only(["run", "--space", str(tiny_space), "--study", "bad", "--root", str(root), "--storage",
+                       f"postgresql://ann:{PASSWORD}@127.0.0.1:9/db"])
+    out, err = capsys.readouterr()
+    assert_user_error(subprocess.CompletedProcess([], code, out, err), "pip install 'caesweep[postgres]'")
+    assert PASSWORD not in err and not root.exists()
