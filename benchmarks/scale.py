@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,6 +39,7 @@ from spaces import Space
 DEFAULT_WORKERS = (1, 4)
 DECILES = 10
 OPTUNA_SAMPLERS = ("random", "tpe")
+CPU_PROBE_S = 0.25  # how often the driver's CPU time is sampled during a sweep
 
 
 def run(plan: RunPlan) -> dict[str, Any]:
@@ -50,9 +52,11 @@ def run(plan: RunPlan) -> dict[str, Any]:
     trials = plan.budget
     rows = []
     for workers in (plan.workers,) if plan.workers else DEFAULT_WORKERS:
-        starts, seconds = sweep_starts(plan, space, table, trials, workers)
-        rows.append(summary_row(f"caesweep sweep, {workers} worker{'s' if workers > 1 else ''}",
-                                np.diff(starts).tolist(), seconds, trials))
+        starts, seconds, probe = sweep_starts(plan, space, table, trials, workers)
+        label = f"caesweep sweep, {workers} worker{'s' if workers > 1 else ''}"
+        rows.append(summary_row(label, np.diff(starts).tolist(), seconds, trials))
+        cpu = probe.cpu_at(starts)
+        rows.append(summary_row(f"{label}, driver CPU", np.diff(cpu).tolist(), probe.cpu_seconds(), trials))
         print(f"sweep, {workers} workers: {len(starts)} trials in {seconds:.1f} s", flush=True)
     for sampler in OPTUNA_SAMPLERS:
         began = time.perf_counter()
@@ -68,11 +72,44 @@ def run(plan: RunPlan) -> dict[str, Any]:
 # -- the sweep ----------------------------------------------------------------------------------------------------
 
 
+class CpuProbe:
+    """This process's CPU seconds (every thread: Tune's loop, the searcher, the tables), sampled with the wall
+    clock while a sweep runs: the driver's own cost between two trial starts, whatever else the machine runs."""
+
+    def __init__(self, interval: float = CPU_PROBE_S) -> None:
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> CpuProbe:
+        self.samples.append((time.time(), time.process_time()))
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append((time.time(), time.process_time()))
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.samples.append((time.time(), time.process_time()))
+
+    def cpu_at(self, times: Sequence[float]) -> list[float]:
+        """The process's CPU seconds at each wall-clock time (interpolated between samples)."""
+        wall, cpu = zip(*self.samples, strict=True)
+        return np.interp(np.asarray(times, dtype=float), wall, cpu).tolist()
+
+    def cpu_seconds(self) -> float:
+        return self.samples[-1][1] - self.samples[0][1]
+
+
 def sweep_starts(
     plan: RunPlan, space: Space, table: tabular.Table, trials: int, workers: int
-) -> tuple[list[float], float]:
+) -> tuple[list[float], float, CpuProbe]:
     """Run one replay study of ``trials`` trials, ``workers`` at once (from scratch); every trial's start time,
-    in order, and the whole run's seconds."""
+    in order, the whole run's seconds and the driver's CPU time through it."""
     study = f"random-n{trials}-k{workers}"
     cpus = max(0.01, float(os.cpu_count() or 1) / workers)
     opts = sweep_options(plan, space, study, sampler="random", scheduler="none", samples=trials, seed=0,
@@ -86,10 +123,10 @@ def sweep_starts(
     log = plan.folder / "logs" / f"{study}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    with log.open("w") as stream, contextlib.redirect_stdout(stream):
+    with log.open("w") as stream, contextlib.redirect_stdout(stream), CpuProbe() as cpu:
         run_study(opts, space, trainable=timed_replay(table, probe))
     seconds = time.perf_counter() - began
-    return sorted(float(line) for line in probe.read_text().split()), seconds
+    return sorted(float(line) for line in probe.read_text().split()), seconds, cpu
 
 
 def timed_replay(table: tabular.Table, probe: Path) -> Callable[[dict[str, Any], Any, Any], None]:
@@ -169,6 +206,9 @@ def blocks(trials: int, frame: pd.DataFrame) -> list[Block]:
         Bullets([
             "d1..d10: mean seconds between consecutive trial starts in each tenth of the study (sweeps), or "
             "Optuna's own seconds per trial (ask, sample, tell) with no Ray.",
+            "driver CPU: the CPU seconds the driver process (every thread) spent between those starts: its own "
+            "cost per trial, which other load on the machine does not inflate as much as wall time; total_s is "
+            "then its CPU seconds for the whole run.",
             "last_first_ratio: d10 / d1; flat bookkeeping keeps it near 1.",
             "per_trial_s: the whole run's seconds divided by the trials (Ray's start included).",
         ]),

@@ -40,9 +40,10 @@ def test_scale_runs_a_study_whose_incremental_tables_equal_a_full_rebuild(
     bench = tmp_path / "benchmarks" / "scale"
     result = json.loads((bench / "result.json").read_text())
     rows = {row["what"]: row for row in result["deciles"]}
-    assert list(rows) == ["caesweep sweep, 4 workers", "Optuna alone, random", "Optuna alone, tpe"]
+    assert list(rows) == ["caesweep sweep, 4 workers", "caesweep sweep, 4 workers, driver CPU", "Optuna alone, random",
+                          "Optuna alone, tpe"]
     for row in rows.values():
-        assert row["trials"] == TRIALS and all(row[f"d{i}"] > 0 for i in range(1, 11)) and row["total_s"] > 0
+        assert row["trials"] == TRIALS and all(row[f"d{i}"] >= 0 for i in range(1, 11)) and row["total_s"] > 0
     assert len((bench / f"starts-random-n{TRIALS}-k{WORKERS}.txt").read_text().split()) == TRIALS
 
     folder = bench / f"random-n{TRIALS}-k{WORKERS}"
