@@ -4,7 +4,8 @@ The tables are *derived* data: they are rebuilt from the Ray trial folders (``re
 per report, and ``error.txt``) and the Optuna storage (trial number and state). A line cut off by a killed
 driver is skipped, so a half-written file is never read as complete, and rebuilding at any time (during a sweep,
 at the end, on resume) gives the same tables. During a sweep a :class:`TableCache` re-reads only the trials
-that changed, so keeping the tables current costs the same at trial 2,000 as at trial 20; ``resume`` (a new process) rebuilds them whole.
+that changed, so keeping the tables current costs the same at trial 2,000 as at trial 20; ``resume`` (a new
+process) rebuilds them whole.
 """
 
 from __future__ import annotations
