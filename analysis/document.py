@@ -238,6 +238,8 @@ def _statistics_blocks(report: StudyReport, level: int) -> list[Block]:
         blocks.append(Text(report.importance.note))
     else:
         blocks.append(Table(report.importance.table, "Share of the variation of the metric each explains"))
+        if report.importance.note:
+            blocks.append(Text(report.importance.note))
     blocks.append(Heading("Best trade-offs (Pareto sets)", level))
     for cost, front in report.pareto.items():
         blocks.append(Table(front, f"Pareto set of {label(metric)} vs {label(cost)}"))

@@ -213,6 +213,8 @@ def importance(result: Importance, metric: str, n_done: int) -> list[str]:
         )
     if n_done < SMALL_IMPORTANCE:
         sentence += f" With fewer than {SMALL_IMPORTANCE} trials these estimates are uncertain."
+    if result.note:  # a caveat on the numbers (a large study's sample)
+        sentence += f" {result.note[0].upper()}{result.note[1:]}."
     return [sentence]
 
 

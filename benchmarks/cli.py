@@ -4,7 +4,7 @@
 
     python -m benchmarks list
     python -m benchmarks run NAME [--data D] [--budget B] [--seeds K] [--root DIR] [--limit N] [--image-size S]
-                                  [--table FILE] [--concurrency C]
+                                  [--table FILE] [--concurrency C] [--trials N] [--workers K]
     python -m benchmarks build-table [--data D] [--out FILE] [--space FILE] [--limit N] [--epochs E]
                                      [--max-configs N] [--seed S]
 
@@ -47,6 +47,8 @@ def build_parser() -> ArgumentParser:
                      "for --data)")
     run.add_argument("--concurrency", type=int, help="trials at once for the study benchmarks (default: as "
                      "many as the CPUs allow)")
+    run.add_argument("--trials", type=int, help="scale: trials per study (default 2000)")
+    run.add_argument("--workers", type=int, help="scale: trials at once (default: 1, then 4)")
 
     build = sub.add_parser("build-table", help="train every configuration of a finite grid once (tabular "
                            "benchmark); resumable")
@@ -74,7 +76,8 @@ def prepare(argv: Sequence[str] | None = None) -> Callable[[], int]:
     definition = definitions.get(args.name)
     settings = definitions.RunSettings(
         root=args.root, data=args.data, budget=args.budget, seeds=args.seeds, limit=args.limit,
-        image_size=args.image_size, table=args.table, concurrency=args.concurrency,
+        image_size=args.image_size, table=args.table, concurrency=args.concurrency, trials=args.trials,
+        workers=args.workers,
     )
     plan = definition.plan(settings)
     return lambda: _run(definition, plan)

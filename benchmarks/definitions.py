@@ -46,6 +46,8 @@ class RunSettings:
     image_size: int | None = None
     table: Path | None = None
     concurrency: int | None = None
+    trials: int | None = None  # scale: trials per study (the benchmark's budget)
+    workers: int | None = None  # scale: trials at once (default: the benchmark's own list)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class RunPlan:
     limit: int | None
     table: Path | None
     concurrency: int | None
+    workers: int | None = None
 
     @property
     def name(self) -> str:
@@ -136,7 +139,11 @@ class BenchmarkDefinition:
             flags = ", ".join("--" + name.replace("_", "-") for name in refused)
             raise UsageError(f"benchmark {self.name} does not take {flags}; it takes "
                              f"{', '.join('--' + a.replace('_', '-') for a in self.accepts)}")
+        for flag, value in (("trials", settings.trials), ("workers", settings.workers)):
+            if value is not None and value < 1:
+                raise BenchmarkError(f"--{flag} {value} must be at least 1")
         budget = self.budget if settings.budget is None else settings.budget
+        budget = budget if settings.trials is None else settings.trials  # --trials is scale's budget
         if budget < self.min_budget:
             raise BenchmarkError(
                 f"--budget {budget} is too small for {self.name}: one trial needs at least {self.min_budget} "
@@ -156,6 +163,7 @@ class BenchmarkDefinition:
         return RunPlan(
             definition=self, folder=self.folder(settings.root), data=data, data_note=note, budget=budget,
             seeds=seeds, image_size=image_size, limit=limit, table=settings.table, concurrency=settings.concurrency,
+            workers=settings.workers,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -306,6 +314,30 @@ def _overhead() -> BenchmarkDefinition:
     )
 
 
+def _scale() -> BenchmarkDefinition:
+    space = load_space(str(SPACES_DIR / "scale.yaml"))
+    return BenchmarkDefinition(
+        name="scale",
+        description="The driver's cost per trial as a study grows: the tabular table replayed through the real "
+        "sweep (Ray Tune, Optuna in SQLite, the study tables), random sampler, 1 and 4 trials at once; seconds "
+        "per trial by decile of the study, next to Optuna's own time per trial (random and TPE, no Ray).",
+        kind="performance",
+        data=str(space.fixed["data"]),
+        tasks=("reconstruct",),
+        space=space,
+        metric="last_first_ratio",
+        mode="min",
+        budget=2000,
+        budget_unit="trials per study",
+        min_budget=1,
+        seeds=1,
+        image_size=int(space.fixed["image_size"]),
+        limit=space.fixed.get("limit"),
+        runner=_lazy("scale"),
+        accepts=("trials", "workers", "table"),
+    )
+
+
 def _lazy(module: str) -> Runner:
     """The module's ``run(plan)``, imported when the benchmark runs (``list`` stays quick)."""
 
@@ -323,6 +355,7 @@ FACTORIES: Mapping[str, Callable[[], BenchmarkDefinition]] = {
     "seed-colorization": _seed_colorization,
     "engines": _engines,
     "overhead": _overhead,
+    "scale": _scale,
 }
 REGISTRY: dict[str, BenchmarkDefinition] = {name: factory() for name, factory in FACTORIES.items()}
 

@@ -115,11 +115,10 @@ class ProgressView:
     def _log_finished(self, trials: pd.DataFrame) -> None:
         if not len(trials):
             return
-        ended = trials[trials["status"].isin((results.COMPLETE, results.PRUNED, results.FAILED))]
-        for row in ended.itertuples(index=False):
+        ended = trials["status"].isin((results.COMPLETE, results.PRUNED, results.FAILED))
+        new = trials[ended & ~trials["trial_id"].astype(str).isin(self._seen_done)]  # each trial logged once
+        for row in new.itertuples(index=False):
             trial_id = str(row.trial_id)
-            if trial_id in self._seen_done:
-                continue
             self._seen_done.add(trial_id)
             self._append(f"trial {trial_id} {row.status}: {_describe(row._asdict(), self.metric)}")
 

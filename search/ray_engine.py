@@ -34,13 +34,18 @@ from search.records import REPEAT
 from search.searcher import StudySearch
 from search.storage import refuse_network_sqlite, warn_network_sqlite
 from search.sweep import Sweep
-from search.trial import REPEAT_OF, SEED, TrialSettings
+from search.trial import REPEAT_OF, SEED
 
 logger = logging.getLogger(__name__)
 
-# Save Ray's experiment state (trials + searcher) at least every second, so a killed driver loses at most
-# the last second of bookkeeping; the trials' own checkpoints are written every epoch regardless.
-os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+# Ray saves its experiment state (every trial's state, ~25 KB each, and the searcher) at most every
+# TUNE_GLOBAL_CHECKPOINT_S seconds; a killed driver loses at most that much of Ray's bookkeeping (a trial's own
+# checkpoint forces a save regardless). A save costs ~0.5 ms per trial of the run here, so every second would
+# take half the driver's time at 2,000 trials: the period is 1 s up to TRIALS_PER_SNAPSHOT_S trials, then grows
+# with the run (8 s at 2,000; Ray's own default is 10 s or more), keeping saves near a tenth of the driver's time.
+# Set TUNE_GLOBAL_CHECKPOINT_S yourself to fix it.
+_FIXED_SNAPSHOT_S = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S")
+TRIALS_PER_SNAPSHOT_S = 250
 # A failed trial reports its reason without the objective; Ray must not treat that as a typo.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 # Ray's result files (result.json, progress.csv) are written by the loggers added in _tuner. Its automatic
@@ -71,22 +76,32 @@ ASHA_REDUCTION = 3  # keep the best third at each rung
 ASHA_GRACE = 1  # epochs every trial gets before it can be stopped
 
 
+# The tables are rewritten during a sweep when an event comes at least MIN_WRITE_INTERVAL_S after the last
+# write, and at least WRITE_COST_FACTOR times as long as that write took: writing (O(trials), the CSV files)
+# then takes at most 1/WRITE_COST_FACTOR of the driver's time however large the study grows. The end of a
+# run always writes them; a killed driver's tables are rebuilt whole by resume.
+MIN_WRITE_INTERVAL_S = 2.0
+WRITE_COST_FACTOR = 20.0
+
+
 class TableWriter:
     """Keeps trials.csv / history.csv current while the sweep runs, and shows them in the progress view."""
 
-    def __init__(
-        self, paths: results.StudyPaths, settings: TrialSettings, storage_url: str | None, view: ProgressView
-    ) -> None:
-        self.paths = paths
-        self.settings = settings
-        self.storage_url = storage_url
+    def __init__(self, cache: records.TableCache, view: ProgressView) -> None:
+        self.cache = cache
         self.view = view
-        self._last = 0.0
+        self._due = 0.0
 
     def write(self, force: bool = False) -> None:
-        if force or time.monotonic() - self._last > 2.0:
-            self.view.update(records.write(self.paths, self.settings, self.storage_url))
-            self._last = time.monotonic()
+        began = time.monotonic()
+        if force or began >= self._due:
+            self.view.update(self.cache.write())
+            ended = time.monotonic()
+            self._due = ended + max(MIN_WRITE_INTERVAL_S, WRITE_COST_FACTOR * (ended - began))
+
+
+def table_writer(sweep: Sweep, view: ProgressView) -> TableWriter:
+    return TableWriter(records.TableCache(sweep.paths, sweep.settings, sweep.storage_url), view)
 
 
 def _callback(writer: TableWriter) -> Any:
@@ -97,10 +112,10 @@ def _callback(writer: TableWriter) -> Any:
             writer.write()
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            writer.write(force=True)
+            writer.write()
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            writer.write(force=True)
+            writer.write()
 
         def on_experiment_end(self, trials: list, **info: Any) -> None:
             writer.write(force=True)
@@ -123,14 +138,14 @@ def progress_view(sweep: Sweep) -> ProgressView:
                         select=records.search_trials)
 
 
-def _callbacks(sweep: Sweep, stop: Interruption, view: ProgressView) -> list[Any]:
+def _callbacks(stop: Interruption, writer: TableWriter) -> list[Any]:
     """This process's callbacks: result files, the study's tables and progress view, the signal forwarder."""
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     return [
         JsonLoggerCallback(),  # each trial's result.json: what the study's tables are rebuilt from
         CSVLoggerCallback(),
-        _callback(TableWriter(sweep.paths, sweep.settings, sweep.storage_url, view)),
+        _callback(writer),
         stop.tune_callback(),
     ]
 
@@ -170,7 +185,7 @@ def _trainable(sweep: Sweep) -> Any:
     return tune.with_resources(bound, resources)
 
 
-def _tuner(sweep: Sweep, run_name: str, num_samples: int, stop: Interruption, view: ProgressView) -> Any:
+def _tuner(sweep: Sweep, run_name: str, num_samples: int, stop: Interruption, writer: TableWriter) -> Any:
     from ray import tune
 
     run_config = tune.RunConfig(
@@ -182,7 +197,7 @@ def _tuner(sweep: Sweep, run_name: str, num_samples: int, stop: Interruption, vi
             checkpoint_score_order=sweep.opts.modes[0],
         ),
         failure_config=tune.FailureConfig(max_failures=sweep.opts.max_failures),
-        callbacks=_callbacks(sweep, stop, view),
+        callbacks=_callbacks(stop, writer),
         verbose=_tune_output(sweep),
     )
     tune_config = tune.TuneConfig(
@@ -198,6 +213,16 @@ def _tuner(sweep: Sweep, run_name: str, num_samples: int, stop: Interruption, vi
     return tune.Tuner(_trainable(sweep), tune_config=tune_config, run_config=run_config)
 
 
+def snapshot_period(trials: int) -> str:
+    """Ray's experiment-state period for a run of ``trials`` trials (``TUNE_GLOBAL_CHECKPOINT_S``)."""
+    return _FIXED_SNAPSHOT_S or f"{max(1.0, trials / TRIALS_PER_SNAPSHOT_S):g}"
+
+
+def _fit(tuner: Any, trials: int) -> None:
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = snapshot_period(trials)  # read by Tune at each fit
+    tuner.fit()
+
+
 def run_name(index: int) -> str:
     return f"run-{index}"
 
@@ -210,13 +235,14 @@ def run(sweep: Sweep, meta: dict[str, Any], stop: Interruption, resume: bool) ->
     Tune does for Ctrl-C and starts nothing new.
     """
     view = progress_view(sweep)
+    writer = table_writer(sweep, view)
     try:
         if resume and meta.get("status") != "done" and not stop.requested:
-            _restore_run(sweep, meta, stop, view)
+            _restore_run(sweep, meta, stop, writer)
         missing = sweep.samples - (trial_count(sweep) if resume else 0)  # a new study's folder holds no trial yet
         if missing > 0 and not stop.requested:
-            _start_run(sweep, meta, missing, stop, view)
-        trials = finish(sweep, meta)
+            _start_run(sweep, meta, missing, stop, writer)
+        trials = finish(sweep, meta, writer.cache)
         view.update(trials, force=True)
     finally:
         view.close()
@@ -224,7 +250,7 @@ def run(sweep: Sweep, meta: dict[str, Any], stop: Interruption, resume: bool) ->
 
 
 def _start_run(
-    sweep: Sweep, meta: dict[str, Any], num_samples: int, stop: Interruption, view: ProgressView
+    sweep: Sweep, meta: dict[str, Any], num_samples: int, stop: Interruption, writer: TableWriter
 ) -> None:
     """Start a new Ray run of ``num_samples`` trials within the study."""
     from search.metadata import update_meta
@@ -232,11 +258,11 @@ def _start_run(
     name = run_name(len(meta["runs"]) + 1)
     update_meta(sweep.paths, meta, runs=[*meta["runs"], name])
     stop.run_started()
-    _tuner(sweep, name, num_samples, stop, view).fit()
+    _fit(_tuner(sweep, name, num_samples, stop, writer), num_samples)
 
 
 def _restore_run(
-    sweep: Sweep, meta: dict[str, Any], stop: Interruption, view: ProgressView, name: str | None = None
+    sweep: Sweep, meta: dict[str, Any], stop: Interruption, writer: TableWriter, name: str | None = None
 ) -> bool:
     """Continue the study's last run (or the run ``name``) if Ray can restore it; False when there is nothing
     to restore."""
@@ -255,11 +281,11 @@ def _restore_run(
     # must never write into the original); the searcher's own state (sampler, trials) is restored onto the
     # new one from the experiment folder (StudySearch.restore keeps the new storage).
     internal: Any = tuner._local_tuner  # a local Tuner (no Ray client): always set
-    internal._run_config.callbacks = _callbacks(sweep, stop, view)
+    internal._run_config.callbacks = _callbacks(stop, writer)
     if isinstance(internal._tune_config.search_alg, StudySearch):  # a confirm run has no searcher
         internal._tune_config.search_alg = _searcher(sweep)
     stop.run_started()
-    tuner.fit()
+    _fit(tuner, sweep.samples)
     return True
 
 
@@ -275,11 +301,12 @@ def run_repeats(
 
     view = ProgressView(sweep.paths.folder, target, sweep.opts.objectives[0], sweep.opts.modes[0],
                         select=records.repeat_trials)
+    writer = table_writer(sweep, view)
     runs = list(meta.get("confirm_runs", []))
     repeat = replace(sweep, trainable=_repeating(sweep.trainable))
     if runs and unfinished and not stop.requested:  # the last confirm run was stopped: continue it first
-        _restore_run(repeat, meta, stop, view, name=runs[-1])
-        trained = records.repeats_done(records.collect(sweep.paths, sweep.settings, sweep.storage_url)[0])
+        _restore_run(repeat, meta, stop, writer, name=runs[-1])
+        trained = records.repeats_done(writer.cache.collect()[0])
         configs = [c for c in configs if (c[REPEAT_OF], int(c[SEED])) not in trained]  # it may have run them
     if configs and not stop.requested:
         name = f"confirm-{len(runs) + 1}"
@@ -293,16 +320,17 @@ def run_repeats(
             trial_dirname_creator=records.trial_dirname,
         )
         run_config = tune.RunConfig(
-            name=name, storage_path=sweep.ray_storage, callbacks=_callbacks(sweep, stop, view),
+            name=name, storage_path=sweep.ray_storage, callbacks=_callbacks(stop, writer),
             verbose=_tune_output(sweep),
             failure_config=tune.FailureConfig(max_failures=sweep.opts.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         )
         stop.run_started()
         space = {REPEAT: tune.grid_search(configs)}  # the listed configurations, each a whole trial config
-        tune.Tuner(_trainable(repeat), param_space=space, tune_config=tune_config, run_config=run_config).fit()
+        _fit(tune.Tuner(_trainable(repeat), param_space=space, tune_config=tune_config, run_config=run_config),
+             len(configs))
     view.close()
-    return records.write(sweep.paths, sweep.settings, sweep.storage_url)
+    return writer.cache.write()
 
 
 def _repeating(trainable: Any) -> Any:
@@ -327,15 +355,19 @@ def trial_count(sweep: Sweep) -> int:
     return len(records.search_trials(trials))
 
 
-def finish(sweep: Sweep, meta: dict[str, Any]) -> pd.DataFrame:
-    """Reconcile Optuna with Ray and write the final tables (and the Pareto set); returns the trial table."""
+def finish(sweep: Sweep, meta: dict[str, Any], cache: records.TableCache | None = None) -> pd.DataFrame:
+    """Reconcile Optuna with Ray and write the final tables (and the Pareto set); returns the trial table.
+
+    ``cache``: the run's own (only what changed is read again); without it, the tables are rebuilt whole.
+    """
     from search.metadata import update_meta
     from search.reconcile import close_orphans, pareto_numbers
 
-    trials = records.write(sweep.paths, sweep.settings, sweep.storage_url)
+    cache = cache or records.TableCache(sweep.paths, sweep.settings, sweep.storage_url)
+    trials = cache.write()
     if not (trials["status"] == results.RUNNING).any():  # an interrupted study keeps its running trials
         close_orphans(str(sweep.storage_url), sweep.paths.name, set(trials["trial_id"]))
-        trials = records.write(sweep.paths, sweep.settings, sweep.storage_url)
+        trials = cache.write()
     if sweep.opts.multi_objective:
         update_meta(sweep.paths, meta, pareto=pareto_numbers(str(sweep.storage_url), sweep.paths.name))
     return trials

@@ -2,8 +2,10 @@
 
 The tables are *derived* data: they are rebuilt from the Ray trial folders (``result.json``, one JSON line
 per report, and ``error.txt``) and the Optuna storage (trial number and state). A line cut off by a killed
-driver is skipped, so a half-written file is never read as complete, and rebuilding at any time (each trial
-event during a sweep, at the end, on resume) gives the same tables.
+driver is skipped, so a half-written file is never read as complete, and rebuilding at any time (during a sweep,
+at the end, on resume) gives the same tables. During a sweep a :class:`TableCache` re-reads only the trials
+that changed, so keeping the tables current costs the same at trial 2,000 as at trial 20; ``resume`` (a new
+process) rebuilds them whole.
 """
 
 from __future__ import annotations
@@ -52,14 +54,23 @@ def read_result_lines(path: Path) -> list[dict[str, Any]]:
 
 def optuna_states(storage_url: str | None, study_name: str) -> dict[str, dict[str, Any]]:
     """Ray trial id -> Optuna number, status and failure reason, read from the study's storage."""
+    study = _load_study(storage_url, study_name)
+    return {} if study is None else states_of(study.get_trials(deepcopy=False))
+
+
+def _load_study(storage_url: str | None, study_name: str) -> optuna.Study | None:
     if storage_url is None:
-        return {}
+        return None
     try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+        return optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
     except KeyError:
-        return {}
+        return None
+
+
+def states_of(trials: Iterable[optuna.trial.FrozenTrial]) -> dict[str, dict[str, Any]]:
+    """Ray trial id -> Optuna number, status, failure reason and parameters, of the Optuna trials given."""
     out = {}
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         ray_id = t.user_attrs.get(RAY_TRIAL_ATTR)
         if ray_id:
             out[ray_id] = {
@@ -220,19 +231,73 @@ def raw_params(paths: results.StudyPaths, storage_url: str | None) -> dict[str, 
 def collect(
     paths: results.StudyPaths, settings: TrialSettings, storage_url: str | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rebuild (trials, history) from the study's Ray folders and Optuna storage."""
-    info = optuna_states(storage_url, paths.name)
-    rows, history = {}, []
-    for folder in trial_folders(paths.ray_dir):
-        row, hist = trial_row(folder, settings, info)
-        if row["trial_id"] in rows:
-            continue  # the same trial seen in an older run folder: keep the first (they agree)
-        rows[row["trial_id"]] = row
-        history.extend(hist)
-    return results.trials_frame(rows.values()), results.history_frame(history)
+    """Rebuild (trials, history) from the study's Ray folders and Optuna storage: every trial read anew (the
+    recovery path: what ``resume`` and ``finish`` of a new process do)."""
+    return TableCache(paths, settings, storage_url).collect()
 
 
 def write(paths: results.StudyPaths, settings: TrialSettings, storage_url: str | None) -> pd.DataFrame:
-    trials, history = collect(paths, settings, storage_url)
-    results.write_tables(paths, trials, history)
-    return trials
+    return TableCache(paths, settings, storage_url).write()
+
+
+_Fingerprint = tuple[Any, ...]
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+class TableCache:
+    """The study's tables, kept current as a sweep runs at a cost that does not grow with the study.
+
+    A trial's row and history are read again only when one of its Ray files (``result.json``, ``params.json``,
+    ``error.txt``: size and modification time) or its Optuna record (number, status, reason, parameters)
+    changed since the last :meth:`collect`; the Optuna study is loaded once, through Optuna's cached storage,
+    which reads back only new and unfinished trials. A new cache reads everything: the full rebuild, which
+    gives the same tables (tests/search/test_scale_tables.py checks it after a sweep).
+    """
+
+    def __init__(self, paths: results.StudyPaths, settings: TrialSettings, storage_url: str | None) -> None:
+        self.paths = paths
+        self.settings = settings
+        self.storage_url = storage_url
+        self._study: optuna.Study | None = None
+        self._rows: dict[Path, tuple[_Fingerprint, dict[str, Any], list[dict[str, Any]]]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its callbacks, this cache with them: the pickle starts empty (no storage, no rows)."""
+        return {**self.__dict__, "_study": None, "_rows": {}}
+
+    def optuna_states(self) -> dict[str, dict[str, Any]]:
+        if self._study is None:
+            self._study = _load_study(self.storage_url, self.paths.name)
+        return {} if self._study is None else states_of(self._study.get_trials(deepcopy=False))
+
+    def collect(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(trials, history) as :func:`collect` builds them, re-reading only the trials that changed."""
+        info = self.optuna_states()
+        rows: dict[str, dict[str, Any]] = {}
+        history: list[dict[str, Any]] = []
+        for folder in trial_folders(self.paths.ray_dir):
+            trial_id = folder.name.removeprefix("trial_")
+            fingerprint = (_stat(folder / "result.json"), _stat(folder / "params.json"),
+                           _stat(folder / "error.txt"), info.get(trial_id))
+            cached = self._rows.get(folder)
+            if cached is None or cached[0] != fingerprint:
+                cached = (fingerprint, *trial_row(folder, self.settings, info))
+                self._rows[folder] = cached
+            if trial_id in rows:
+                continue  # the same trial seen in an older run folder: keep the first (they agree)
+            rows[trial_id] = cached[1]
+            history.extend(cached[2])
+        return results.trials_frame(rows.values()), results.history_frame(history)
+
+    def write(self) -> pd.DataFrame:
+        """Collect and write trials.csv and history.csv; returns the trial table."""
+        trials, history = self.collect()
+        results.write_tables(self.paths, trials, history)
+        return trials

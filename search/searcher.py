@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import warnings
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -45,6 +47,14 @@ MAX_REDRAWS = 100  # proposals in a row that repeat earlier trials before the sp
 SHOWN_ATTRS = ("architecture", "test_mse", "test_psnr", "test_ssim", "skill", "pca_mse", "skill_pca", "epochs",
                "best_epoch", "train_seconds", "node")
 FAIL_REASON_ATTR = "fail_reason"
+# Bound to this searcher's storage, never saved with Ray's experiment state: pickling the Optuna study (and every
+# optuna.Trial, which holds it) would copy every trial of the study at each save, once a second.
+_NOT_SAVED = ("_storage", "_ot_study", "_firsts", "_indexed", "_waiting", "_orphans")
+
+
+def params_key(params: Mapping[str, Any]) -> Hashable:
+    """Sampled values as a dict key: equal for exactly the same values."""
+    return tuple(sorted(params.items()))
 
 
 class SpaceSampler:
@@ -75,6 +85,7 @@ class StudySearch(OptunaSearch):
         self._storage_url = storage_url
         self._grid = grid
         self._reported: dict[str, set[int]] = {}
+        self._reset_index()
         multi = len(objectives) > 1
         super().__init__(
             space=SpaceSampler(space, grid),
@@ -105,7 +116,19 @@ class StudySearch(OptunaSearch):
         bound: dict[str, object] = {k: self.__dict__[k] for k in keep if k in self.__dict__}
         super().restore(checkpoint_path)
         self.__dict__.update(bound)
-        self._ot_trials = {rid: optuna.Trial(self._study, t._trial_id) for rid, t in self._ot_trials.items()}
+        self._reset_index()
+        self._ot_trials = {  # saved as Optuna trial ids (as optuna.Trial objects by earlier versions)
+            rid: optuna.Trial(self._study, t if isinstance(t, int) else t._trial_id)
+            for rid, t in self._ot_trials.items()
+        }
+
+    def save(self, checkpoint_path: str) -> None:
+        """Save what :meth:`restore` needs (sampler, trial bookkeeping) without the study: its size stays that of
+        the bookkeeping, not of every trial's record."""
+        state = {k: v for k, v in self.__dict__.items() if k not in _NOT_SAVED}
+        state["_ot_trials"] = {rid: t._trial_id for rid, t in self._ot_trials.items()}
+        with open(checkpoint_path, "wb") as stream:
+            pickle.dump(state, stream)
 
     # --- suggestions ---------------------------------------------------------------------------------
 
@@ -142,11 +165,31 @@ class StudySearch(OptunaSearch):
     def _twin(self, ot_trial: optuna.Trial) -> FrozenTrial | None:
         """An earlier trial with exactly the same sampled values (the training seed is the study's for all)."""
         params = self._study._storage.get_trial_params(ot_trial._trial_id)
-        for frozen in self._study.get_trials(deepcopy=False):
-            if (frozen._trial_id != ot_trial._trial_id and frozen.state != TrialState.WAITING
-                    and DUPLICATE_ATTR not in frozen.user_attrs and frozen.params == params):
-                return frozen
-        return None
+        self._index_trials(ot_trial._trial_id)
+        first = self._firsts.get(params_key(params))
+        return None if first is None else self._study._storage.get_trial(first)
+
+    def _reset_index(self) -> None:
+        self._firsts: dict[Hashable, int] = {}  # sampled values -> Optuna trial id of the first trial with them
+        self._indexed = 0  # the study's trials (in number order) looked at so far
+        self._waiting: set[int] = set()  # enqueued (WAITING) trials seen, indexed once they run
+        self._orphans: list[int] | None = None  # RUNNING in the storage when this searcher first proposed
+
+    def _index_trials(self, proposed: int) -> None:
+        """Index the study's trials not indexed yet, up to the one being proposed (its fate is not decided):
+        each new trial is looked at once, whatever the study's size. A proposal told as a repeat is no twin."""
+        trials = self._study.get_trials(deepcopy=False)
+        waiting = [self._study._storage.get_trial(trial_id) for trial_id in self._waiting]
+        self._waiting.clear()
+        for frozen in [*waiting, *trials[self._indexed:]]:
+            if frozen._trial_id == proposed:
+                break
+            if frozen.number >= self._indexed:
+                self._indexed = frozen.number + 1
+            if frozen.state == TrialState.WAITING:
+                self._waiting.add(frozen._trial_id)
+            elif DUPLICATE_ATTR not in frozen.user_attrs:
+                self._firsts.setdefault(params_key(frozen.params), frozen._trial_id)
 
     def _tell_as_twin(self, ot_trial: optuna.Trial, twin: FrozenTrial | None) -> None:
         """Tell the sampler what a repeated proposal would give: the earlier trial's recorded outcome."""
@@ -162,11 +205,18 @@ class StudySearch(OptunaSearch):
             self._study.tell(ot_trial, state=TrialState.FAIL)
 
     def _find_orphan(self) -> int | None:
-        """An Optuna trial RUNNING in the storage that no live Ray trial owns (its driver died)."""
-        owned = {t._trial_id for t in self._ot_trials.values()}
-        for frozen in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if frozen._trial_id not in owned:
-                return frozen._trial_id
+        """An Optuna trial RUNNING in the storage that no live Ray trial owns (its driver died).
+
+        Only a dead driver leaves such trials, so the storage is searched once, at this searcher's first
+        proposal (after a restore: its first one then); every later trial is this searcher's own.
+        """
+        if self._orphans is None:
+            self._orphans = [t._trial_id for t in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+        while self._orphans:
+            owned = {t._trial_id for t in self._ot_trials.values()}
+            candidate = self._orphans.pop(0)
+            if candidate not in owned and self._study._storage.get_trial(candidate).state == TrialState.RUNNING:
+                return candidate
         return None
 
     # --- results ---------------------------------------------------------------------------------------

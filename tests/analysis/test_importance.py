@@ -53,3 +53,12 @@ def test_importance_says_why_it_cannot_be_estimated(done: pd.DataFrame) -> None:
     assert one.table.empty and one.note.endswith("only kernel_size varies among the finished trials")
     none = importance(done.head(0), ["kernel_size"], "val_mse", "min")
     assert none.note.startswith("importance cannot be estimated from 0 finished trials")
+
+
+def test_a_large_study_is_estimated_on_a_seeded_sample(done: pd.DataFrame) -> None:
+    params = ["filters", "kernel_size", "latent_dim", "lr"]
+    cap = len(done) - 1
+    sampled = importance(done, params, "val_mse", "min", max_trials=cap)
+    assert sampled.note == f"importance estimated on {cap} of the {len(done)} finished trials, drawn at random (seed 0)"
+    subset = done.sample(n=cap, random_state=0).sort_index()  # the same draw, every time
+    pd.testing.assert_frame_equal(importance(subset, params, "val_mse", "min").table, sampled.table)
