@@ -31,7 +31,7 @@ def summarise(trials: pd.DataFrame, meta: dict[str, Any], folder: Path, top: int
     metric, mode = meta["metric"], meta["mode"]
     best = done.sort_values(metric, ascending=mode == "min").head(top)
     print(f"top {len(best)} by {metric}:")
-    print(_table(best, metric))
+    print(_table(best, metric, done))
     print(f"\ntables: {folder / 'trials.csv'}, {folder / 'history.csv'}")
     print(f"report: python -m analysis.report --study {meta['name']} --root {folder.parent}")
     return 0
@@ -41,17 +41,25 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none"
 
 
-def _table(best: pd.DataFrame, metric: str) -> str:
-    cols = ["number", "architecture", "lr", "batch_size", "loss", metric, "test_mse", "skill", "skill_pca", "params",
-            "epochs"]
-    cols = [c for c in dict.fromkeys(cols) if c in best.columns]
+# Settings that may be swept but are not part of the architecture label; shown only when they vary.
+SWEPT = ("task", "lr", "batch_size", "loss")
+
+
+def _table(best: pd.DataFrame, metric: str, done: pd.DataFrame | None = None) -> str:
+    """The top trials: their architecture, the other settings the study varied, the scores and baselines.
+
+    A setting is shown when it varies among ``done`` (the study's finished trials); a score column that is
+    empty for every shown trial (``skill_pca`` of colourisation) is left out.
+    """
+    done = best if done is None else done
+    varied = [c for c in SWEPT if c in done.columns and done[c].astype(str).nunique() > 1]
+    cols = ["number", "architecture", *varied, metric, "test_mse", "skill", "skill_pca", "params", "epochs"]
+    cols = [c for c in dict.fromkeys(cols) if c in best.columns and not best[c].isna().all()]
     view = best[cols].copy()
     for col in view.columns:
         if view[col].dtype.kind == "f":
             view[col] = view[col].map(lambda v: "" if v is None or math.isnan(v) else f"{v:.4g}")
     return view.to_string(index=False)
-
-
 
 
 def resume_command(meta: dict[str, Any], folder: Path) -> str:
