@@ -57,6 +57,18 @@ BASELINES = (
     "is not compression-matched. Skill = 1 - test MSE / trivial MSE, the task's trivial baseline (for "
     "reconstruction 2x down/up-sampling, which keeps a quarter of the values, more than any latent)."
 )
+# The same for a leaderboard without a PCA number (colourisation: the input is not the target, so a code size
+# means nothing); its empty PCA columns are left out.
+TRIVIAL_BASELINE = (
+    "Baseline, on the same test images: skill = 1 - test MSE / trivial MSE, the task's trivial baseline (for "
+    "colorization the gray image, zero chroma with the true luminance; for reconstruction 2x down/up-sampling; "
+    "for denoising the noisy input). PCA has no counterpart for colorization."
+)
+PCA_COLUMNS = ("pca_mse", "skill_pca", "pca_comparison")
+
+
+def _has_pca(board: pd.DataFrame) -> bool:
+    return "pca_mse" in board and bool(board["pca_mse"].notna().any())
 
 
 def better(metric: str, mode: str) -> str:
@@ -76,7 +88,8 @@ def study_blocks(report: StudyReport, images: Mapping[str, str], grid_note: str,
     )
     blocks += [
         Heading("Leaderboard", level + 1),
-        Text(f"{ranked} Failed and pruned trials are counted below, not ranked. {BASELINES}"),
+        Text(f"{ranked} Failed and pruned trials are counted below, not ranked. "
+             f"{BASELINES if _has_pca(report.leaderboard) else TRIVIAL_BASELINE}"),
         Table(leaderboard_cells(report.leaderboard)),
         *seed_blocks(report, level + 1),
         Heading("Trials by status", level + 1),
@@ -204,7 +217,10 @@ def seed_blocks(report: StudyReport, level: int) -> list[Block]:
 
 def leaderboard_cells(board: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard as shown: its seed statistics joined into text cells (:func:`seed_cells`), or left out
-    when no configuration on it was re-trained with new seeds (leaderboard.csv keeps every column)."""
+    when no configuration on it was re-trained with new seeds; the PCA columns left out when no trial on it has
+    a PCA number (leaderboard.csv keeps every column)."""
+    if not _has_pca(board):
+        board = board.drop(columns=[c for c in PCA_COLUMNS if c in board.columns])
     if "n_seeds" in board and (board["n_seeds"] >= 2).any():
         return seed_cells(board, std=False)
     drop = [c for c in board.columns if c in ("n_seeds", "vs_best") or c.endswith(("_mean", "_std", "_ci95"))]

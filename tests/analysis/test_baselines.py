@@ -86,3 +86,18 @@ def test_pca_matched_is_read_back_as_a_flag(cell: object, flag: bool | None) -> 
     trials = pd.DataFrame({"trial_id": ["a"], "status": ["COMPLETE"], "architecture": ["8 k3 z4"],
                            "pca_matched": pd.Series([cell], dtype=object)})
     assert tables.prepare_trials(trials)["pca_matched"].iloc[0] is flag
+
+
+def test_a_leaderboard_without_pca_numbers_shows_no_pca_columns(study_root: Path) -> None:
+    """Shown, not stored: a colourisation board drops its empty PCA columns and says which baseline judges;
+    a reconstruction board keeps them (and leaderboard.csv always keeps every column)."""
+    from analysis.document import BASELINES, TRIVIAL_BASELINE, leaderboard_cells
+
+    board = study_report(load_study(study_paths("pca", study_root)), "val_mse", top=10).leaderboard
+    assert {"pca_mse", "skill_pca", "pca_comparison"} <= set(leaderboard_cells(board).columns)
+    colour = board.assign(pca_mse=float("nan"), skill_pca=float("nan"), pca_comparison="")
+    shown = leaderboard_cells(colour)
+    assert not {"pca_mse", "skill_pca", "pca_comparison"} & set(shown.columns)
+    assert list(shown.columns) == [c for c in board.columns if c not in ("pca_mse", "skill_pca", "pca_comparison")
+                                   and c in shown.columns]
+    assert "PCA MSE" in BASELINES and "PCA MSE" not in TRIVIAL_BASELINE
