@@ -43,7 +43,8 @@ BAD_SPACE = "samples: 2\nfixed: {image_size: 16}\nparams:\n  latent_dim: {low: 6
         (["--space", "no-such-space"], ["no-such-space", "quick"]),
         (["--study", "../escape"], ["study name"]),
         (["--study", "a/b"], ["study name"]),
-        (["--task", "paint"], ["paint", "colorize-yuv"]),
+        (["--space", "architecture", "--task", "paint"], ["paint", "colorize-yuv"]),
+        (["--task", "denoise"], ["quick", "searches the task itself", "drop --task"]),  # quick sweeps the task
         (["--data", "imagenet"], ["imagenet"]),
         (["--data", "cifar10:/nonexistent/cifar"], ["/nonexistent/cifar"]),
     ],
