@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 
 from cae.cli import run as run_cli
 from search.cli import prepare
+from tests.analysis.test_dashboard import wait_for
 from tests.search.conftest import REPO, TINY_SPACE, search_cli, sweep_env
 from tests.search.postgres import PASSWORD, Server
 from tests.search.test_cli_errors import assert_user_error, snapshot
@@ -118,8 +118,8 @@ def test_the_dashboard_finds_the_storage_from_study_json(flow: Flow) -> None:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         found = re.search(r"(http://[^/]+)/dashboard/studies/\d+", line)
         assert found, line + (proc.stderr.read() if proc.poll() is not None else "")  # type: ignore[union-attr]
-        with urllib.request.urlopen(f"{found.group(1)}/api/studies", timeout=30) as response:
-            studies = json.loads(response.read())["study_summaries"]
+        # Polled: the URL is printed as the server starts, which a loaded machine may not have finished yet.
+        studies = wait_for(f"{found.group(1)}/api/studies")["study_summaries"]
         assert [s["study_name"] for s in studies] == [STUDY]
     finally:
         proc.terminate()
