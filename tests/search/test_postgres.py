@@ -120,7 +120,7 @@ def test_the_dashboard_finds_the_storage_from_study_json(flow: Flow) -> None:
         assert found, line + (proc.stderr.read() if proc.poll() is not None else "")  # type: ignore[union-attr]
         # Polled: the URL is printed as the server starts, which a loaded machine may not have finished yet.
         studies = wait_for(f"{found.group(1)}/api/studies")["study_summaries"]
-        assert [s["study_name"] for s in studies] == [STUDY]
+        assert STUDY in [s["study_name"] for s in studies]  # the server's database may hold other studies too
     finally:
         proc.terminate()
         proc.wait(timeout=30)
