@@ -2,8 +2,9 @@
 
 Plain tables in, plain tables out (tested exactly); :mod:`benchmarks.plots` draws them. The input is an
 *events* table, one row per epoch a run trained, in the order the epochs were spent, with the columns
-``method``, ``seed`` and ``value`` (the metric that epoch reached; lower is better). Compute is counted in
-epochs: the n-th event of a run has spent n epochs.
+``method``, ``seed`` and ``value`` (the metric that epoch reached; lower is better), and optionally ``seconds``
+(the simulated wall-clock time at which that epoch finished). Compute is counted in epochs: the n-th event of a
+run has spent n epochs; and, where the events have them, in seconds.
 """
 
 from __future__ import annotations
@@ -44,11 +45,15 @@ def summarize(grid: pd.DataFrame) -> pd.DataFrame:
 
 
 def epochs_to_target(curves: pd.DataFrame, target: float, budget: int) -> pd.DataFrame:
-    """Per run: the epochs spent when its best first reached ``target`` (inf when not within the budget)."""
+    """Per run: the epochs spent (and, with a ``seconds`` column, the time) when its best first reached ``target``
+    (inf when not within the budget)."""
     rows = []
     for (method, seed), run in curves.groupby(RUN, sort=False):
         hit = run[(run["best"] <= target) & (run["spent"] <= budget)]
-        rows.append({"method": method, "seed": seed, "epochs": float(hit["spent"].iloc[0]) if len(hit) else math.inf})
+        row = {"method": method, "seed": seed, "epochs": float(hit["spent"].iloc[0]) if len(hit) else math.inf}
+        if "seconds" in run.columns:
+            row["seconds"] = float(hit["seconds"].iloc[0]) if len(hit) else math.inf
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -66,17 +71,22 @@ def compute_table(curves: pd.DataFrame, best_known: float, budget: int) -> pd.Da
         epochs = runs["epochs"].to_numpy()
         reached = epochs[np.isfinite(epochs)]
         final = finals.loc[finals["method"] == method, "best"]
-        rows.append({
+        row = {
             "method": method,
             "reached": f"{len(reached)}/{len(epochs)}",
             "epochs_median": float(np.median(epochs)),
             "epochs_min": float(reached.min()) if len(reached) else math.inf,
             "epochs_max": float(reached.max()) if len(reached) else math.inf,
-            "final_median": float(final.median()),
-            "final_q25": float(final.quantile(0.25)),
-            "final_q75": float(final.quantile(0.75)),
-            "final_gap": float(final.median() / best_known - 1),
-        })
+        }
+        if "seconds" in runs.columns:
+            seconds = runs["seconds"].to_numpy()
+            done = seconds[np.isfinite(seconds)]
+            row.update(seconds_median=float(np.median(seconds)),
+                       seconds_min=float(done.min()) if len(done) else math.inf,
+                       seconds_max=float(done.max()) if len(done) else math.inf)
+        row.update(final_median=float(final.median()), final_q25=float(final.quantile(0.25)),
+                   final_q75=float(final.quantile(0.75)), final_gap=float(final.median() / best_known - 1))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

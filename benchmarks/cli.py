@@ -5,8 +5,10 @@
     python -m benchmarks list
     python -m benchmarks run NAME [--data D] [--budget B] [--seeds K] [--root DIR] [--limit N] [--image-size S]
                                   [--table FILE] [--concurrency C] [--trials N] [--workers K]
+                                  [--time-scale F]
     python -m benchmarks build-table [--data D] [--out FILE] [--space FILE] [--limit N] [--epochs E]
-                                     [--max-configs N] [--seed S]
+                                     [--max-configs N] [--seed S] [--split-seed S] [--repeats R]
+                                     [--repeat-configs N]
 
 Results land under ``<root>/benchmarks/NAME/`` (``result.json``, ``table.md``, plots, and the studies the
 benchmark ran, which ``python -m analysis.report --root <root>/benchmarks/NAME --study ...`` reads). User
@@ -48,7 +50,9 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--concurrency", type=int, help="trials at once for the study benchmarks (default: as "
                      "many as the CPUs allow)")
     run.add_argument("--trials", type=int, help="scale: trials per study (default 2000)")
-    run.add_argument("--workers", type=int, help="scale: trials at once (default: 1, then 4)")
+    run.add_argument("--workers", type=int, help="scale, engines: trials at once (default: 1, then 4)")
+    run.add_argument("--time-scale", type=float, help="engines: replayed epochs sleep this many times their "
+                     "recorded seconds (default: no sleep, a simulated clock orders them)")
 
     build = sub.add_parser("build-table", help="train every configuration of a finite grid once (tabular "
                            "benchmark); resumable")
@@ -58,7 +62,15 @@ def build_parser() -> ArgumentParser:
     build.add_argument("--limit", type=int, help="images per split (default: the space's)")
     build.add_argument("--epochs", type=int, help="epochs per configuration (default: the space's max_epochs)")
     build.add_argument("--max-configs", type=int, help="train at most N more configurations, then stop")
-    build.add_argument("--seed", type=int, default=0, help="data split and training seed (default 0)")
+    build.add_argument("--seed", type=int, default=0, help="training seed of the grid (default 0)")
+    build.add_argument("--split-seed", type=int, default=0, help="which images go to train, val and test "
+                       "(default 0)")
+    build.add_argument("--repeats", type=int, default=tabular.DEFAULT_REPEATS,
+                       help=f"training seeds of the repeated configurations, the table's own noise (default "
+                       f"{tabular.DEFAULT_REPEATS}: --seed and the next ones; 1: none)")
+    build.add_argument("--repeat-configs", type=int, default=tabular.DEFAULT_REPEAT_CONFIGS,
+                       help=f"how many of the grid's best configurations are repeated (default "
+                       f"{tabular.DEFAULT_REPEAT_CONFIGS})")
     return parser
 
 
@@ -77,7 +89,7 @@ def prepare(argv: Sequence[str] | None = None) -> Callable[[], int]:
     settings = definitions.RunSettings(
         root=args.root, data=args.data, budget=args.budget, seeds=args.seeds, limit=args.limit,
         image_size=args.image_size, table=args.table, concurrency=args.concurrency, trials=args.trials,
-        workers=args.workers,
+        workers=args.workers, time_scale=args.time_scale,
     )
     plan = definition.plan(settings)
     return lambda: _run(definition, plan)
@@ -103,7 +115,8 @@ def _prepare_table(args: argparse.Namespace) -> Callable[[], int]:
         raise BenchmarkError(f"--max-configs {args.max_configs} must be at least 1")
     if not args.space.is_file():
         raise BenchmarkError(f"--space {args.space} does not exist; the default is {tabular.DEFAULT_SPACE}")
-    plan = tabular.plan_build(args.space, args.out, args.data, args.limit, args.epochs, args.seed)
+    plan = tabular.plan_build(args.space, args.out, args.data, args.limit, args.epochs, args.seed, args.split_seed,
+                              args.repeats, args.repeat_configs)
     return lambda: _build_table(plan, args.max_configs)
 
 

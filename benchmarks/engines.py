@@ -9,11 +9,18 @@ Hyperband has no trial hook to replace, so it is driven directly: its own ``Hype
 ``--engine keras-tuner`` uses) over the same space declared through :mod:`search.kt.space`; a promoted trial
 continues its parent, as in the keras-tuner engine, so it costs only its new epochs.
 
-Runs are sequential (one trial at a time), so the n-th epoch replayed is the n-th epoch of compute. A
-non-halving method runs ``budget / max_epochs`` trials; TPE + ASHA runs enough trials to spend the budget
-(:data:`ASHA_EPOCHS_PER_TRIAL`), and Hyperband enough iterations; everything
-past the budget is cut off. The result: best-so-far val MSE vs epochs spent (median and 25th-75th
-percentile over seeds) and, per method, the compute needed to come within 5% of the best value in the table.
+Each Ray method runs with ``--workers`` K trials at once (default 1, then 4): real sweeps run several trials at
+once, and asynchronous ASHA and the samplers then decide on whatever has finished by then. The replayed
+epochs take *simulated* time, the table's recorded training seconds: a :class:`benchmarks.clock.Clock` lets
+the trials' epochs finish in the order a K-worker sweep's would, whatever the driver's own speed
+(``--time-scale F`` instead sleeps F times the recorded seconds per epoch and takes the order from the wall
+clock). keras-tuner's Hyperband runs one trial at a time (K = 1). Compute is counted in epochs, in the order
+they finished, and in simulated seconds. A non-halving method runs ``budget / max_epochs`` trials (plus one
+per extra worker); TPE + ASHA runs enough trials to spend the budget (:data:`ASHA_EPOCHS_PER_TRIAL`), and
+Hyperband enough iterations; everything past the budget is cut off. The result: best-so-far val MSE vs epochs
+spent (median and 25th-75th percentile over seeds) and, per method and K, the compute needed to come within
+5% of the best value in the table, in epochs and in simulated seconds; the gaps between methods are set
+against the table's own noise (the same configurations trained with other seeds).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import contextlib
 import math
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,16 +38,17 @@ from typing import Any
 import pandas as pd
 
 from analysis.document import Block, Bullets, Heading, Image, Table, Text
-from benchmarks import analyzers, output, tabular
+from benchmarks import analyzers, clock, output, tabular
 from benchmarks.definitions import RunPlan, derived_space
 from benchmarks.sweeps import run_study, sweep_options
-from cae.errors import BenchmarkError
+from cae.errors import BenchmarkError, CaesweepError
 from spaces import Space
 
 # Epochs a TPE + ASHA trial averages, on the low side so that its trials spend the whole budget: one trial at a
 # time, asynchronous ASHA promotes many early trials; measured on the shipped table: 3.3 to 5.6 per trial.
 ASHA_EPOCHS_PER_TRIAL = 2.5
 HYPERBAND_FACTOR = 3
+DEFAULT_WORKERS = (1, 4)
 
 
 @dataclass(frozen=True)
@@ -50,10 +60,20 @@ class Method:
     sampler: str | None  # Optuna sampler (Ray engine); None for keras-tuner
     scheduler: str  # "none", "asha" or "hyperband"
 
-    def samples(self, budget: int, max_epochs: int) -> int:
-        """Trials to start so that the budget is spent (extra epochs are cut off afterwards)."""
+    def samples(self, budget: int, max_epochs: int, workers: int = 1) -> int:
+        """Trials to start so that the budget is spent (extra epochs are cut off afterwards): with K workers,
+        K - 1 trials are still running when the budget is reached."""
         per_trial = ASHA_EPOCHS_PER_TRIAL if self.scheduler == "asha" else max_epochs
-        return max(1, math.ceil(budget / per_trial))
+        return max(1, math.ceil(budget / per_trial)) + workers - 1
+
+    def runs_with(self, workers: int) -> bool:
+        """keras-tuner's Hyperband is driven one trial at a time here."""
+        return self.sampler is not None or workers == 1
+
+
+def run_label(method: str, workers: int) -> str:
+    """The name of one method's runs with K workers in the events and tables (``tpe-asha-k4``)."""
+    return f"{method}-k{workers}"
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -71,14 +91,19 @@ def run(plan: RunPlan, methods: tuple[str, ...] = tuple(METHODS)) -> dict[str, A
     table = tabular.load_table(path, data=plan.data)
     space = table_space(plan.definition.space, table, path)
     events = []
-    for seed in range(plan.seeds):
-        for name in methods:
-            method = METHODS[name]
-            began = time.time()
-            run_events = run_method(plan, method, space, table, seed)
-            print(f"{method.name} seed {seed}: {len(run_events)} epochs, best val MSE "
-                  f"{run_events['value'].min():.5g} ({time.time() - began:.1f} s)", flush=True)
-            events.append(run_events.assign(method=method.name, seed=seed))
+    for workers in (plan.workers,) if plan.workers else DEFAULT_WORKERS:
+        for seed in range(plan.seeds):
+            for name in methods:
+                method = METHODS[name]
+                if not method.runs_with(workers):
+                    continue
+                began = time.time()
+                run_events = run_method(plan, method, space, table, seed, workers)
+                print(f"{method.name}, {workers} worker(s), seed {seed}: {len(run_events)} epochs, best val MSE "
+                      f"{run_events['value'].min():.5g}, {run_events['seconds'].max():.0f} simulated s "
+                      f"({time.time() - began:.1f} s)", flush=True)
+                events.append(run_events.assign(method=run_label(method.name, workers), seed=seed,
+                                                workers=workers))
     return report(plan, table, path, pd.concat(events, ignore_index=True), started)
 
 
@@ -97,31 +122,104 @@ def table_space(space: Space, table: tabular.Table, path: Path) -> Space:
     return space
 
 
-def run_method(plan: RunPlan, method: Method, space: Space, table: tabular.Table, seed: int) -> pd.DataFrame:
-    """One run: its events (``trial``, ``epoch``, ``value``) in the order the epochs were spent, cut at the budget."""
+def run_method(
+    plan: RunPlan, method: Method, space: Space, table: tabular.Table, seed: int, workers: int = 1
+) -> pd.DataFrame:
+    """One run: its events (``trial``, ``epoch``, ``value``, ``seconds``: the simulated time the epoch finished)
+    in the order the epochs finished, cut at the budget."""
     if method.scheduler == "hyperband":
         events = hyperband_events(space, table, seed, plan.budget)
     else:
-        events = ray_events(plan, method, space, table, seed)
+        events = ray_events(plan, method, space, table, seed, workers)
     return events.head(plan.budget).reset_index(drop=True)
 
 
-def ray_events(plan: RunPlan, method: Method, space: Space, table: tabular.Table, seed: int) -> pd.DataFrame:
-    """A real Ray Tune + Optuna sweep whose trials replay the table; its study's history as events."""
+def ray_events(
+    plan: RunPlan, method: Method, space: Space, table: tabular.Table, seed: int, workers: int = 1
+) -> pd.DataFrame:
+    """A real Ray Tune + Optuna sweep with ``workers`` trials at once whose trials replay the table in simulated
+    time; its epochs in the order they finished."""
+    study = f"{run_label(method.name, workers)}-s{seed}"
     opts = sweep_options(
-        plan, space, f"{method.name}-s{seed}", sampler=method.sampler, scheduler=method.scheduler,
-        samples=method.samples(plan.budget, table.epochs), seed=seed, concurrency=1, cpus_per_trial=1.0,
-        max_failures=0,
+        plan, space, study, sampler=method.sampler, scheduler=method.scheduler,
+        samples=method.samples(plan.budget, table.epochs, workers), seed=seed, concurrency=workers,
+        cpus_per_trial=1.0 / workers, max_failures=0,
     )
-    log = plan.folder / "logs" / f"{opts.study}.log"
+    probe = plan.folder / "events" / f"{study}.csv"
+    probe.parent.mkdir(parents=True, exist_ok=True)
+    probe.write_text("")
+    log = plan.folder / "logs" / f"{study}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as stream, contextlib.redirect_stdout(stream):  # Ray's per-trial tables go to the log
-        study = run_study(opts, space, trainable=tabular.replay_trainable(table))
-    order = study.trials.set_index("trial_id")["number"]
-    history = study.history.assign(number=study.history["trial_id"].map(order))
-    history = history.sort_values(["number", "epoch"], kind="stable")
-    return pd.DataFrame({"trial": history["number"].astype(int), "epoch": history["epoch"].astype(int),
-                         "value": history["val_mse"].astype(float)})
+    name = f"{study}-{uuid.uuid4().hex[:8]}"  # a new clock per run, also when Ray outlives the run
+    trainable = timed_replay(table, name, workers, probe, plan.time_scale)
+    try:
+        with log.open("w") as stream, contextlib.redirect_stdout(stream):  # Ray's per-trial tables go to the log
+            run_study(opts, space, trainable=trainable, rerun=True)
+    finally:
+        clock.stop(name)
+    return read_probe(probe, plan.time_scale)
+
+
+def timed_replay(
+    table: tabular.Table, clock_name: str, workers: int, probe: Path, time_scale: float | None
+) -> Callable[[dict[str, Any], Any, Any], None]:
+    """The replay trainable (:func:`benchmarks.tabular.replay_trainable`) with time: every epoch finishes at its
+    simulated time (the study's :class:`benchmarks.clock.Clock`), or after ``time_scale`` times its recorded
+    seconds of sleep; each trial appends its start (epoch 0) and every epoch (trial, epoch, time, val_mse) to
+    ``probe`` as it finishes, so the file lists the epochs in the order the driver received them."""
+    train_images = int(table.meta.get("train_images", 0))
+
+    def trial(config: dict[str, Any], data: Any, settings: Any) -> None:
+        import ray
+        from ray import tune
+
+        from search.trial import node_label, resolve_config
+
+        name = tune.get_context().get_trial_id()
+        node = node_label()
+        try:
+            flat = resolve_config(settings, config)
+            entry = table.lookup(flat)
+        except CaesweepError as exc:
+            tune.report({"failed": True, "error": str(exc), "node": node})
+            return
+        shared = clock.start(clock_name, workers) if time_scale is None else None
+
+        def note(epoch: int, at: float, value: float) -> None:
+            with probe.open("a") as stream:  # one short line per append: whole lines with several workers
+                stream.write(f"{name},{epoch},{at!r},{value!r}\n")
+
+        now = ray.get(shared.join.remote(name)) if shared is not None else time.time()
+        note(0, now, math.nan)
+        ends = now
+        try:
+            for report in tabular.replay_reports(entry, int(flat["max_epochs"]), table.epochs, node, train_images):
+                ends += report["seconds"]
+                if shared is not None:
+                    at = ray.get(shared.advance.remote(name, ends))
+                else:
+                    time.sleep(max(0.0, (time_scale or 0.0) * report["seconds"]))
+                    at = time.time()
+                note(int(report["epoch"]), at, float(report["val_mse"]))
+                tune.report(report)
+        finally:
+            if shared is not None:
+                ray.get(shared.leave.remote(name))
+
+    return trial
+
+
+def read_probe(probe: Path, time_scale: float | None) -> pd.DataFrame:
+    """A run's events from its probe file: trials numbered in the order they started, ``seconds`` the simulated
+    time each epoch finished (scaled wall time from the first trial's start with ``time_scale``)."""
+    rows = pd.read_csv(probe, names=["trial_id", "epoch", "time", "value"], float_precision="round_trip")
+    starts = rows[rows["epoch"] == 0]
+    number = {trial: n for n, trial in enumerate(starts["trial_id"])}
+    epochs = rows[rows["epoch"] > 0]
+    seconds = epochs["time"] if time_scale is None else (epochs["time"] - starts["time"].min()) / time_scale
+    return pd.DataFrame({"trial": epochs["trial_id"].map(number).astype(int).to_numpy(),
+                         "epoch": epochs["epoch"].astype(int).to_numpy(), "value": epochs["value"].to_numpy(),
+                         "seconds": seconds.to_numpy()})
 
 
 def hyperband_events(space: Space, table: tabular.Table, seed: int, budget: int) -> pd.DataFrame:
@@ -141,6 +239,7 @@ def hyperband_events(space: Space, table: tabular.Table, seed: int, budget: int)
     )
     oracle.verbose = 0
     rows: list[dict[str, Any]] = []
+    clock = 0.0  # one trial at a time: simulated time is the sum of the replayed epochs' seconds
     with tempfile.TemporaryDirectory(prefix="caesweep-hyperband-") as folder:
         oracle._set_project_dir(folder, "kt")  # keras-tuner's own setter; the oracle saves its trials there
         while len(rows) < budget:
@@ -152,11 +251,13 @@ def hyperband_events(space: Space, table: tabular.Table, seed: int, budget: int)
             entry = table.lookup(space.resolve(sample_params(space, trial.hyperparameters, conditions)))
             curve = entry.curve[:epochs]
             number = int(trial.trial_id)
-            rows += [{"trial": number, "epoch": r["epoch"], "value": r["val_mse"]} for r in curve[initial:]]
+            for r in curve[initial:]:
+                clock += r["seconds"]
+                rows.append({"trial": number, "epoch": r["epoch"], "value": r["val_mse"], "seconds": clock})
             oracle.update_trial(trial.trial_id, {"val_mse": min(r["val_mse"] for r in curve)})
             trial.status = "COMPLETED"
             oracle.end_trial(trial)
-    return pd.DataFrame(rows, columns=["trial", "epoch", "value"])
+    return pd.DataFrame(rows, columns=["trial", "epoch", "value", "seconds"])
 
 
 def report(plan: RunPlan, table: tabular.Table, path: Path, events: pd.DataFrame, started: float) -> dict[str, Any]:
@@ -169,10 +270,16 @@ def report(plan: RunPlan, table: tabular.Table, path: Path, events: pd.DataFrame
     summary = analyzers.summarize(analyzers.on_budget_grid(curves, plan.budget))
     compute = analyzers.compute_table(curves, best_known, plan.budget)
     runs = curves.groupby(["method", "seed"], sort=False).agg(
-        epochs=("spent", "max"), trials=("trial", "nunique"), best=("best", "min")).reset_index()
+        epochs=("spent", "max"), trials=("trial", "nunique"), best=("best", "min"), seconds=("seconds", "max"),
+        workers=("workers", "first")).reset_index()
     compute = compute.merge(runs.groupby("method", sort=False)["trials"].median().rename("trials_median"),
                             on="method")
-    compute.insert(1, "label", compute["method"].map(lambda m: METHODS[m].label if m in METHODS else m))
+    workers = runs.groupby("method", sort=False)["workers"].first()
+    compute.insert(1, "label", compute["method"].map(lambda m: _label(m, int(workers[m]))))
+    compute.insert(2, "workers", compute["method"].map(workers).astype(int))
+    noise = table_noise(table)
+    if noise is not None:
+        compute["within_noise"] = compute["final_gap"].abs() <= noise
     events_file = plan.folder / "events.csv"
     events_file.parent.mkdir(parents=True, exist_ok=True)
     curves.to_csv(events_file, index=False)
@@ -180,12 +287,15 @@ def report(plan: RunPlan, table: tabular.Table, path: Path, events: pd.DataFrame
     # The interesting part is the approach to the target: show from the best up to the spread at 1/6 of the budget.
     top = float(summary.loc[summary["spent"] == max(1, plan.budget // 6), "q75"].max())
     figure = best_so_far_figure(summary, best_known, target, ylim=(best_known * 0.98, max(top, target) * 1.05))
-    studies = sorted({f"{m}-s{s}" for m, s in zip(runs["method"], runs["seed"], strict=True) if m != "hyperband"})
+    studies = sorted({f"{m}-s{s}" for m, s in zip(runs["method"], runs["seed"], strict=True)
+                      if not m.startswith("hyperband")})
     result = {
         "table": {"path": str(path), "configs": len(table.entries), "epochs": table.epochs,
-                  "data": table.meta.get("data_summary"), "best_val_mse": best_known},
+                  "data": table.meta.get("data_summary"), "best_val_mse": best_known,
+                  "noise_rel_sd": noise, "build_seconds": table.meta.get("build_seconds")},
         "target": target,
-        "methods": {m: METHODS[m].label for m in events["method"].unique()},
+        "clock": "simulated" if plan.time_scale is None else f"wall time x {plan.time_scale}",
+        "methods": {m: _label(m, int(workers[m])) for m in events["method"].unique()},
         "compute_to_target": output.records(compute),
         "runs": output.records(runs),
         "best_so_far": output.records(summary),
@@ -193,37 +303,79 @@ def report(plan: RunPlan, table: tabular.Table, path: Path, events: pd.DataFrame
         "studies": studies,
         "report_command": output.study_command(plan.folder, studies[:1]),
     }
-    return output.write(plan, result, blocks(plan, table, path, compute, target), {"best_so_far.png": png(figure)},
-                        started)
+    return output.write(plan, result, blocks(plan, table, path, compute, target, noise, started),
+                        {"best_so_far.png": png(figure)}, started)
 
 
-def blocks(plan: RunPlan, table: tabular.Table, path: Path, compute: pd.DataFrame, target: float) -> list[Block]:
+def _label(run: str, workers: int) -> str:
+    name = run.rsplit("-k", 1)[0]
+    return f"{METHODS[name].label}, {workers} worker{'s' if workers > 1 else ''}" if name in METHODS else run
+
+
+def table_noise(table: tabular.Table) -> float | None:
+    """The table's own noise: the median relative standard deviation of a repeated configuration's best val
+    MSE over its training seeds; None when the table repeats nothing."""
+    summary = table.meta.get("summary", {}).get("noise") or tabular.summarize(table).get("noise")
+    return float(summary["val_mse_rel_sd_median"]) if summary else None
+
+
+def blocks(
+    plan: RunPlan, table: tabular.Table, path: Path, compute: pd.DataFrame, target: float, noise: float | None,
+    started: float,
+) -> list[Block]:
     shown = compute.assign(
         epochs_median=compute["epochs_median"].map(lambda v: _epochs(v, plan.budget)),
         epochs_range=[f"{_epochs(a, plan.budget)}-{_epochs(b, plan.budget)}"
                       for a, b in zip(compute["epochs_min"], compute["epochs_max"], strict=True)],
-    )[["label", "reached", "epochs_median", "epochs_range", "final_median", "final_q25", "final_q75", "final_gap",
-       "trials_median"]]
+        seconds_median=compute["seconds_median"].map(_seconds),
+        seconds_range=[f"{_seconds(a)}-{_seconds(b)}"
+                       for a, b in zip(compute["seconds_min"], compute["seconds_max"], strict=True)],
+    )
+    columns = ["label", "reached", "epochs_median", "epochs_range", "seconds_median", "seconds_range",
+               "final_median", "final_q25", "final_q75", "final_gap", "trials_median"]
+    if noise is not None:
+        shown["within_noise"] = shown["within_noise"].map({True: "yes", False: "no"})
+        columns.append("within_noise")
     best = table.best("val_mse")
+    clock = ("simulated time: each replayed epoch takes its recorded training seconds, and the trials' epochs "
+             "finish in that order" if plan.time_scale is None else
+             f"each replayed epoch slept {plan.time_scale} x its recorded seconds; seconds are wall time / "
+             f"{plan.time_scale}")
+    notes = [
+        "epochs to target: the median over seeds of the epochs spent (every worker's, in the order they finished) "
+        f"when the run's best val MSE first came within 5% of the table's best; '>{plan.budget}' when half the "
+        "runs or more never did. seconds to target: the simulated wall-clock time then.",
+        f"Clock: {clock}. Ray methods are real sweeps (Ray Tune, Optuna, ASHA, the study tables) replaying the "
+        "table with K trials at once; Hyperband drives keras-tuner's oracle directly, one trial at a time.",
+    ]
+    if noise is not None:
+        notes.append(
+            f"Noise: the table's repeated configurations vary by {noise:.1%} (median relative standard deviation "
+            "of their best val MSE over training seeds). within noise = yes: the method's median val MSE at the "
+            "budget is within that of the best known value, so its gap to the best is not distinguishable from "
+            "training noise; two methods whose medians differ by less than that are not distinguishable either."
+        )
+    text = (f"Tabular benchmark {path.name}: {len(table.entries)} configurations x {table.epochs} epochs "
+            f"({table.meta.get('data_summary')}); best val MSE in the table {best:.5g}, target (within 5%) "
+            f"{target:.5g}. Budget {plan.budget} epochs of compute per run, {plan.seeds} seeds per method and "
+            f"number of workers. The whole benchmark took {(time.time() - started) / 60:.1f} min of wall time.")
     return [
-        Text(f"Tabular benchmark {path.name}: {len(table.entries)} configurations x {table.epochs} epochs "
-             f"({table.meta.get('data_summary')}); best val MSE in the table {best:.5g}, target (within 5%) "
-             f"{target:.5g}. Budget {plan.budget} epochs of compute per run, {plan.seeds} seeds per method, one "
-             "trial at a time."),
+        Text(text),
         Heading("Compute to reach within 5% of the best known value"),
-        Table(shown.rename(columns={"epochs_median": "epochs to target (median)", "epochs_range": "range (reached)",
-                                    "final_median": "val_mse at budget (median)", "final_q25": "val_mse q25",
-                                    "final_q75": "val_mse q75", "final_gap": "gap to best",
-                                    "trials_median": "trials (median)"}),
+        Table(shown[columns].rename(columns={
+            "epochs_median": "epochs to target (median)", "epochs_range": "range (reached)",
+            "seconds_median": "seconds to target (median)", "seconds_range": "seconds range",
+            "final_median": "val_mse at budget (median)", "final_q25": "val_mse q25", "final_q75": "val_mse q75",
+            "final_gap": "gap to best", "trials_median": "trials (median)", "within_noise": "within noise"}),
               formats={"gap to best": "skill", "trials (median)": "trials"}),
-        Bullets([
-            "epochs to target: the median over seeds of the epochs spent when the run's best val MSE first came "
-            f"within 5% of the table's best; '>{plan.budget}' when half the runs or more never did.",
-            "Ray methods are real sweeps replaying the table; Hyperband drives keras-tuner's oracle directly.",
-        ]),
+        Bullets(notes),
         Image("best_so_far.png", "best-so-far val MSE vs epochs spent"),
     ]
 
 
 def _epochs(value: float, budget: int) -> str:
     return f">{budget}" if not math.isfinite(value) else f"{value:.0f}"
+
+
+def _seconds(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.0f}"

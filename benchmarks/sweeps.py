@@ -42,9 +42,11 @@ def sweep_options(plan: RunPlan, space: Space, study: str, **changes: Any) -> Sw
 
 
 def run_study(
-    opts: SweepOptions, space: Space, trainable: Callable[..., None] | None = None
+    opts: SweepOptions, space: Space, trainable: Callable[..., None] | None = None, rerun: bool = False
 ) -> results.Study:
-    """Run (or reuse, or continue) the study ``opts`` describes; return it read back through ``results``."""
+    """Run (or reuse, or continue) the study ``opts`` describes; return it read back through ``results``.
+
+    ``rerun``: a replay whose measurements come from the run itself starts again from scratch every time."""
     paths = results.study_paths(opts.study, opts.root)
     if paths.folder.exists():
         meta = results.read_meta(paths)
@@ -54,7 +56,7 @@ def run_study(
             raise BenchmarkError(
                 f"{paths.folder} holds a study run with other settings; pass another --root or delete that folder"
             )
-        if meta.get("status") != "done" and trainable is not None:
+        if (rerun or meta.get("status") != "done") and trainable is not None:
             shutil.rmtree(paths.folder)  # an interrupted replay: run it again from the start
             return run_study(opts, space, trainable)
         if meta.get("status") != "done":

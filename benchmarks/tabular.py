@@ -25,7 +25,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ CURVE_KEYS = tuple(k for k in results.HISTORY_COLUMNS if k != "trial_id")
 # What a finished trial adds: its size and the test scores of its kept (best-epoch) weights.
 FINAL_KEYS = (
     "params", "best_epoch", "test_mse", "test_psnr", "test_ssim", "native_mse", "trivial_mse", "trivial_psnr",
-    "trivial_ssim", "trivial_native_mse", "skill",
+    "trivial_ssim", "trivial_native_mse", "skill", "pca_mse", "skill_pca",
 )
 FLOAT_FORMAT = "%.7g"  # enough for MSEs and seconds; keeps the shipped table small
 
@@ -79,12 +79,18 @@ class Entry:
 
 @dataclass(frozen=True)
 class Table:
-    """A loaded tabular benchmark (plain dicts only, so it pickles cheaply into Ray workers)."""
+    """A loaded tabular benchmark (plain dicts only, so it pickles cheaply into Ray workers).
+
+    ``entries`` hold the main grid (training seed ``settings["seed"]``), what replays read; ``repeats`` hold,
+    for the configurations trained again with other training seeds, every seed's entry (the main one first):
+    the table's own noise.
+    """
 
     axes: tuple[str, ...]  # the searched keys of the flat config that identify a configuration
     epochs: int
     entries: dict[tuple[str, ...], Entry]
     meta: dict[str, Any]
+    repeats: dict[tuple[str, ...], tuple[Entry, ...]] = field(default_factory=dict)
 
     def key(self, flat: Mapping[str, Any]) -> tuple[str, ...]:
         missing = [a for a in self.axes if a not in flat]
@@ -127,10 +133,32 @@ def load_table(path: Path, data: str | None = None) -> Table:
         axes, epochs = tuple(meta["axes"]), int(meta["epochs"])
     except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
         raise BenchmarkError(f"tabular benchmark {path} cannot be read ({exc}); rebuild it with `{build}`") from None
-    entries = _entries(frame, axes, epochs)
+    main_seed = int(meta.get("settings", {}).get("seed", 0))
+    entries = _entries(_seed_rows(frame, main_seed), axes, epochs)
     if not entries:
         raise BenchmarkError(f"tabular benchmark {path} has no complete configuration; build it with `{build}`")
-    return Table(axes=axes, epochs=epochs, entries=entries, meta=meta)
+    return Table(axes=axes, epochs=epochs, entries=entries, meta=meta,
+                 repeats=_repeats(frame, axes, epochs, entries, main_seed))
+
+
+def _seed_rows(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The rows trained with training seed ``seed`` (a table without a seed column has only its main seed)."""
+    if "seed" not in frame.columns:
+        return frame
+    return frame[frame["seed"] == seed]
+
+
+def _repeats(
+    frame: pd.DataFrame, axes: Sequence[str], epochs: int, entries: dict[tuple[str, ...], Entry], main_seed: int
+) -> dict[tuple[str, ...], tuple[Entry, ...]]:
+    """Per configuration trained with other training seeds too: its complete entries, the main seed's first."""
+    if "seed" not in frame.columns:
+        return {}
+    others: dict[tuple[str, ...], list[Entry]] = {}
+    for seed in sorted(set(frame["seed"]) - {main_seed}):
+        for key, entry in _entries(frame[frame["seed"] == seed], axes, epochs).items():
+            others.setdefault(key, []).append(entry)
+    return {key: (entries[key], *more) for key, more in others.items() if key in entries}
 
 
 def _entries(frame: pd.DataFrame, axes: Sequence[str], epochs: int) -> dict[tuple[str, ...], Entry]:
@@ -144,7 +172,7 @@ def _entries(frame: pd.DataFrame, axes: Sequence[str], epochs: int) -> dict[tupl
             {k: int(r[k]) if k == "epoch" else float(r[k]) for k in CURVE_KEYS} for r in rows.to_dict("records")
         )
         last = rows.iloc[-1]
-        final = {k: float(last[k]) for k in FINAL_KEYS if k in rows.columns}
+        final = {k: float(last[k]) for k in FINAL_KEYS if k in rows.columns and pd.notna(last[k])}
         entries[tuple(cell(v) for v in values)] = Entry(curve=curve, final=final)
     return entries
 
@@ -233,12 +261,21 @@ class BuildPlan:
 
     space: Space
     out: Path
-    settings: dict[str, Any]  # data, image_size, limit, epochs, seed, task: everything that changes the values
+    # task, data, image_size, limit, epochs, seed (training), split_seed, loss, repeat_seeds, repeat_configs:
+    # everything that changes the values
+    settings: dict[str, Any]
     configs: list[dict[str, Any]]
 
     @property
     def axes(self) -> tuple[str, ...]:
         return tuple(sorted(self.space.grid()))
+
+    def key(self, flat: Mapping[str, Any]) -> tuple[str, ...]:
+        return tuple(cell(flat[a]) for a in self.axes)
+
+
+DEFAULT_REPEATS = 3  # training seeds of the repeated configurations (the main seed and 2 more)
+DEFAULT_REPEAT_CONFIGS = 8  # the best configurations of the main grid, trained again with the other seeds
 
 
 def plan_build(
@@ -248,12 +285,19 @@ def plan_build(
     limit: int | None = None,
     epochs: int | None = None,
     seed: int = 0,
+    split_seed: int = 0,
+    repeats: int = DEFAULT_REPEATS,
+    repeat_configs: int = DEFAULT_REPEAT_CONFIGS,
 ) -> BuildPlan:
     """Check the build's inputs (nothing is trained or written) and list its configurations."""
     space = load_space(str(space_file))
     fixed = dict(space.fixed)
     spec = data or str(fixed["data"])
     parse_spec(spec)
+    for flag, value, low in (("--seed", seed, 0), ("--split-seed", split_seed, 0), ("--repeats", repeats, 1),
+                             ("--repeat-configs", repeat_configs, 0)):
+        if not isinstance(value, int) or value < low:
+            raise BenchmarkError(f"{flag} {value!r} must be an integer >= {low}")
     settings = {
         "task": fixed["task"],
         "data": spec,
@@ -261,7 +305,10 @@ def plan_build(
         "limit": limit if limit is not None else fixed.get("limit"),
         "epochs": epochs if epochs is not None else int(fixed["max_epochs"]),
         "seed": seed,
+        "split_seed": split_seed,
         "loss": fixed.get("loss", "mse"),
+        "repeat_seeds": [seed + i for i in range(1, repeats)] if repeat_configs else [],
+        "repeat_configs": repeat_configs if repeats > 1 else 0,
     }
     for key, value in (("limit", settings["limit"]), ("epochs", settings["epochs"])):
         if value is not None and (not isinstance(value, int) or value < (3 if key == "limit" else 1)):
@@ -271,39 +318,155 @@ def plan_build(
         configs = grid_configs(space, overrides)
     except CaesweepError as exc:
         raise BenchmarkError(f"space {space_file} cannot be a table: {exc}") from None
+    if settings["repeat_configs"] > len(configs):
+        raise BenchmarkError(f"--repeat-configs {repeat_configs} is more than the grid's {len(configs)} "
+                             "configurations")
     return BuildPlan(space, Path(out) if out else default_table_path(spec, settings["image_size"]), settings, configs)
 
 
 def build_table(plan: BuildPlan, max_configs: int | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train the configurations of ``plan`` the table does not have yet; return the table's JSON description."""
-    done_frame = _existing(plan)
-    axes = plan.axes
-    done = set(_entries(done_frame, axes, plan.settings["epochs"])) if len(done_frame) else set()
-    todo = [c for c in plan.configs if tuple(cell(c[a]) for a in axes) not in done]
-    if max_configs is not None:
-        todo = todo[:max_configs]
-    log(f"table {plan.out}: {len(done)} of {len(plan.configs)} configurations present, training {len(todo)}")
-    from cae.data import load_dataset
+    """Train what the table does not have yet: first every configuration of the grid with the main training
+    seed, then the best ``repeat_configs`` of them with the other seeds; return the table's JSON description.
 
+    ``max_configs`` caps the trainings of this call (the build resumes where it stopped)."""
+    frame = _existing(plan)
     s = plan.settings
-    dataset = load_dataset(s["data"], image_size=s["image_size"], seed=s["seed"], limit=s["limit"])
-    meta = _meta(plan, dataset, done_frame)
-    frame = done_frame
-    for number, flat in enumerate(todo, 1):
-        started = time.perf_counter()
-        rows = _train_rows(flat, dataset, axes)
-        frame = pd.concat([frame, pd.DataFrame(rows)], ignore_index=True) if len(frame) else pd.DataFrame(rows)
-        meta["build_seconds"] += time.perf_counter() - started
-        meta["configs_built"] = len(_entries(frame, axes, s["epochs"]))
-        results.write_atomic(plan.out, frame.to_csv(index=False, float_format=FLOAT_FORMAT))
+    budget = math.inf if max_configs is None else max_configs
+    meta: dict[str, Any] | None = None
+    dataset = None
+    trained = 0
+    for phase in ("grid", "repeats"):
+        jobs = _jobs(plan, frame, phase)
+        if phase == "grid":
+            present = len(plan.configs) - len(jobs)
+            log(f"table {plan.out}: {present} of {len(plan.configs)} configurations present, training {len(jobs)}")
+        elif jobs:
+            log(f"repeats: the best {s['repeat_configs']} configurations with training seeds "
+                f"{', '.join(map(str, s['repeat_seeds']))}: training {len(jobs)}")
+        for number, flat in enumerate(jobs, 1):
+            if trained >= budget:
+                break
+            if dataset is None:
+                from cae.data import load_dataset
+
+                dataset = load_dataset(s["data"], image_size=s["image_size"], seed=s["split_seed"], limit=s["limit"])
+                meta = _meta(plan, dataset, frame)
+            assert meta is not None
+            started = time.perf_counter()
+            rows = _train_rows(flat, dataset, plan.axes)
+            frame = pd.concat([frame, pd.DataFrame(rows)], ignore_index=True) if len(frame) else pd.DataFrame(rows)
+            meta["build_seconds"] += time.perf_counter() - started
+            meta["configs_built"] = len(_entries(_seed_rows(frame, s["seed"]), plan.axes, s["epochs"]))
+            results.write_atomic(plan.out, frame.to_csv(index=False, float_format=FLOAT_FORMAT))
+            results.write_atomic(meta_path(plan.out), json.dumps(meta, indent=2) + "\n")
+            trained += 1
+            label = ", ".join(f"{a}={cell(flat[a])}" for a in plan.axes)
+            log(f"[{phase} {number}/{len(jobs)}] {label}, seed {flat['seed']}: val_mse {rows[-1]['val_mse']:.5f} "
+                f"({time.perf_counter() - started:.1f} s)")
+        if trained >= budget or (phase == "grid" and _jobs(plan, frame, "grid")):
+            break
+    if meta is None:  # nothing trained: still describe the table (e.g. a table copied without its JSON)
+        from cae.data import load_dataset
+
+        dataset = load_dataset(s["data"], image_size=s["image_size"], seed=s["split_seed"], limit=s["limit"])
+        meta = _meta(plan, dataset, frame)
+        meta["configs_built"] = len(_entries(_seed_rows(frame, s["seed"]), plan.axes, s["epochs"]))
+    results.write_atomic(meta_path(plan.out), json.dumps(meta, indent=2) + "\n")
+    if not _jobs(plan, frame, "grid") and not _jobs(plan, frame, "repeats"):
+        meta["summary"] = summarize(load_table(plan.out))
         results.write_atomic(meta_path(plan.out), json.dumps(meta, indent=2) + "\n")
-        label = ", ".join(f"{a}={cell(flat[a])}" for a in axes)
-        log(f"[{number}/{len(todo)}] {label}: val_mse {rows[-1]['val_mse']:.5f} "
-            f"({time.perf_counter() - started:.1f} s)")
-    if not todo:  # nothing to train: still describe the table (e.g. a table copied without its JSON)
-        meta["configs_built"] = len(done)
-        results.write_atomic(meta_path(plan.out), json.dumps(meta, indent=2) + "\n")
+        for line in summary_lines(meta["summary"]):
+            log(line)
     return meta
+
+
+FLAT_SHARE = 0.25  # the best quarter of the configurations ...
+FLAT_GAIN = 0.02  # ... must improve by less than 2% over the last third of their epochs
+
+
+def last_third_gain(entry: Entry) -> float:
+    """How much a configuration's best val MSE improved over the last third of its epochs, relative to its
+    best before that third (0.01 = 1%); NaN for a curve too short to have a last third, or diverged."""
+    best = [min(r["val_mse"] for r in entry.curve[: i + 1]) for i in range(len(entry.curve))]
+    before = len(best) - max(1, len(best) // 3)
+    if before < 1 or not math.isfinite(best[before - 1]) or best[before - 1] <= 0:
+        return math.nan
+    return (best[before - 1] - best[-1]) / best[before - 1]
+
+
+def summarize(table: Table) -> dict[str, Any]:
+    """What a reader checks before trusting a table: have the good configurations flattened, do they beat the
+    task's baselines, and how much does the outcome move with the training seed (the table's own noise)."""
+    import numpy as np
+
+    rows = sorted(table.entries.values(), key=lambda e: min(r["val_mse"] for r in e.curve))
+    top = rows[: max(1, math.ceil(len(rows) * FLAT_SHARE))]
+    gains = np.array([last_third_gain(e) for e in top])
+    skills = np.array([e.final.get("skill", math.nan) for e in table.entries.values()], dtype=float)
+    best = rows[0].final
+    out: dict[str, Any] = {
+        "flat": {"share": FLAT_SHARE, "threshold": FLAT_GAIN, "configs": len(top),
+                 "flattened": int(np.sum(gains < FLAT_GAIN)), "gain_median": float(np.nanmedian(gains)),
+                 "gain_max": float(np.nanmax(gains)), "last_third_epochs": max(1, table.epochs // 3)},
+        "baseline": {"trivial_mse": best.get("trivial_mse"), "best_test_mse": best.get("test_mse"),
+                     "best_skill": float(np.nanmax(skills)), "beat_trivial": int(np.sum(skills > 0)),
+                     "configs": len(skills), "best_skill_pca": best.get("skill_pca")},
+    }
+    if table.repeats:
+        spreads, test_spreads = [], []
+        for entries in table.repeats.values():
+            values = np.array([min(r["val_mse"] for r in e.curve) for e in entries])
+            tests = np.array([e.final.get("test_mse", math.nan) for e in entries])
+            spreads.append(float(values.std(ddof=1) / values.mean()))
+            test_spreads.append(float(tests.std(ddof=1) / tests.mean()))
+        out["noise"] = {"configs": len(table.repeats), "seeds": len(next(iter(table.repeats.values()))),
+                        "val_mse_rel_sd_median": float(np.median(spreads)),
+                        "val_mse_rel_sd_max": float(np.max(spreads)),
+                        "test_mse_rel_sd_median": float(np.nanmedian(test_spreads))}
+    return out
+
+
+def summary_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The summary as the lines ``build-table`` prints; a budget too short to flatten is a warning."""
+    flat, base = summary["flat"], summary["baseline"]
+    lines = [
+        f"flattened: {flat['flattened']} of the best {flat['configs']} configurations improved their val MSE by "
+        f"less than {flat['threshold']:.0%} over the last {flat['last_third_epochs']} epochs (median "
+        f"{flat['gain_median']:.1%}, largest {flat['gain_max']:.1%})",
+        f"baseline: {base['beat_trivial']} of {base['configs']} configurations beat the trivial baseline (best "
+        f"skill {base['best_skill']:+.3f}; best test MSE {base['best_test_mse']:.5g} vs trivial "
+        f"{base['trivial_mse']:.5g})",
+    ]
+    if "noise" in summary:
+        noise = summary["noise"]
+        lines.append(
+            f"noise: {noise['configs']} configurations x {noise['seeds']} training seeds: the best val MSE's "
+            f"relative standard deviation is {noise['val_mse_rel_sd_median']:.1%} (median; largest "
+            f"{noise['val_mse_rel_sd_max']:.1%})"
+        )
+    if flat["flattened"] < flat["configs"]:
+        lines.append(
+            f"warning: {flat['configs'] - flat['flattened']} of the best {flat['configs']} configurations are still "
+            f"improving (by up to {flat['gain_max']:.1%} over the last third of their epochs): the table ranks "
+            "how fast configurations learn, not how good they become; build with more --epochs or a larger --limit"
+        )
+    return lines
+
+
+def _jobs(plan: BuildPlan, frame: pd.DataFrame, phase: str) -> list[dict[str, Any]]:
+    """The configurations (flat configs, with their training seed) a phase still has to train."""
+    s = plan.settings
+    main = _entries(_seed_rows(frame, s["seed"]), plan.axes, s["epochs"]) if len(frame) else {}
+    if phase == "grid":
+        return [c for c in plan.configs if plan.key(c) not in main]
+    if len(main) < len(plan.configs) or not s["repeat_configs"]:
+        return []
+    best = sorted(plan.configs, key=lambda c: min(r["val_mse"] for r in main[plan.key(c)].curve))
+    jobs = []
+    for seed in s["repeat_seeds"]:
+        done = _entries(_seed_rows(frame, seed), plan.axes, s["epochs"]) if "seed" in frame.columns else {}
+        jobs += [{**c, "seed": seed} for c in best[: s["repeat_configs"]] if plan.key(c) not in done]
+    return jobs
 
 
 def _existing(plan: BuildPlan) -> pd.DataFrame:
@@ -354,8 +517,8 @@ def _train_rows(flat: dict[str, Any], dataset: Any, axes: Sequence[str]) -> list
         result = train(run, dataset)
     except DivergedError as exc:
         # A diverged configuration is a result too: its curve ends in inf, so no strategy prefers it.
-        return [{**key, "epoch": e, **{k: math.inf for k in CURVE_KEYS if k != "epoch"}, "seconds": 0.0,
-                 "params": 0, "error": str(exc)} for e in range(1, run.train.epochs + 1)]
+        return [{**key, "seed": run.train.seed, "epoch": e, **{k: math.inf for k in CURVE_KEYS if k != "epoch"},
+                 "seconds": 0.0, "params": 0, "error": str(exc)} for e in range(1, run.train.epochs + 1)]
     final = {"params": result.params, "best_epoch": result.best_epoch, **result.test}
-    return [{**key, **{k: r.get(k) for k in CURVE_KEYS}, **{k: final.get(k) for k in FINAL_KEYS}}
-            for r in result.history]
+    return [{**key, "seed": run.train.seed, **{k: r.get(k) for k in CURVE_KEYS},
+             **{k: final.get(k) for k in FINAL_KEYS}} for r in result.history]

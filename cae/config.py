@@ -21,6 +21,8 @@ MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 256
 ACTIVATIONS = ("relu", "elu", "gelu", "swish", "leaky_relu", "tanh")
 UPSAMPLE_MODES = ("upsampling", "transpose")
 LOSSES = ("mse", "ssim", "mse+ssim")
+# The learning rate over training: constant, or a cosine decay from lr to 0 over the whole max_epochs.
+LR_SCHEDULES = ("constant", "cosine")
 # The validation metrics of every epoch's history record; those of the kept epoch describe the kept model.
 VAL_METRICS = ("val_mse", "val_loss", "val_native_mse", "val_psnr", "val_ssim")
 # What early stopping may watch: the sweep's objective, so that the epoch whose weights are kept and tested is
@@ -138,6 +140,7 @@ class TrainConfig:
 
     task: str = "reconstruct"
     lr: float = 1e-3  # Adam learning rate
+    lr_schedule: str = "constant"  # one of LR_SCHEDULES; "cosine" ends near 0 at the last epoch
     batch_size: int = 64
     epochs: int = 10  # maximum epochs; early stopping may end sooner
     loss: str = "mse"  # "mse", "ssim" (1 - SSIM on [0,1]) or "mse+ssim"
@@ -156,6 +159,8 @@ class TrainConfig:
             raise ModelConfigError(f"batch size {self.batch_size} must be a positive integer (e.g. 64)")
         if self.epochs < 1:
             raise ModelConfigError(f"epochs {self.epochs} must be a positive integer")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ModelConfigError(f"lr_schedule {self.lr_schedule!r} is unknown; choose from {LR_SCHEDULES}")
         if self.loss not in LOSSES:
             raise ModelConfigError(f"loss {self.loss!r} is unknown; choose from {LOSSES}")
         if self.monitor not in MONITORS:

@@ -226,8 +226,13 @@ def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
     )
 
 
-def compile_model(model: keras.Model, lr: float, loss: str) -> None:
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=get_loss(loss), metrics=list(METRICS))
+def compile_model(model: keras.Model, lr: float, loss: str, schedule: str = "constant", steps: int = 0) -> None:
+    """Adam at ``lr``, constant or (``schedule="cosine"``) decaying to 0 over ``steps`` optimizer steps (the whole
+    training: the decay is part of the optimizer, so a checkpoint resumes it where it was)."""
+    rate: float | keras.optimizers.schedules.LearningRateSchedule = lr
+    if schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=rate), loss=get_loss(loss), metrics=list(METRICS))
 
 
 def train(
@@ -260,7 +265,8 @@ def train(
     else:
         keras.utils.set_random_seed(tc.seed)
         model = build_model(run.model, run.image_size, task.in_channels, task.out_channels)
-        compile_model(model, tc.lr, tc.loss)
+        steps = math.ceil(len(prepared.train.x) / tc.batch_size) * tc.epochs
+        compile_model(model, tc.lr, tc.loss, tc.lr_schedule, steps)
         progress, best = checkpoint.Progress(), None
     callback = _EpochCallback(prepared, tc.monitor, tc.patience, hooks, progress, best)
     already_stopped = tc.patience is not None and progress.wait >= tc.patience

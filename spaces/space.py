@@ -18,6 +18,7 @@ from typing import Any, NoReturn, Protocol, cast
 from cae.config import (
     ACTIVATIONS,
     LOSSES,
+    LR_SCHEDULES,
     MAX_IMAGE_SIZE,
     MIN_IMAGE_SIZE,
     UPSAMPLE_MODES,
@@ -99,6 +100,7 @@ AXES: Mapping[str, _Setting] = {
     "kernel_size": _Setting(int, 1, 11, odd=True),
     "latent_dim": _Setting(int, 1, 65536),
     "lr": _Setting(float, 0, 10, open=True),
+    "lr_schedule": _Setting(str, values=LR_SCHEDULES),
     "batch_size": _Setting(int, 1, 4096),
     "loss": _Setting(str, values=LOSSES),
     "skip": _Setting(bool),

@@ -22,6 +22,8 @@ def test_methods_are_the_five_of_the_issue() -> None:
     assert list(engines.METHODS) == ["random", "tpe", "cmaes", "tpe-asha", "hyperband"]
     assert engines.METHODS["random"].samples(180, 9) == 20
     assert engines.METHODS["tpe-asha"].samples(180, 9) == 72
+    assert engines.METHODS["random"].samples(180, 9, workers=4) == 23  # 3 still running at the budget
+    assert not engines.METHODS["hyperband"].runs_with(4) and engines.METHODS["tpe"].runs_with(4)
 
 
 def test_hyperband_replays_the_table_and_stops_at_the_budget(tiny_table: Path, tiny_table_space: Space) -> None:
@@ -41,29 +43,49 @@ def test_tiny_engines_run_writes_curves_and_the_compute_table(
     tmp_path: Path, tiny_table: Path, tiny_engines: BenchmarkDefinition, in_process_ray: None,
     capsys: pytest.CaptureFixture,
 ) -> None:
-    plan = tiny_engines.plan(RunSettings(root=tmp_path, budget=BUDGET, seeds=2, table=tiny_table))
-    result = engines.run(plan, methods=("tpe-asha", "hyperband"))
+    plan = tiny_engines.plan(RunSettings(root=tmp_path, budget=BUDGET, seeds=2, table=tiny_table, workers=2))
+    result = engines.run(plan, methods=("tpe-asha", "random"))
     folder = tmp_path / "benchmarks" / "engines"
     assert {"result.json", "table.md", "best_so_far.png", "events.csv"} <= {p.name for p in folder.iterdir()}
     stored = json.loads((folder / "result.json").read_text())
     assert stored["benchmark"] == "engines" and stored["plan"]["budget"] == BUDGET
     compute = pd.DataFrame(stored["compute_to_target"]).set_index("method")
-    assert set(compute.index) == {"tpe-asha", "hyperband"} and set(compute["reached"]) <= {"0/2", "1/2", "2/2"}
+    assert set(compute.index) == {"tpe-asha-k2", "random-k2"} and set(compute["reached"]) <= {"0/2", "1/2", "2/2"}
+    assert (compute["workers"] == 2).all() and "seconds_median" in compute.columns
     curves = pd.read_csv(folder / "events.csv")
     assert analyzers.is_monotone(curves)
     assert (curves.groupby(["method", "seed"])["spent"].max() <= BUDGET).all()
     assert result["table"]["best_val_mse"] == tabular.load_table(tiny_table).best()
     assert "Compute to reach within 5%" in (folder / "table.md").read_text()
-    assert result["studies"] == ["tpe-asha-s0", "tpe-asha-s1"]
+    assert result["studies"] == ["random-k2-s0", "random-k2-s1", "tpe-asha-k2-s0", "tpe-asha-k2-s1"]
+    # Two workers in simulated time: the driver received the epochs in the order they finish, each trial's
+    # epochs end at its start plus the table's recorded seconds, and a trial starts when another left its worker.
+    table = tabular.load_table(tiny_table)
+    for study in result["studies"]:
+        events = engines.read_probe(folder / "events" / f"{study}.csv", None)
+        assert events["seconds"].is_monotonic_increasing
+        trials = pd.read_csv(folder / study / "trials.csv")
+        assert len(events) == int(trials["epochs"].sum())
+        ends = events.groupby("trial")["seconds"].max()
+        for trial, rows in events.groupby("trial"):
+            values = rows["value"].tolist()
+            entry = next(e for e in table.entries.values() if [r["val_mse"] for r in e.curve[: len(values)]] == values)
+            start = rows["seconds"].iloc[0] - entry.curve[0]["seconds"]
+            expected = [start + sum(r["seconds"] for r in entry.curve[: i + 1]) for i in range(len(values))]
+            assert rows["seconds"].tolist() == pytest.approx(expected, abs=1e-9)
+            if trial >= 2:  # the first two start at 0; every later one when an earlier one ended
+                assert min(abs(ends[ends.index < trial] - start)) < 1e-9
+            else:
+                assert start == pytest.approx(0.0, abs=1e-9)
     # The Ray methods' studies are ordinary studies: the report reads them.
-    assert report_main(["--root", str(folder), "--study", "tpe-asha-s0", "--no-images"]) == 0
+    assert report_main(["--root", str(folder), "--study", "tpe-asha-k2-s0", "--no-images"]) == 0
     capsys.readouterr()
-    # Run again: finished studies are reused, nothing is replayed twice.
-    before = (folder / "tpe-asha-s0" / "trials.csv").read_text()
-    engines.run(plan, methods=("tpe-asha",))
-    assert (folder / "tpe-asha-s0" / "trials.csv").read_text() == before
+    # Run again: the replay runs again from scratch, and gives the same events (seeded, ordered by the clock).
+    before = pd.read_csv(folder / "events.csv")
+    engines.run(plan, methods=("tpe-asha", "random"))
+    pd.testing.assert_frame_equal(pd.read_csv(folder / "events.csv"), before)
     # A study of the same name run with other settings is never mixed in.
-    bigger = tiny_engines.plan(RunSettings(root=tmp_path, budget=BUDGET + 3, seeds=1, table=tiny_table))
+    bigger = tiny_engines.plan(RunSettings(root=tmp_path, budget=BUDGET + 3, seeds=1, table=tiny_table, workers=2))
     with pytest.raises(BenchmarkError, match="holds a study run with other settings"):
         engines.run(bigger, methods=("tpe-asha",))
 

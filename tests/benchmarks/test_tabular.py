@@ -102,23 +102,64 @@ def test_a_real_sweep_replaying_the_table_returns_its_values_exactly(
 
 
 @pytest.mark.slow
-def test_build_table_trains_the_grid_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_build_table_trains_the_grid_then_repeats_the_best_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     space = tmp_path / "grid.yaml"
     space.write_text(
         "samples: 2\nfixed: {task: reconstruct, data: embedded, image_size: 8, limit: 8, max_epochs: 2, "
         "patience: null, batch_size: 8}\nparams:\n  latent_dim: {choices: [4, 8]}\n  filters: {choices: ['2-4']}\n"
     )
     out = tmp_path / "t.csv"
-    argv = ["build-table", "--space", str(space), "--out", str(out)]
+    argv = ["build-table", "--space", str(space), "--out", str(out), "--repeats", "2", "--repeat-configs", "1"]
     assert run(main, [*argv, "--max-configs", "1"]) == 0
     first = csv_rows(out)
     assert len(first) == 2 and first["epoch"].tolist() == [1, 2] and (first["latent_dim"] == 4).all()
-    assert run(main, argv) == 0  # resumes: trains only the missing configuration
-    assert "1 of 2 configurations present, training 1" in capsys.readouterr().out
-    both = csv_rows(out)
-    pd.testing.assert_frame_equal(both.iloc[:2], first)
+    assert (first["seed"] == 0).all()
+    assert "flattened:" not in capsys.readouterr().out  # not complete: no summary yet
+    assert run(main, argv) == 0  # resumes: trains the missing configuration, then repeats the best one
+    printed = capsys.readouterr().out
+    assert "1 of 2 configurations present, training 1" in printed
+    assert "repeats: the best 1 configurations with training seeds 1: training 1" in printed
+    assert "flattened:" in printed and "noise: 1 configurations x 2 training seeds" in printed
+    rows = csv_rows(out)
+    pd.testing.assert_frame_equal(rows.iloc[:2], first)
     table = tabular.load_table(out)
     assert len(table.entries) == 2 and table.meta["configs_built"] == 2 and table.meta["train_images"] == 8
     assert all(e.final["test_mse"] > 0 and e.final["params"] > 0 for e in table.entries.values())
+    best = min(table.entries, key=lambda k: min(r["val_mse"] for r in table.entries[k].curve))
+    assert list(table.repeats) == [best] and table.repeats[best][0] is table.entries[best]
+    assert rows[rows["seed"] == 1].shape[0] == 2  # the repeat's two epochs, seed 1
+    assert table.meta["summary"]["noise"]["seeds"] == 2 and table.meta["build_seconds"] > 0
+    assert table.meta["settings"]["split_seed"] == 0 and table.meta["settings"]["repeat_seeds"] == [1]
+    assert run(main, argv) == 0  # complete: nothing trained, the table unchanged
+    assert "training 0" in capsys.readouterr().out and csv_rows(out).equals(rows)
     assert run(main, [*argv, "--epochs", "3"]) == 2  # other settings: refused, never mixed
     assert "was built with other settings" in capsys.readouterr().err
+
+
+def _entry(values: list[float], skill: float = 0.1, test_mse: float = 0.01) -> tabular.Entry:
+    curve = tuple({"epoch": i + 1, "val_mse": v, "seconds": 1.0} for i, v in enumerate(values))
+    return tabular.Entry(curve=curve, final={"skill": skill, "test_mse": test_mse, "trivial_mse": 0.02})
+
+
+def test_the_summary_says_which_good_configurations_still_improve_and_the_noise() -> None:
+    flat, rising = [0.5, 0.2, 0.11, 0.1, 0.1, 0.1], [0.5, 0.3, 0.25, 0.2, 0.15, 0.12]
+    assert tabular.last_third_gain(_entry(flat)) == pytest.approx(0.0)  # best after epoch 4 vs after epoch 6
+    assert tabular.last_third_gain(_entry([0.5, 0.2, 0.11, 0.11, 0.1, 0.1])) == pytest.approx(1 / 11)
+    assert tabular.last_third_gain(_entry(rising)) == pytest.approx(0.4)  # 0.2 -> 0.12
+    entries = {("a",): _entry(flat), ("b",): _entry(rising), ("c",): _entry([0.9] * 6, skill=-0.5),
+               ("d",): _entry([0.8] * 6, skill=-0.2)}
+    repeats = {("a",): (entries[("a",)], _entry([0.5, 0.2, 0.12, 0.11, 0.11, 0.11], test_mse=0.012))}
+    table = tabular.Table(axes=("x",), epochs=6, entries=entries, meta={}, repeats=repeats)
+    summary = tabular.summarize(table)
+    assert summary["flat"]["configs"] == 1 and summary["flat"]["flattened"] == 1  # the best quarter: "a"
+    assert summary["baseline"]["beat_trivial"] == 2 and summary["baseline"]["best_skill"] == 0.1
+    assert summary["noise"]["configs"] == 1 and summary["noise"]["val_mse_rel_sd_median"] == pytest.approx(
+        pd.Series([0.1, 0.11]).std() / 0.105)
+    assert not any(line.startswith("warning") for line in tabular.summary_lines(summary))
+    # The best configuration still improving: the build warns with the measured gain.
+    slow = tabular.Table(axes=("x",), epochs=6, entries={("b",): _entry(rising), ("c",): _entry([0.9] * 6)}, meta={})
+    lines = tabular.summary_lines(tabular.summarize(slow))
+    assert lines[-1].startswith("warning: 1 of the best 1 configurations are still improving (by up to 40.0%")
+    assert "noise" not in tabular.summarize(slow)

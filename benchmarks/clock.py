@@ -1,0 +1,128 @@
+"""Simulated time for replaying a tabular benchmark with several workers at once.
+
+A real sweep with K workers receives results in the order its trials' epochs *finish*, and that order depends
+on how long each epoch trains: asynchronous ASHA and the samplers decide on what has arrived by then. A replayed
+epoch takes no time, so replayed results would arrive in whatever order the driver happens to process them.
+
+:class:`Clock` (a Ray actor) restores the real order. Every replayed trial ``join``\\s the clock when it starts
+(its start time is the clock's ``now``), then, before reporting each epoch, asks to ``advance`` to the simulated
+time that epoch ends (its start plus the table's recorded seconds of its epochs so far) and blocks. The clock
+lets exactly one trial go at a time: when every trial that holds a worker is waiting, the one whose epoch ends
+first goes, and ``now`` becomes that time. Ray Tune's function API blocks a trial in ``tune.report`` until the
+driver has processed its result, so the driver (searcher, scheduler, study tables) sees every result in
+simulated-time order, exactly as a K-worker sweep would see them, however long the driver itself takes.
+
+While a worker is free (a trial ended and the next has not started yet) the clock waits for the next trial to
+``join``; when none comes within ``grace`` seconds of wall time (the study has no more trials to start) it lets
+the earliest waiting trial go anyway. With one worker the clock is the plain sum of the epochs' seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from typing import Any
+
+GRACE_S = 3.0  # wall seconds a free worker waits for the driver to start its next trial
+
+
+class Clock:
+    """The simulated clock shared by the trials of one replay study (wrapped as a Ray actor by :func:`start`)."""
+
+    def __init__(self, workers: int, grace: float = GRACE_S) -> None:
+        self.workers = workers
+        self.grace = grace
+        self.now = 0.0
+        self.live: dict[str, int] = {}  # trial -> join order (ties go to the earlier trial)
+        self.waiting: dict[str, tuple[float, asyncio.Future[float]]] = {}
+        self.released = 0
+        self.changed = time.monotonic()
+        self._order = itertools.count()
+        self._watchdog: asyncio.Task[None] | None = None
+
+    async def join(self, trial: str) -> float:
+        """Register a starting trial; its simulated start time."""
+        self._ensure_watchdog()
+        self.live.setdefault(trial, next(self._order))
+        self._touch()
+        return self.now
+
+    async def advance(self, trial: str, until: float) -> float:
+        """Block until the trial's epoch that ends at simulated time ``until`` is the next to finish; the
+        clock's time then (``until``, or ``now`` if the trial was late)."""
+        self._ensure_watchdog()
+        self.live.setdefault(trial, next(self._order))
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.waiting[trial] = (until, future)
+        self._touch()
+        self._release(full_only=True)
+        return await future
+
+    async def leave(self, trial: str) -> None:
+        """The trial has ended (finished, stopped by the scheduler, or failed): its worker is free."""
+        self.live.pop(trial, None)
+        pending = self.waiting.pop(trial, None)
+        if pending and not pending[1].done():
+            pending[1].cancel()
+        self._touch()
+        self._release(full_only=True)
+
+    async def state(self) -> dict[str, Any]:
+        return {"now": self.now, "live": len(self.live), "waiting": len(self.waiting), "released": self.released}
+
+    # -- internals --------------------------------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        self.changed = time.monotonic()
+
+    def _release(self, full_only: bool) -> None:
+        """Let the earliest waiting trial go when every live trial waits (and, with ``full_only``, every worker
+        holds a trial)."""
+        if not self.waiting or len(self.waiting) < len(self.live):
+            return
+        if full_only and len(self.live) < self.workers:
+            return
+        trial = min(self.waiting, key=lambda t: (self.waiting[t][0], self.live.get(t, 0)))
+        until, future = self.waiting.pop(trial)
+        self.now = max(self.now, until)
+        self.released += 1
+        self._touch()
+        if not future.done():
+            future.set_result(self.now)
+
+    def _ensure_watchdog(self) -> None:
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """A free worker that stays free for ``grace`` seconds: no trial is coming, go on without it."""
+        while True:
+            await asyncio.sleep(min(0.05, self.grace / 4))
+            if time.monotonic() - self.changed >= self.grace:
+                self._release(full_only=False)
+
+
+def actor_name(name: str) -> str:
+    return f"caesweep-clock-{name}"
+
+
+def start(name: str, workers: int, grace: float = GRACE_S) -> Any:
+    """The clock actor ``name``, created on first use by whichever trial starts first (detached, so it outlives
+    that trial's worker; :func:`stop` ends it, or the end of the sweep's Ray)."""
+    import ray
+
+    actor = ray.remote(Clock)  # an asyncio actor: its calls interleave (up to 1,000 at once)
+    return actor.options(num_cpus=0, name=actor_name(name), get_if_exists=True, lifetime="detached").remote(
+        workers, grace)
+
+
+def stop(name: str) -> None:
+    """End the clock actor ``name`` if this process's Ray is still up and the clock exists."""
+    import ray
+
+    if not ray.is_initialized():
+        return
+    with contextlib.suppress(ValueError):  # never created (no trial started) or already gone
+        ray.kill(ray.get_actor(actor_name(name)))
