@@ -22,8 +22,10 @@ sweep: install
 	$(PY) -m search run --space quick --sampler grid --scheduler none --study $(STUDY)
 	$(PY) -m analysis.report --study $(STUDY)
 
+# Two test processes (TEST_WORKERS=0: one); a file's tests stay together, so its shared fixtures start once.
+TEST_WORKERS ?= 2
 test: install lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(PY) -m ruff check cae spaces search results analysis benchmarks tests

@@ -112,10 +112,13 @@ def start(name: str, workers: int, grace: float = GRACE_S) -> Any:
     """The clock actor ``name``, created on first use by whichever trial starts first (detached, so it outlives
     that trial's worker; :func:`stop` ends it, or the end of the sweep's Ray)."""
     import ray
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     actor = ray.remote(Clock)  # an asyncio actor: its calls interleave (up to 1,000 at once)
-    return actor.options(num_cpus=0, name=actor_name(name), get_if_exists=True, lifetime="detached").remote(
-        workers, grace)
+    # Outside the creating trial's placement group (Tune's trials capture their child actors), which ends with it.
+    outside = PlacementGroupSchedulingStrategy(placement_group=None)  # type: ignore[arg-type]  # Ray: None = none
+    return actor.options(num_cpus=0, name=actor_name(name), get_if_exists=True, lifetime="detached",
+                         scheduling_strategy=outside).remote(workers, grace)
 
 
 def stop(name: str) -> None:

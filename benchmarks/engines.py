@@ -154,10 +154,11 @@ def ray_events(
     trainable = timed_replay(table, name, workers, probe, plan.time_scale)
     try:
         with log.open("w") as stream, contextlib.redirect_stdout(stream):  # Ray's per-trial tables go to the log
-            run_study(opts, space, trainable=trainable, rerun=True)
+            study_read = run_study(opts, space, trainable=trainable, rerun=True)
     finally:
         clock.stop(name)
-    return read_probe(probe, plan.time_scale)
+    numbers = study_read.trials.dropna(subset=["number"]).set_index("trial_id")["number"].astype(int).to_dict()
+    return read_probe(probe, plan.time_scale, numbers)
 
 
 def timed_replay(
@@ -209,12 +210,14 @@ def timed_replay(
     return trial
 
 
-def read_probe(probe: Path, time_scale: float | None) -> pd.DataFrame:
-    """A run's events from its probe file: trials numbered in the order they started, ``seconds`` the simulated
-    time each epoch finished (scaled wall time from the first trial's start with ``time_scale``)."""
-    rows = pd.read_csv(probe, names=["trial_id", "epoch", "time", "value"], float_precision="round_trip")
+def read_probe(probe: Path, time_scale: float | None, numbers: dict[str, int] | None = None) -> pd.DataFrame:
+    """A run's events from its probe file: trials numbered by ``numbers`` (trial id -> the sampler's trial number)
+    or else in the order they started, ``seconds`` the simulated time each epoch finished (scaled wall time from
+    the first trial's start with ``time_scale``)."""
+    rows = pd.read_csv(probe, names=["trial_id", "epoch", "time", "value"], float_precision="round_trip",
+                       dtype={"trial_id": str})
     starts = rows[rows["epoch"] == 0]
-    number = {trial: n for n, trial in enumerate(starts["trial_id"])}
+    number = numbers or {trial: n for n, trial in enumerate(starts["trial_id"])}
     epochs = rows[rows["epoch"] > 0]
     seconds = epochs["time"] if time_scale is None else (epochs["time"] - starts["time"].min()) / time_scale
     return pd.DataFrame({"trial": epochs["trial_id"].map(number).astype(int).to_numpy(),
@@ -267,8 +270,9 @@ def report(plan: RunPlan, table: tabular.Table, path: Path, events: pd.DataFrame
 
     curves = analyzers.best_so_far(events)
     best_known = table.best("val_mse")
+    target, rank = target_value(table)
     summary = analyzers.summarize(analyzers.on_budget_grid(curves, plan.budget))
-    compute = analyzers.compute_table(curves, best_known, plan.budget)
+    compute = analyzers.compute_table(curves, best_known, plan.budget, target=target)
     runs = curves.groupby(["method", "seed"], sort=False).agg(
         epochs=("spent", "max"), trials=("trial", "nunique"), best=("best", "min"), seconds=("seconds", "max"),
         workers=("workers", "first")).reset_index()
@@ -283,10 +287,17 @@ def report(plan: RunPlan, table: tabular.Table, path: Path, events: pd.DataFrame
     events_file = plan.folder / "events.csv"
     events_file.parent.mkdir(parents=True, exist_ok=True)
     curves.to_csv(events_file, index=False)
-    target = best_known * (1 + analyzers.TARGET_SLACK)
     # The interesting part is the approach to the target: show from the best up to the spread at 1/6 of the budget.
     top = float(summary.loc[summary["spent"] == max(1, plan.budget // 6), "q75"].max())
-    figure = best_so_far_figure(summary, best_known, target, ylim=(best_known * 0.98, max(top, target) * 1.05))
+    figures = {}
+    for k in sorted(set(workers)):
+        mine = summary[summary["method"].map(workers) == k]
+        mine = mine.assign(method=[_label(m, k) for m in mine["method"]])
+        figures[f"best_so_far_k{k}.png"] = png(best_so_far_figure(
+            mine, best_known, target, ylim=(best_known * 0.99, max(top, target) * 1.02),
+            target_label=f"target: the {_ordinal(rank)} best configuration",
+            title=f"Best-so-far val MSE, {k} worker{'s' if k > 1 else ''}: median over seeds, band = 25th-75th "
+            "percentile"))
     studies = sorted({f"{m}-s{s}" for m, s in zip(runs["method"], runs["seed"], strict=True)
                       if not m.startswith("hyperband")})
     result = {
@@ -294,6 +305,7 @@ def report(plan: RunPlan, table: tabular.Table, path: Path, events: pd.DataFrame
                   "data": table.meta.get("data_summary"), "best_val_mse": best_known,
                   "noise_rel_sd": noise, "build_seconds": table.meta.get("build_seconds")},
         "target": target,
+        "target_rank": rank,
         "clock": "simulated" if plan.time_scale is None else f"wall time x {plan.time_scale}",
         "methods": {m: _label(m, int(workers[m])) for m in events["method"].unique()},
         "compute_to_target": output.records(compute),
@@ -303,8 +315,24 @@ def report(plan: RunPlan, table: tabular.Table, path: Path, events: pd.DataFrame
         "studies": studies,
         "report_command": output.study_command(plan.folder, studies[:1]),
     }
-    return output.write(plan, result, blocks(plan, table, path, compute, target, noise, started),
-                        {"best_so_far.png": png(figure)}, started)
+    return output.write(plan, result, blocks(plan, table, path, compute, target, rank, noise, started, figures),
+                        figures, started)
+
+
+TARGET_SHARE = 0.05  # the target: the value of the best 5% of the table's configurations
+
+
+def target_value(table: tabular.Table) -> tuple[float, int]:
+    """The target of "compute to target": the best val MSE of the table's k-th best configuration, k the best 5%
+    (at least 1); and k. Finding one of the best few configurations, whatever the spread of the table's values
+    (a fixed "within 5% of the best" is met by most of a grid whose values lie within a few percent)."""
+    values = sorted(min(r["val_mse"] for r in e.curve) for e in table.entries.values())
+    rank = max(1, round(len(values) * TARGET_SHARE))
+    return values[rank - 1], rank
+
+
+def _ordinal(n: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
 
 
 def _label(run: str, workers: int) -> str:
@@ -320,8 +348,8 @@ def table_noise(table: tabular.Table) -> float | None:
 
 
 def blocks(
-    plan: RunPlan, table: tabular.Table, path: Path, compute: pd.DataFrame, target: float, noise: float | None,
-    started: float,
+    plan: RunPlan, table: tabular.Table, path: Path, compute: pd.DataFrame, target: float, rank: int,
+    noise: float | None, started: float, figures: dict[str, bytes],
 ) -> list[Block]:
     shown = compute.assign(
         epochs_median=compute["epochs_median"].map(lambda v: _epochs(v, plan.budget)),
@@ -343,8 +371,9 @@ def blocks(
              f"{plan.time_scale}")
     notes = [
         "epochs to target: the median over seeds of the epochs spent (every worker's, in the order they finished) "
-        f"when the run's best val MSE first came within 5% of the table's best; '>{plan.budget}' when half the "
-        "runs or more never did. seconds to target: the simulated wall-clock time then.",
+        f"when the run's best val MSE first reached the target (the {_ordinal(rank)} best configuration's value, "
+        f"i.e. one of the best {rank} of {len(table.entries)}); '>{plan.budget}' when half the runs or more never "
+        "did. seconds to target: the simulated wall-clock time then (with K workers, K epochs run at once).",
         f"Clock: {clock}. Ray methods are real sweeps (Ray Tune, Optuna, ASHA, the study tables) replaying the "
         "table with K trials at once; Hyperband drives keras-tuner's oracle directly, one trial at a time.",
     ]
@@ -356,12 +385,13 @@ def blocks(
             "training noise; two methods whose medians differ by less than that are not distinguishable either."
         )
     text = (f"Tabular benchmark {path.name}: {len(table.entries)} configurations x {table.epochs} epochs "
-            f"({table.meta.get('data_summary')}); best val MSE in the table {best:.5g}, target (within 5%) "
-            f"{target:.5g}. Budget {plan.budget} epochs of compute per run, {plan.seeds} seeds per method and "
+            f"({table.meta.get('data_summary')}); best val MSE in the table {best:.5g}, target {target:.5g} "
+            f"(the {_ordinal(rank)} best configuration, {target / best - 1:.1%} above the best). Budget "
+            f"{plan.budget} epochs of compute per run, {plan.seeds} seeds per method and "
             f"number of workers. The whole benchmark took {(time.time() - started) / 60:.1f} min of wall time.")
     return [
         Text(text),
-        Heading("Compute to reach within 5% of the best known value"),
+        Heading("Compute to reach one of the best configurations"),
         Table(shown[columns].rename(columns={
             "epochs_median": "epochs to target (median)", "epochs_range": "range (reached)",
             "seconds_median": "seconds to target (median)", "seconds_range": "seconds range",
@@ -369,7 +399,7 @@ def blocks(
             "final_gap": "gap to best", "trials_median": "trials (median)", "within_noise": "within noise"}),
               formats={"gap to best": "skill", "trials (median)": "trials"}),
         Bullets(notes),
-        Image("best_so_far.png", "best-so-far val MSE vs epochs spent"),
+        *[Image(name, "best-so-far val MSE vs epochs spent") for name in figures],
     ]
 
 

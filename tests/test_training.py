@@ -264,3 +264,30 @@ def test_at_best_epoch_before_any_epoch_is_nan() -> None:
 def test_an_unknown_monitor_is_refused(tiny_dataset: Dataset) -> None:
     with pytest.raises(ModelConfigError, match="monitor 'test_mse' is unknown; choose from"):
         train(with_train(TINY, monitor="test_mse"), tiny_dataset)
+
+
+def test_a_cosine_schedule_decays_to_zero_over_the_run_and_a_resume_continues_it(
+    tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    run = replace(TINY, train=replace(TINY.train, lr_schedule="cosine"))
+    lr, total = run.train.lr, run.train.epochs * STEPS_PER_EPOCH
+    saved: list[float] = []
+
+    def hook(state: EpochState) -> None:
+        if state.epoch == 1:
+            checkpoint.save(tmp_path, state.model, state.progress, state.best_weights)
+            saved.append(float(state.model.optimizer.learning_rate.numpy()))
+
+    straight = train(run, tiny_dataset, hooks=[hook], evaluate_test=False)
+    schedule = straight.model.optimizer._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert schedule.decay_steps == total and schedule.initial_learning_rate == pytest.approx(lr)
+    assert saved == [pytest.approx(lr / 2, rel=1e-5)]  # half-way: cos(pi/2)
+    assert float(straight.model.optimizer.learning_rate.numpy()) == pytest.approx(0.0, abs=1e-12)
+    model, progress, _ = checkpoint.load(str(tmp_path))  # the schedule travels with the optimizer
+    assert int(model.optimizer.iterations.numpy()) == STEPS_PER_EPOCH
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(lr / 2, rel=1e-5)
+    resumed = train(run, tiny_dataset, resume_from=str(tmp_path), evaluate_test=False)
+    assert float(resumed.model.optimizer.learning_rate.numpy()) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ModelConfigError, match="lr_schedule 'step' is unknown"):
+        replace(TINY.train, lr_schedule="step").validate()

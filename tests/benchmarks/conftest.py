@@ -88,4 +88,5 @@ def tiny_table(tmp_path_factory: pytest.TempPathFactory, tiny_table_space: Space
 @pytest.fixture
 def tiny_engines(tiny_table_space: Space) -> definitions.BenchmarkDefinition:
     """The engines benchmark over the tiny table's space: budgets of a few epochs."""
-    return replace(definitions.get("engines"), space=tiny_table_space, budget=9, min_budget=TABLE_EPOCHS)
+    return replace(definitions.get("engines"), space=tiny_table_space, tasks=("reconstruct",), budget=9,
+                   min_budget=TABLE_EPOCHS)

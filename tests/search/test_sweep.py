@@ -159,28 +159,6 @@ def test_resume_after_driver_sigkill(tmp_path: Path, tiny_space: Path, kill_at: 
         assert_curves_equal(folder / "tensorboard" / tid, curve.reset_index(drop=True))
 
 
-def test_extend_finished_study(tmp_path: Path, tiny_space: Path) -> None:
-    args = ("--space", str(tiny_space), "--study", "e1", "--root", str(tmp_path), "--samples", "3", *COMMON)
-    assert search_cli("run", *args).returncode == 0
-    first = pd.read_csv(tmp_path / "e1" / "trials.csv").set_index("trial_id")
-    # Damage the derived tables as a crash mid-write on a non-atomic filesystem would: resume rebuilds them.
-    text = (tmp_path / "e1" / "trials.csv").read_text()
-    (tmp_path / "e1" / "trials.csv").write_text(text[: len(text) // 2])
-    (tmp_path / "e1" / "history.csv").write_text("trial_id,epo")
-
-    out = search_cli("resume", "--study", "e1", "--root", str(tmp_path), "--samples", "5")
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    trials = check_agreement(tmp_path, "e1", 5).set_index("trial_id")
-    for tid, row in first.iterrows():
-        assert trials.loc[tid, "val_mse"] == pytest.approx(row["val_mse"], nan_ok=True)
-        assert trials.loc[tid, "status"] == row["status"]
-    numbers = sorted(trials["number"])  # Optuna's numbers; a repeated proposal (told, not trained) takes one too
-    assert numbers[:3] == [0, 1, 2] and len(set(numbers)) == 5
-    assert (tmp_path / "e1" / "ray" / "run-2").is_dir()
-    meta = json.loads((tmp_path / "e1" / "study.json").read_text())
-    assert meta["samples"] == 5 and meta["runs"] == ["run-1", "run-2"] and meta["status"] == "done"
-
-
 def test_multi_objective_pareto_with_custom_storage(tmp_path: Path, tiny_space: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     proc = search_cli(
@@ -200,15 +178,30 @@ def test_multi_objective_pareto_with_custom_storage(tmp_path: Path, tiny_space: 
 
 def test_an_extension_trains_new_configurations_and_confirm_repeats_the_best(tmp_path: Path, tiny_space: Path) -> None:
     """Random search over the tiny space's 8 configurations: 4 trials, extended to 8, give 8 different ones
-    (run 2's sampler is seeded apart from run 1's, and a repeated proposal is never trained). Then confirm
-    re-trains the best 2 with 2 new training seeds each, tells no sampler, and continues where it stopped."""
+    (run 2's sampler is seeded apart from run 1's, and a repeated proposal is never trained); the finished
+    trials are kept as they were, and derived tables damaged in between are rebuilt. Then confirm re-trains the
+    best 2 with 2 new training seeds each, tells no sampler, and continues where it stopped."""
     args = ("--space", str(tiny_space), "--study", "d1", "--root", str(tmp_path), "--sampler", "random",
             "--scheduler", "none", "--max-epochs", "1", "--limit", "48", "--seed", "0")
     assert search_cli("run", *args, "--samples", "4").returncode == 0
+    first = pd.read_csv(tmp_path / "d1" / "trials.csv").set_index("trial_id")
+    # Damage the derived tables as a crash mid-write on a non-atomic filesystem would: resume rebuilds them.
+    text = (tmp_path / "d1" / "trials.csv").read_text()
+    (tmp_path / "d1" / "trials.csv").write_text(text[: len(text) // 2])
+    (tmp_path / "d1" / "history.csv").write_text("trial_id,epo")
     out = search_cli("resume", "--study", "d1", "--root", str(tmp_path), "--samples", "8")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     trials = check_agreement(tmp_path, "d1", 8)
     assert trials[["filters", "latent_dim", "lr"]].drop_duplicates().shape[0] == 8
+    kept = trials.set_index("trial_id")
+    for tid, row in first.iterrows():
+        assert kept.loc[tid, "val_mse"] == pytest.approx(row["val_mse"], nan_ok=True)
+        assert kept.loc[tid, "status"] == row["status"]
+    numbers = sorted(trials["number"])  # Optuna's numbers; a repeated proposal (told, not trained) takes one too
+    assert numbers[:4] == [0, 1, 2, 3] and len(set(numbers)) == 8
+    assert (tmp_path / "d1" / "ray" / "run-2").is_dir()
+    extended = json.loads((tmp_path / "d1" / "study.json").read_text())
+    assert extended["samples"] == 8 and extended["runs"] == ["run-1", "run-2"] and extended["status"] == "done"
 
     out = search_cli("confirm", "--study", "d1", "--root", str(tmp_path), "--top", "2", "--repeats", "2")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
