@@ -109,3 +109,23 @@ def test_the_registered_engines_space_is_the_shipped_tables_grid() -> None:
         table = tabular.load_table(path)
         assert table.epochs == space.fixed["max_epochs"] and len(table.entries) == space.samples
         engines.table_space(space, table, path)  # the whole grid is in the table
+
+
+def test_the_probe_gives_events_in_the_order_received_with_their_simulated_time(tmp_path: Path) -> None:
+    probe = tmp_path / "p.csv"
+    probe.write_text("b,0,100.0,nan\na,0,100.5,nan\nb,1,101.0,0.5\na,1,101.5,0.4\nb,2,102.0,0.3\n")
+    scaled = engines.read_probe(probe, time_scale=0.5, numbers={"a": 0, "b": 1})
+    assert scaled["trial"].tolist() == [1, 0, 1] and scaled["epoch"].tolist() == [1, 1, 2]
+    assert scaled["seconds"].tolist() == [2.0, 3.0, 4.0]  # wall seconds since the first start / 0.5
+    assert scaled["value"].tolist() == [0.5, 0.4, 0.3]
+    simulated = engines.read_probe(probe, time_scale=None)  # the clock's times as they are; numbered by start
+    assert simulated["trial"].tolist() == [0, 1, 0] and simulated["seconds"].tolist() == [101.0, 101.5, 102.0]
+
+
+def test_the_target_is_the_value_of_one_of_the_best_configurations(tiny_table: Path) -> None:
+    table = tabular.load_table(tiny_table)
+    values = sorted(min(r["val_mse"] for r in e.curve) for e in table.entries.values())
+    assert engines.target_value(table) == (values[0], 1)  # 8 configurations: 5% rounds to the best one
+    bigger = tabular.Table(axes=table.axes, epochs=table.epochs, meta={},
+                           entries={(str(i),): e for i, e in enumerate(list(table.entries.values()) * 9)})
+    assert engines.target_value(bigger)[1] == 4  # 72 configurations: the 4th best
