@@ -14,7 +14,8 @@ Modules, by role (the vizier layout, in a flat package):
 - problems: ``seed_architectures``, ``seed_colorization`` (real studies through ``search``), ``engines``
   (strategies replaying ``tabular``), ``overhead`` (with ``train_throughput`` and ``sweep_overhead``), and
   ``synthetic`` (Branin, a known-answer problem for the samplers);
-- runners: ``studies`` (run, reuse or continue a benchmark's studies), ``tabular`` (build and replay a table);
+- runners: ``sweeps`` (run, reuse or continue a benchmark's studies), ``tabular`` (build and replay a table),
+  ``clock`` (simulated time for replays with several workers at once);
 - analyzers: ``analyzers`` (best-so-far curves, compute to a target), ``plots``; ``output`` writes
   ``<root>/benchmarks/NAME/result.json`` and ``table.md``.
 """

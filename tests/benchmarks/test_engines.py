@@ -21,7 +21,7 @@ BUDGET = 12
 def test_methods_are_the_five_of_the_issue() -> None:
     assert list(engines.METHODS) == ["random", "tpe", "cmaes", "tpe-asha", "hyperband"]
     assert engines.METHODS["random"].samples(180, 9) == 20
-    assert engines.METHODS["tpe-asha"].samples(180, 9) == 72
+    assert engines.METHODS["tpe-asha"].samples(180, 9) == 120
     assert engines.METHODS["random"].samples(180, 9, workers=4) == 23  # 3 still running at the budget
     assert not engines.METHODS["hyperband"].runs_with(4) and engines.METHODS["tpe"].runs_with(4)
 
