@@ -157,6 +157,7 @@ def test_the_summary_says_which_good_configurations_still_improve_and_the_noise(
     assert summary["baseline"]["beat_trivial"] == 2 and summary["baseline"]["best_skill"] == 0.1
     assert summary["noise"]["configs"] == 1 and summary["noise"]["val_mse_rel_sd_median"] == pytest.approx(
         pd.Series([0.1, 0.11]).std() / 0.105)
+    assert summary["noise"]["main_seed_gap_median"] == pytest.approx(0.1 / 0.11 - 1)
     assert not any(line.startswith("warning") for line in tabular.summary_lines(summary))
     # The best configuration still improving: the build warns with the measured gain.
     slow = tabular.Table(axes=("x",), epochs=6, entries={("b",): _entry(rising), ("c",): _entry([0.9] * 6)}, meta={})
