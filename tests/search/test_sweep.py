@@ -184,7 +184,7 @@ def test_an_extension_trains_new_configurations_and_confirm_repeats_the_best(tmp
     args = ("--space", str(tiny_space), "--study", "d1", "--root", str(tmp_path), "--sampler", "random",
             "--scheduler", "none", "--max-epochs", "1", "--limit", "48", "--seed", "0")
     assert search_cli("run", *args, "--samples", "4").returncode == 0
-    first = pd.read_csv(tmp_path / "d1" / "trials.csv").set_index("trial_id")
+    first = pd.read_csv(tmp_path / "d1" / "trials.csv", dtype={"trial_id": str}).set_index("trial_id")
     # Damage the derived tables as a crash mid-write on a non-atomic filesystem would: resume rebuilds them.
     text = (tmp_path / "d1" / "trials.csv").read_text()
     (tmp_path / "d1" / "trials.csv").write_text(text[: len(text) // 2])
