@@ -332,8 +332,16 @@ def build_table(plan: BuildPlan, max_configs: int | None = None, log: Callable[[
     frame = _existing(plan)
     s = plan.settings
     budget = math.inf if max_configs is None else max_configs
-    meta: dict[str, Any] | None = None
-    dataset = None
+    loaded: list[tuple[Any, dict[str, Any]]] = []  # the dataset and the table's JSON, once needed
+
+    def data_and_meta() -> tuple[Any, dict[str, Any]]:
+        if not loaded:
+            from cae.data import load_dataset
+
+            dataset = load_dataset(s["data"], image_size=s["image_size"], seed=s["split_seed"], limit=s["limit"])
+            loaded.append((dataset, _meta(plan, dataset, frame)))
+        return loaded[0]
+
     trained = 0
     for phase in ("grid", "repeats"):
         jobs = _jobs(plan, frame, phase)
@@ -346,12 +354,7 @@ def build_table(plan: BuildPlan, max_configs: int | None = None, log: Callable[[
         for number, flat in enumerate(jobs, 1):
             if trained >= budget:
                 break
-            if dataset is None:
-                from cae.data import load_dataset
-
-                dataset = load_dataset(s["data"], image_size=s["image_size"], seed=s["split_seed"], limit=s["limit"])
-                meta = _meta(plan, dataset, frame)
-            assert meta is not None
+            dataset, meta = data_and_meta()
             started = time.perf_counter()
             rows = _train_rows(flat, dataset, plan.axes)
             frame = pd.concat([frame, pd.DataFrame(rows)], ignore_index=True) if len(frame) else pd.DataFrame(rows)
@@ -365,12 +368,8 @@ def build_table(plan: BuildPlan, max_configs: int | None = None, log: Callable[[
                 f"({time.perf_counter() - started:.1f} s)")
         if trained >= budget or (phase == "grid" and _jobs(plan, frame, "grid")):
             break
-    if meta is None:  # nothing trained: still describe the table (e.g. a table copied without its JSON)
-        from cae.data import load_dataset
-
-        dataset = load_dataset(s["data"], image_size=s["image_size"], seed=s["split_seed"], limit=s["limit"])
-        meta = _meta(plan, dataset, frame)
-        meta["configs_built"] = len(_entries(_seed_rows(frame, s["seed"]), plan.axes, s["epochs"]))
+    _, meta = data_and_meta()  # also when nothing was trained: describe the table (e.g. one copied without JSON)
+    meta["configs_built"] = len(_entries(_seed_rows(frame, s["seed"]), plan.axes, s["epochs"]))
     results.write_atomic(meta_path(plan.out), json.dumps(meta, indent=2) + "\n")
     if not _jobs(plan, frame, "grid") and not _jobs(plan, frame, "repeats"):
         meta["summary"] = summarize(load_table(plan.out))
