@@ -41,7 +41,7 @@ from analysis.document import Block, Bullets, Heading, Image, Table, Text
 from benchmarks import analyzers, clock, output, tabular
 from benchmarks.definitions import RunPlan, derived_space
 from benchmarks.sweeps import run_study, sweep_options
-from cae.errors import BenchmarkError, CaesweepError
+from cae.errors import BenchmarkError
 from spaces import Space
 
 # Epochs a TPE + ASHA trial averages, on the low side so that its trials spend the whole budget (what is left
@@ -174,16 +174,11 @@ def timed_replay(
         import ray
         from ray import tune
 
-        from search.trial import node_label, resolve_config
-
         name = tune.get_context().get_trial_id()
-        node = node_label()
-        try:
-            flat = resolve_config(settings, config)
-            entry = table.lookup(flat)
-        except CaesweepError as exc:
-            tune.report({"failed": True, "error": str(exc), "node": node})
+        found = tabular.replay_entry(table, config, settings)
+        if found is None:
             return
+        entry, epochs, node = found
         shared = clock.start(clock_name, workers) if time_scale is None else None
 
         def note(epoch: int, at: float, value: float) -> None:
@@ -194,7 +189,7 @@ def timed_replay(
         note(0, now, math.nan)
         ends = now
         try:
-            for report in tabular.replay_reports(entry, int(flat["max_epochs"]), table.epochs, node, train_images):
+            for report in tabular.replay_reports(entry, epochs, table.epochs, node, train_images):
                 ends += report["seconds"]
                 if shared is not None:
                     at = ray.get(shared.advance.remote(name, ends))

@@ -211,30 +211,42 @@ def replay_reports(entry: Entry, epochs: int, table_epochs: int, node: str, trai
     return reports
 
 
+def replay_entry(table: Table, config: dict[str, Any], settings: Any) -> tuple[Entry, int, str] | None:
+    """Inside a replay trial: the trial's table entry, its epochs and its node; None after reporting the trial
+    FAILED with the reason (a configuration outside the table, or a budget longer than its curves), as a failing
+    real trial does."""
+    from ray import tune
+
+    from search.trial import node_label, resolve_config
+
+    node = node_label()
+    try:
+        flat = resolve_config(settings, config)
+        entry = table.lookup(flat)
+        epochs = int(flat["max_epochs"])
+        if epochs > table.epochs:
+            raise BenchmarkError(f"max_epochs {epochs} is longer than the table's curves ({table.epochs} epochs)")
+    except CaesweepError as exc:
+        tune.report({"failed": True, "error": str(exc), "node": node})
+        return None
+    return entry, epochs, node
+
+
 def replay_trainable(table: Table) -> Callable[[dict[str, Any], Any, Any], None]:
     """A Ray Tune function trainable that replays ``table`` (pass it as ``search.commands.run(trainable=...)``).
 
-    Same signature as :func:`search.trial.run_trial`; ``data`` is not used (the table holds the outcome). A
-    configuration outside the table, or a budget longer than its curves, ends the trial as FAILED with the
-    reason, as a failing real trial does.
+    Same signature as :func:`search.trial.run_trial`; ``data`` is not used (the table holds the outcome); a
+    configuration the table cannot replay ends the trial as FAILED (:func:`replay_entry`).
     """
     train_images = int(table.meta.get("train_images", 0))
 
     def replay(config: dict[str, Any], data: Any, settings: Any) -> None:
         from ray import tune
 
-        from search.trial import node_label, resolve_config
-
-        node = node_label()
-        try:
-            flat = resolve_config(settings, config)
-            entry = table.lookup(flat)
-            epochs = int(flat["max_epochs"])
-            if epochs > table.epochs:
-                raise BenchmarkError(f"max_epochs {epochs} is longer than the table's curves ({table.epochs} epochs)")
-        except CaesweepError as exc:
-            tune.report({"failed": True, "error": str(exc), "node": node})
+        found = replay_entry(table, config, settings)
+        if found is None:
             return
+        entry, epochs, node = found
         for report in replay_reports(entry, epochs, table.epochs, node, train_images):
             tune.report(report)
 
