@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 import results
+from benchmarks import evidence
 from cae.data import parse_spec
 from cae.errors import BenchmarkError, CaesweepError
 from spaces import Space, load_space
@@ -391,18 +392,12 @@ def build_table(plan: BuildPlan, max_configs: int | None = None, log: Callable[[
     return meta
 
 
-FLAT_SHARE = 0.25  # the best quarter of the configurations ...
-FLAT_GAIN = 0.02  # ... must improve by less than 2% over the last third of their epochs
+FLAT_SHARE = 0.25  # the best quarter of the configurations must have flattened (evidence.FLAT_GAIN)
 
 
 def last_third_gain(entry: Entry) -> float:
-    """How much a configuration's best val MSE improved over the last third of its epochs, relative to its
-    best before that third (0.01 = 1%); NaN for a curve too short to have a last third, or diverged."""
-    best = [min(r["val_mse"] for r in entry.curve[: i + 1]) for i in range(len(entry.curve))]
-    before = len(best) - max(1, len(best) // 3)
-    if before < 1 or not math.isfinite(best[before - 1]) or best[before - 1] <= 0:
-        return math.nan
-    return (best[before - 1] - best[-1]) / best[before - 1]
+    """:func:`benchmarks.evidence.last_third_gain` of a configuration's val MSE curve."""
+    return evidence.last_third_gain([r["val_mse"] for r in entry.curve])
 
 
 def summarize(table: Table) -> dict[str, Any]:
@@ -416,8 +411,8 @@ def summarize(table: Table) -> dict[str, Any]:
     skills = np.array([e.final.get("skill", math.nan) for e in table.entries.values()], dtype=float)
     best = rows[0].final
     out: dict[str, Any] = {
-        "flat": {"share": FLAT_SHARE, "threshold": FLAT_GAIN, "configs": len(top),
-                 "flattened": int(np.sum(gains < FLAT_GAIN)), "gain_median": float(np.nanmedian(gains)),
+        "flat": {"share": FLAT_SHARE, "threshold": evidence.FLAT_GAIN, "configs": len(top),
+                 "flattened": int(np.sum(gains < evidence.FLAT_GAIN)), "gain_median": float(np.nanmedian(gains)),
                  "gain_max": float(np.nanmax(gains)), "last_third_epochs": max(1, table.epochs // 3)},
         "baseline": {"trivial_mse": best.get("trivial_mse"), "best_test_mse": best.get("test_mse"),
                      "best_skill": float(np.nanmax(skills)), "beat_trivial": int(np.sum(skills > 0)),
