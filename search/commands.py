@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -105,8 +105,13 @@ def _resume(sweep: Sweep) -> int:
         return _execute(engine, sweep, meta, resume=True)
 
 
-def prepare_confirm(name: str, root: str | None, top: int, repeats: int, verbose: bool = False) -> Callable[[], int]:
-    """Check a confirm request (writing nothing) and return the confirm run."""
+def prepare_confirm(
+    name: str, root: str | None, top: int, repeats: int, verbose: bool = False, trial_ids: Sequence[str] = ()
+) -> Callable[[], int]:
+    """Check a confirm request (writing nothing) and return the confirm run.
+
+    ``trial_ids``: confirm these finished search trials instead of the ``top`` best (a benchmark confirms, e.g.,
+    each colour space's best configuration); ``top`` is then their number."""
     if top < 1 or repeats < 1:
         raise UsageError(f"--top {top} --repeats {repeats}: both must be at least 1")
     paths, meta = _stored(name, root)
@@ -114,7 +119,7 @@ def prepare_confirm(name: str, root: str | None, top: int, repeats: int, verbose
         raise UsageError(f"study {name!r} ran on keras-tuner; confirm runs on the Ray engine (a Ray study)")
     sweep, _ = plan_resume(paths, meta, root, None)
     sweep = replace(sweep, verbose=verbose)
-    configs, target = repeat_configs(sweep, meta, top, repeats)
+    configs, target = repeat_configs(sweep, meta, top, repeats, trial_ids)
     return lambda: _confirm(sweep, configs, target, top, repeats)
 
 
@@ -151,10 +156,11 @@ def _confirm(sweep: Sweep, configs: list[dict[str, Any]], target: int, top: int,
 
 
 def repeat_configs(
-    sweep: Sweep, meta: dict[str, Any], top: int, repeats: int
+    sweep: Sweep, meta: dict[str, Any], top: int, repeats: int, trial_ids: Sequence[str] = ()
 ) -> tuple[list[dict[str, Any]], int]:
-    """The repeats still to train: each of the ``top`` best finished search trials with training seeds
-    ``seed + 1`` ... ``seed + repeats`` (the study's own seed trained the original), minus those trained."""
+    """The repeats still to train: each of the ``top`` best finished search trials (or the ``trial_ids`` given)
+    with training seeds ``seed + 1`` ... ``seed + repeats`` (the study's own seed trained the original), minus
+    those trained."""
     from search import records
     from search.trial import REPEAT_OF, SEED
 
@@ -166,7 +172,13 @@ def repeat_configs(
     metric, mode = meta["metric"], meta["mode"]
     if top > len(done):
         print(f"note: the study has {len(done)} finished trials; confirming all of them (--top {top})")
-    best = done.sort_values(metric, ascending=mode == "min").head(top)
+    if trial_ids:
+        unknown = sorted(set(map(str, trial_ids)) - set(done["trial_id"].astype(str)))
+        if unknown:
+            raise UsageError(f"study {meta['name']!r} has no finished search trial {', '.join(unknown)} to confirm")
+        best = done[done["trial_id"].astype(str).isin(set(map(str, trial_ids)))]
+    else:
+        best = done.sort_values(metric, ascending=mode == "min").head(top)
     params = records.raw_params(sweep.paths, sweep.storage_url)
     repeats_done = records.repeats_done(trials)
     base = int(meta.get("seed", sweep.opts.seed))
