@@ -5,7 +5,7 @@
     python -m benchmarks list
     python -m benchmarks run NAME [--data D] [--budget B] [--seeds K] [--root DIR] [--limit N] [--image-size S]
                                   [--table FILE] [--concurrency C] [--trials N] [--workers K]
-                                  [--time-scale F]
+                                  [--time-scale F] [--profile P]
     python -m benchmarks build-table [--data D] [--out FILE] [--space FILE] [--limit N] [--epochs E]
                                      [--max-configs N] [--seed S] [--split-seed S] [--repeats R]
                                      [--repeat-configs N]
@@ -51,6 +51,8 @@ def build_parser() -> ArgumentParser:
                      "many as the CPUs allow)")
     run.add_argument("--trials", type=int, help="scale: trials per study (default 2000)")
     run.add_argument("--workers", type=int, help="scale, engines: trials at once (default: 1, then 4)")
+    run.add_argument("--profile", help="the seed reproductions: another size, e.g. `published` (the full "
+                     "published grid, for a GPU); default: the CPU profile (see `list`)")
     run.add_argument("--time-scale", type=float, help="engines: replayed epochs sleep this many times their "
                      "recorded seconds (default: no sleep, a simulated clock orders them)")
 
@@ -89,7 +91,7 @@ def prepare(argv: Sequence[str] | None = None) -> Callable[[], int]:
     settings = definitions.RunSettings(
         root=args.root, data=args.data, budget=args.budget, seeds=args.seeds, limit=args.limit,
         image_size=args.image_size, table=args.table, concurrency=args.concurrency, trials=args.trials,
-        workers=args.workers, time_scale=args.time_scale,
+        workers=args.workers, time_scale=args.time_scale, profile=args.profile,
     )
     plan = definition.plan(settings)
     return lambda: _run(definition, plan)

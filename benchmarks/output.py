@@ -29,7 +29,7 @@ def plan_summary(plan: RunPlan) -> dict[str, Any]:
         "data": plan.data, "data_note": plan.data_note, "budget": plan.budget,
         "budget_unit": plan.definition.budget_unit, "seeds": plan.seeds, "image_size": plan.image_size,
         "limit": plan.limit, "table": None if plan.table is None else str(plan.table),
-        "concurrency": plan.concurrency, "workers": plan.workers,
+        "concurrency": plan.concurrency, "workers": plan.workers, "profile": plan.profile,
     }
 
 
