@@ -16,6 +16,7 @@ Modules, by role (the vizier layout, in a flat package):
   ``synthetic`` (Branin, a known-answer problem for the samplers);
 - runners: ``sweeps`` (run, reuse or continue a benchmark's studies), ``tabular`` (build and replay a table),
   ``clock`` (simulated time for replays with several workers at once);
-- analyzers: ``analyzers`` (best-so-far curves, compute to a target), ``plots``; ``output`` writes
+- analyzers: ``analyzers`` (best-so-far curves, compute to a target), ``evidence`` (seed noise and flattening
+  behind the reproductions' verdicts), ``plots``; ``output`` writes
   ``<root>/benchmarks/NAME/result.json`` and ``table.md``.
 """

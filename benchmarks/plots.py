@@ -12,21 +12,26 @@ WIDTH, HEIGHT = 9.0, 5.0
 MARKERS = {3: "o", 5: "s"}  # kernel size
 
 
-def tradeoff_figure(table: pd.DataFrame, front: pd.DataFrame) -> Figure:
-    """seed-architectures: test MSE vs seconds per epoch per architecture, the Pareto front as a line."""
+def tradeoff_figure(table: pd.DataFrame, filters: pd.DataFrame, front: pd.DataFrame) -> Figure:
+    """seed-architectures: test MSE vs seconds per epoch per architecture (training seed 0), each filter list's
+    best configuration as its mean over training seeds with a bar of one s.d., their Pareto front as a line."""
     fig = Figure(layout="constrained", figsize=(WIDTH, HEIGHT))
     ax = fig.subplots()
     colours = {f: f"C{i}" for i, f in enumerate(sorted(table["filters"].unique(), key=_size))}
     for row in table.itertuples():
-        ax.scatter(row.seconds_per_epoch, row.test_mse, color=colours[row.filters],
+        ax.scatter(row.seconds_per_epoch, row.test_mse, color=colours[row.filters], alpha=0.45,
                    marker=MARKERS.get(int(row.kernel_size), "^"), s=20 + row.latent_dim / 4)
-    ax.plot(front["seconds_per_epoch"], front["test_mse"], color="0.4", lw=1, zorder=0)
+    for row in filters.itertuples():
+        ax.errorbar(row.seconds_per_epoch, row.test_mse_mean, yerr=0 if pd.isna(row.test_mse_sd) else row.test_mse_sd,
+                    color=colours.get(row.filters, "k"), marker="D", ms=7, mec="k", capsize=3, zorder=3)
+    ax.plot(front["seconds_per_epoch"], front["test_mse_mean"], color="0.4", lw=1, zorder=0)
     for filters, colour in colours.items():
         ax.scatter([], [], color=colour, label=filters)
     for kernel, marker in MARKERS.items():
         ax.scatter([], [], color="0.5", marker=marker, label=f"kernel {kernel}")
+    ax.scatter([], [], color="0.5", marker="D", label="best of a filter list: mean over seeds ± s.d.")
     ax.set(xscale="log", xlabel="seconds per epoch (log)", ylabel="test MSE",
-           title="Architectures at their better learning rate (marker size: latent size)")
+           title="Architectures (marker size: latent size); the line joins the filter lists' Pareto front")
     ax.legend(fontsize="small")
     return fig
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import pandas as pd
 
 import results
 from benchmarks.definitions import RunPlan, write_space
@@ -59,11 +61,12 @@ def run_study(
         if (rerun or meta.get("status") != "done") and trainable is not None:
             shutil.rmtree(paths.folder)  # an interrupted replay: run it again from the start
             return run_study(opts, space, trainable)
-        if meta.get("status") != "done":
-            commands.resume(opts.study, opts.root, None)
+        code = commands.resume(opts.study, opts.root, None) if meta.get("status") != "done" else 0
     else:
         write_space(space, paths.root / "spaces" / f"{opts.study}.yaml")
-        commands.run(opts, trainable=trainable)
+        code = commands.run(opts, trainable=trainable)
+    if code != 0 and results.read_meta(paths).get("status") == "interrupted":
+        raise BenchmarkError(f"study {opts.study} was interrupted; run the benchmark again to continue it")
     study = results.load_study(paths)
     if not (study.trials["status"] == results.COMPLETE).any():
         reasons = study.trials["error"].dropna().value_counts().head(2)
@@ -71,6 +74,26 @@ def run_study(
             f"study {opts.study}: no trial finished ({'; '.join(map(str, reasons.index)) or 'no reason recorded'})"
         )
     return study
+
+
+def confirm_study(opts: SweepOptions, trial_ids: Sequence[str], seeds: int) -> results.Study:
+    """Train each of ``trial_ids`` (finished search trials of the study ``opts`` names) with ``seeds - 1`` more
+    training seeds through ``search confirm`` (same data split; repeats already trained are kept), and return the
+    study read back. ``seeds`` 1: nothing to train."""
+    paths = results.study_paths(opts.study, opts.root)
+    if seeds > 1 and trial_ids:
+        code = commands.prepare_confirm(opts.study, opts.root, len(trial_ids), seeds - 1, trial_ids=trial_ids)()
+        if code != 0:
+            raise BenchmarkError(f"study {opts.study}: the confirm run stopped (exit code {code}); run the benchmark "
+                                 "again to continue it")
+    return results.load_study(paths)
+
+
+def seed_runs(trials: pd.DataFrame, trial_id: str) -> pd.DataFrame:
+    """The finished runs of one configuration: the search trial ``trial_id`` and its confirm repeats."""
+    done = trials[trials["status"] == results.COMPLETE]
+    repeat_of = done["repeat_of"].astype(str) if "repeat_of" in done else pd.Series("", index=done.index)
+    return done[(done["trial_id"].astype(str) == str(trial_id)) | (repeat_of == str(trial_id))]
 
 
 def _body(space: dict[str, Any]) -> dict[str, Any]:
