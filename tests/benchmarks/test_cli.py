@@ -45,6 +45,9 @@ def test_an_unknown_benchmark_is_one_line_naming_the_known_ones(capsys: pytest.C
         (("run", "engines", "--time-scale", "-0.5"), "--time-scale -0.5 must be a positive number"),
         (("run", "engines", "--time-scale", "nan"), "--time-scale nan must be a positive number"),
         (("run", "scale", "--time-scale", "0.1"), "does not take --time-scale"),
+        (("run", "seed-architectures", "--profile", "gpu"), "--profile gpu: benchmark seed-architectures has the "
+                                                            "profiles cpu, published"),
+        (("run", "engines", "--profile", "published"), "does not take --profile"),
         (("build-table", "--repeats", "0"), "--repeats 0 must be an integer >= 1"),
         (("build-table", "--repeat-configs", "500"), "--repeat-configs 500 is more than the grid's 72"),
         (("build-table", "--split-seed", "-1"), "--split-seed -1 must be an integer >= 0"),
