@@ -27,8 +27,8 @@ def tradeoff_figure(table: pd.DataFrame, filters: pd.DataFrame, front: pd.DataFr
     ax.plot(front["seconds_per_epoch"], front["test_mse_mean"], color="0.4", lw=1, zorder=0)
     for filters, colour in colours.items():
         ax.scatter([], [], color=colour, label=filters)
-    for kernel, marker in MARKERS.items():
-        ax.scatter([], [], color="0.5", marker=marker, label=f"kernel {kernel}")
+    for kernel in sorted(table["kernel_size"].astype(int).unique()):  # the kernels this grid has
+        ax.scatter([], [], color="0.5", marker=MARKERS.get(kernel, "^"), label=f"kernel {kernel}")
     ax.scatter([], [], color="0.5", marker="D", label="best of a filter list: mean over seeds ± s.d.")
     ax.set(xscale="log", xlabel="seconds per epoch (log)", ylabel="test MSE",
            title="Architectures (marker size: latent size); the line joins the filter lists' Pareto front")
