@@ -118,9 +118,6 @@ def comparison(trials: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["architecture", *ARCHITECTURE, "lr", "test_mse", "trial_id"])
     if "seconds_per_epoch" not in done:
         done["seconds_per_epoch"] = done["train_seconds"] / done["epochs"]
-    for column in ("pca_mse", "trial_id"):
-        if column not in done:
-            done[column] = math.nan if column == "pca_mse" else [f"t{i}" for i in range(len(done))]
     best = done.loc[done.groupby(ARCHITECTURE)["val_mse"].idxmin()]
     columns = ["architecture", *ARCHITECTURE, "lr", "test_mse", "pca_mse", "test_psnr", "test_ssim", "params",
                "seconds_per_epoch", "val_mse", "trivial_mse", "trial_id"]
