@@ -150,9 +150,9 @@ class BenchmarkDefinition:
             raise BenchmarkError(f"benchmark {self.name}: profile {self.default_profile!r} is both the default and "
                                  "another size")
         for name, profile in self.profiles.items():
-            self.with_profile(name)  # each profile is a valid definition too
             if not isinstance(profile, Profile):
                 raise BenchmarkError(f"benchmark {self.name}: profile {name!r} is not a Profile")
+            self.with_profile(name)  # each profile is a valid definition too
 
     def with_profile(self, name: str | None) -> BenchmarkDefinition:
         """The definition at the named size (the default's name or ``None``: itself)."""
