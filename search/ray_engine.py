@@ -191,6 +191,7 @@ def _tuner(sweep: Sweep, run_name: str, num_samples: int, stop: Interruption, wr
     run_config = tune.RunConfig(
         name=run_name,
         storage_path=sweep.ray_storage,
+        storage_filesystem=sweep.ray_filesystem,
         checkpoint_config=tune.CheckpointConfig(
             num_to_keep=1,  # the best by the objective; Ray always keeps the latest as well
             checkpoint_score_attribute=sweep.opts.objectives[0],
@@ -272,10 +273,12 @@ def _restore_run(
         return False
     name = name or meta["runs"][-1]
     path = f"{sweep.ray_storage}/{name}"
-    if not tune.Tuner.can_restore(path):
+    filesystem = sweep.ray_filesystem
+    if not tune.Tuner.can_restore(path, storage_filesystem=filesystem):
         _set_aside(sweep, name)
         return False
-    tuner = tune.Tuner.restore(path, trainable=_trainable(sweep), resume_unfinished=True, resume_errored=True)
+    tuner = tune.Tuner.restore(path, trainable=_trainable(sweep), resume_unfinished=True, resume_errored=True,
+                               storage_filesystem=filesystem)
     # Tune unpickles the callbacks and the searcher the run was started with, bound to the study folder and
     # the Optuna storage *where the study was then*. Bind them to where it is now (a copied or moved study
     # must never write into the original); the searcher's own state (sampler, trials) is restored onto the
@@ -320,7 +323,8 @@ def run_repeats(
             trial_dirname_creator=records.trial_dirname,
         )
         run_config = tune.RunConfig(
-            name=name, storage_path=sweep.ray_storage, callbacks=_callbacks(stop, writer),
+            name=name, storage_path=sweep.ray_storage, storage_filesystem=sweep.ray_filesystem,
+            callbacks=_callbacks(stop, writer),
             verbose=_tune_output(sweep),
             failure_config=tune.FailureConfig(max_failures=sweep.opts.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),

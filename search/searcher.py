@@ -114,13 +114,33 @@ class StudySearch(OptunaSearch):
         """
         keep = ("_storage", "_storage_url", "_ot_study")
         bound: dict[str, object] = {k: self.__dict__[k] for k in keep if k in self.__dict__}
-        super().restore(checkpoint_path)
+        try:
+            super().restore(checkpoint_path)
+        except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError) as exc:
+            # Written by a driver killed mid-copy before caesweep wrote it atomically: the Optuna storage holds
+            # everything the bookkeeping is made of (each trial's Ray id and state); the sampler starts afresh.
+            logger.warning("the searcher state %s is unreadable (%s: %s); its trials are found again in the "
+                           "Optuna storage", checkpoint_path, type(exc).__name__, exc)
+            self.__dict__.update(bound)
+            self._reset_index()
+            self._bind_from_storage()
+            return
         self.__dict__.update(bound)
         self._reset_index()
         self._ot_trials = {  # saved as Optuna trial ids (as optuna.Trial objects by earlier versions)
             rid: optuna.Trial(self._study, t if isinstance(t, int) else t._trial_id)
             for rid, t in self._ot_trials.items()
         }
+
+    def _bind_from_storage(self) -> None:
+        """Each Ray trial recorded in the storage bound to its Optuna trial; the finished ones marked told."""
+        self._ot_trials = {}
+        for frozen in self._study.get_trials(deepcopy=False):
+            rid = frozen.user_attrs.get(RAY_TRIAL_ATTR)
+            if isinstance(rid, str):
+                self._ot_trials[rid] = optuna.Trial(self._study, frozen._trial_id)
+                if frozen.state.is_finished():
+                    self._completed_trials.add(rid)
 
     def save(self, checkpoint_path: str) -> None:
         """Save what :meth:`restore` needs (sampler, trial bookkeeping) without the study: its size stays that of

@@ -56,6 +56,17 @@ class Sweep:
             return f"{str(self.opts.root).rstrip('/')}/{self.paths.name}/ray"
         return str(self.paths.ray_dir.resolve())
 
+    @property
+    def ray_filesystem(self) -> Any:
+        """The filesystem Ray writes ``ray_storage`` through: for a folder, one where every file appears whole
+        (a driver killed while Ray copies its state leaves the previous state, see ``search.ray_files``);
+        for a URI root, the one pyarrow resolves."""
+        if results.is_uri(self.opts.root):
+            return None
+        from search.ray_files import atomic_local
+
+        return atomic_local()
+
     def sampler(self, run: int = 1) -> Any:
         """A fresh Optuna sampler for the study's run number ``run``: seeded from the study's seed and the run,
         so an extension does not replay the proposals of the runs before it."""

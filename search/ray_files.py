@@ -1,0 +1,140 @@
+"""The filesystem Ray Tune writes a local study folder through: every file appears whole or not at all.
+
+Ray Tune keeps a run's state (``experiment_state-*.json``, the searcher's ``searcher-state-*.pkl``) in a
+staging folder and copies it into the study's ``ray/run-N/`` about once a second, *in place*: a driver killed
+(SIGKILL, a lost node, an out-of-memory kill) in the middle of that copy leaves a truncated file, and the next
+``resume`` cannot read the run's state. Ray then restarts the experiment from nothing, or goes on without the
+searcher's bookkeeping: a study that no longer tells the truth.
+
+:func:`atomic_local` is pyarrow's local filesystem with one change: a file opened for writing is written to a
+hidden temporary file next to it and renamed over the destination when it is closed (``os.replace``, atomic
+on POSIX filesystems, NFS included). A killed copy leaves the previous complete file and, at worst, a hidden
+``.*.partial`` file that nothing reads. Trial checkpoints go through it too. Reading is pyarrow's own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import pyarrow
+import pyarrow.fs as pafs
+
+PARTIAL = ".partial"  # the suffix of a file still being written
+
+
+class _AtomicFile:
+    """A binary file written under a temporary name and renamed to ``path`` when closed without error."""
+
+    def __init__(self, path: str) -> None:
+        folder, name = os.path.split(path)
+        self.path = path
+        self.temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}{PARTIAL}")
+        self._stream = open(self.temporary, "wb")  # noqa: SIM115 (closed in close())
+        self.closed = False
+        self._failed = False
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._stream.write(data)
+        except BaseException:
+            self._failed = True  # a full disk, say: keep the previous file, not part of a new one
+            raise
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._stream.close()
+        except BaseException:
+            self._failed = True
+            raise
+        finally:
+            if self._failed:
+                os.unlink(self.temporary)
+        os.replace(self.temporary, self.path)
+
+
+class AtomicLocalHandler(pafs.FileSystemHandler):
+    """pyarrow's LocalFileSystem, except that written files appear whole (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self._fs = pafs.LocalFileSystem()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AtomicLocalHandler)
+
+    def __hash__(self) -> int:
+        return hash(AtomicLocalHandler)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # sent to Ray's trial workers with the storage context
+        return (AtomicLocalHandler, ())
+
+    def get_type_name(self) -> str:
+        return "caesweep-atomic-local"
+
+    def normalize_path(self, path: str) -> str:
+        return self._fs.normalize_path(path)
+
+    def get_file_info(self, paths: list[str]) -> list[pafs.FileInfo]:
+        return self._fs.get_file_info(paths)
+
+    def get_file_info_selector(self, selector: pafs.FileSelector) -> list[pafs.FileInfo]:
+        return self._fs.get_file_info(selector)
+
+    def create_dir(self, path: str, recursive: bool) -> None:
+        self._fs.create_dir(path, recursive=recursive)
+
+    def delete_dir(self, path: str) -> None:
+        self._fs.delete_dir(path)
+
+    def delete_dir_contents(self, path: str, missing_dir_ok: bool = False) -> None:
+        self._fs.delete_dir_contents(path, missing_dir_ok=missing_dir_ok)
+
+    def delete_root_dir_contents(self) -> None:
+        raise OSError("caesweep never deletes the contents of the filesystem's root")
+
+    def delete_file(self, path: str) -> None:
+        self._fs.delete_file(path)
+
+    def move(self, src: str, dest: str) -> None:
+        self._fs.move(src, dest)
+
+    def copy_file(self, src: str, dest: str) -> None:
+        with self._fs.open_input_stream(src) as source, self.open_output_stream(dest, None) as target:
+            while chunk := source.read(1 << 20):
+                target.write(chunk)
+
+    def open_input_stream(self, path: str) -> pyarrow.NativeFile:
+        return self._fs.open_input_stream(path)
+
+    def open_input_file(self, path: str) -> pyarrow.NativeFile:
+        return self._fs.open_input_file(path)
+
+    def open_output_stream(self, path: str, metadata: dict[str, str] | None) -> pyarrow.NativeFile:
+        return pyarrow.PythonFile(_AtomicFile(path), mode="w")
+
+    def open_append_stream(self, path: str, metadata: dict[str, str] | None) -> pyarrow.NativeFile:
+        return self._fs.open_append_stream(path)
+
+
+def atomic_local() -> pafs.FileSystem:
+    """The filesystem to hand Ray Tune (``storage_filesystem``) for a study folder on a local or mounted path."""
+    return pafs.PyFileSystem(AtomicLocalHandler())
