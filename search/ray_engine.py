@@ -48,7 +48,7 @@ _FIXED_SNAPSHOT_S = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S")
 TRIALS_PER_SNAPSHOT_S = 250
 # A failed trial reports its reason without the objective; Ray must not treat that as a typo.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-# Ray's result files (result.json, progress.csv) are written by the loggers added in _tuner. Its automatic
+# Ray's result files (result.json, params.json) are written by the callbacks added in _tuner. Its automatic
 # TensorBoard logger is left out: tensorboardX imports PyTorch wherever that is installed (2 s at every start).
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 # Keeping only the latest and best checkpoint forces a state snapshot per checkpoint; that is intended.
@@ -138,16 +138,16 @@ def progress_view(sweep: Sweep) -> ProgressView:
                         select=records.search_trials)
 
 
-def _callbacks(stop: Interruption, writer: TableWriter) -> list[Any]:
+def _callbacks(sweep: Sweep, stop: Interruption, writer: TableWriter) -> list[Any]:
     """This process's callbacks: result files, the study's tables and progress view, the signal forwarder."""
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    return [
-        JsonLoggerCallback(),  # each trial's result.json: what the study's tables are rebuilt from
-        CSVLoggerCallback(),
-        _callback(writer),
-        stop.tune_callback(),
-    ]
+    from search.ray_files import TrialFiles
+
+    # Each trial's result.json: what the study's tables are rebuilt from; in a local study folder written there
+    # directly (see search.ray_files), under a URI root through Ray's staging folder.
+    files = [JsonLoggerCallback(), CSVLoggerCallback()] if sweep.ray_filesystem is None else [TrialFiles()]
+    return [*files, _callback(writer), stop.tune_callback()]
 
 
 def _scheduler(sweep: Sweep) -> Any:
@@ -198,7 +198,7 @@ def _tuner(sweep: Sweep, run_name: str, num_samples: int, stop: Interruption, wr
             checkpoint_score_order=sweep.opts.modes[0],
         ),
         failure_config=tune.FailureConfig(max_failures=sweep.opts.max_failures),
-        callbacks=_callbacks(stop, writer),
+        callbacks=_callbacks(sweep, stop, writer),
         verbose=_tune_output(sweep),
     )
     tune_config = tune.TuneConfig(
@@ -284,7 +284,7 @@ def _restore_run(
     # must never write into the original); the searcher's own state (sampler, trials) is restored onto the
     # new one from the experiment folder (StudySearch.restore keeps the new storage).
     internal: Any = tuner._local_tuner  # a local Tuner (no Ray client): always set
-    internal._run_config.callbacks = _callbacks(stop, writer)
+    internal._run_config.callbacks = _callbacks(sweep, stop, writer)
     if isinstance(internal._tune_config.search_alg, StudySearch):  # a confirm run has no searcher
         internal._tune_config.search_alg = _searcher(sweep)
     stop.run_started()
@@ -324,7 +324,7 @@ def run_repeats(
         )
         run_config = tune.RunConfig(
             name=name, storage_path=sweep.ray_storage, storage_filesystem=sweep.ray_filesystem,
-            callbacks=_callbacks(stop, writer),
+            callbacks=_callbacks(sweep, stop, writer),
             verbose=_tune_output(sweep),
             failure_config=tune.FailureConfig(max_failures=sweep.opts.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
