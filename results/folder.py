@@ -4,7 +4,8 @@
 
     <root>/<study>/
       study.json     metadata: space, task, data, sampler, scheduler, seeds, engine, versions, git commit, times
-      optuna.db      Optuna RDB storage (SQLite) unless the study names another SQLAlchemy URL
+      optuna.db      Optuna RDB storage (SQLite) unless the study names another SQLAlchemy URL; on a local disk in
+                     WAL mode, with optuna.db-wal / optuna.db-shm beside it (part of it: copy the folder whole)
       ray/run-N/     the Ray Tune experiments (restorable) with the trial checkpoints
       kt/            the keras-tuner project, for studies run with --engine keras-tuner
       trials.csv     one row per trial: params, status, metrics, epochs, seconds, node

@@ -49,7 +49,9 @@ SHOWN_ATTRS = ("architecture", "test_mse", "test_psnr", "test_ssim", "skill", "p
 FAIL_REASON_ATTR = "fail_reason"
 # Bound to this searcher's storage, never saved with Ray's experiment state: pickling the Optuna study (and every
 # optuna.Trial, which holds it) would copy every trial of the study at each save, once a second.
-_NOT_SAVED = ("_storage", "_ot_study", "_firsts", "_indexed", "_waiting", "_orphans")
+# The steps each trial reported are read from the storage when a driver first sees a trial (a saved copy could be
+# older than the storage), then kept here until the trial ends.
+_NOT_SAVED = ("_storage", "_ot_study", "_firsts", "_indexed", "_waiting", "_orphans", "_reported")
 
 
 def params_key(params: Mapping[str, Any]) -> Hashable:
@@ -123,10 +125,12 @@ class StudySearch(OptunaSearch):
                            "Optuna storage", checkpoint_path, type(exc).__name__, exc)
             self.__dict__.update(bound)
             self._reset_index()
+            self._reported = {}
             self._bind_from_storage()
             return
         self.__dict__.update(bound)
         self._reset_index()
+        self._reported = {}
         self._ot_trials = {  # saved as Optuna trial ids (as optuna.Trial objects by earlier versions)
             rid: optuna.Trial(self._study, t if isinstance(t, int) else t._trial_id)
             for rid, t in self._ot_trials.items()
@@ -252,10 +256,12 @@ class StudySearch(OptunaSearch):
         if ot_trial is None or value is None or step is None or not math.isfinite(value):
             return
         step = int(step)
-        done = self._reported.setdefault(trial_id, set())
-        if step not in done and step not in ot_trial.storage.get_trial(ot_trial._trial_id).intermediate_values:
+        done = self._reported.get(trial_id)
+        if done is None:  # first seen by this driver: what a driver before it reported is in the storage
+            done = self._reported[trial_id] = set(ot_trial.storage.get_trial(ot_trial._trial_id).intermediate_values)
+        if step not in done:
             ot_trial.report(float(value), step)
-        done.add(step)
+            done.add(step)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials:
@@ -270,6 +276,7 @@ class StudySearch(OptunaSearch):
         result = result or {}
         self._report(trial_id, result)  # the result that made the scheduler stop it never reached us
         self._completed_trials.add(trial_id)
+        self._reported.pop(trial_id, None)
         for key in SHOWN_ATTRS:  # what a person reads in optuna-dashboard or `optuna trials`
             value = result.get(key)
             if isinstance(value, (str, int, float)) and not (isinstance(value, float) and not math.isfinite(value)):

@@ -35,7 +35,38 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     checked = url in _checked_urls
     storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=checked)
     _checked_urls.add(url)
+    if sqlite_wal(url):
+        _use_wal(storage)
     return storage
+
+
+def sqlite_wal(url: str, mountinfo: str | None = None) -> bool:
+    """Whether ``url``'s SQLite file is kept in write-ahead-log mode: when it lies on a local filesystem.
+
+    In WAL mode with ``synchronous=NORMAL`` a commit is one append to the log, without the two fsyncs of the
+    default rollback journal (measured here: Optuna's ask, two reports and tell in 30 ms instead of 45); a
+    killed process loses nothing committed (the log is in the file), only a power cut can lose the last
+    commits, and readers (optuna-dashboard, `search list`) no longer block the driver. WAL needs shared memory
+    between the processes that open the file, which network filesystems do not give: there (or where the mount
+    table cannot be read) the default journal is kept. ``mountinfo``: as for :func:`sqlite_on_network`."""
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return False
+    path = Path(url.removeprefix("sqlite:///")).absolute()
+    mount = results.filesystem_of(path.parent) if mountinfo is None else results.mount_of(path.parent, mountinfo)
+    return mount is not None and not mount.network
+
+
+def _use_wal(storage: optuna.storages.RDBStorage) -> None:
+    from sqlalchemy import event
+
+    def pragmas(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")  # kept by the file; the first connection sets it
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(storage.engine, "connect", pragmas)
+    storage.engine.dispose()  # the connections opened while the storage was set up did not run it
 
 
 def shown(url: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from cae.errors import UsageError
 from results.mounts import filesystem_of, mount_of, parse_mountinfo
-from search.storage import refuse_network_sqlite, sqlite_on_network, warn_network_sqlite
+from search.storage import open_storage, refuse_network_sqlite, sqlite_on_network, sqlite_wal, warn_network_sqlite
 
 # Lines as the kernel writes them: a Docker container's overlay root with an NFS home, a workstation with an
 # SMB share and an sshfs mount, a cluster's Lustre scratch, a path with a space (\040).
@@ -82,3 +82,27 @@ def test_sqlite_on_nfs_is_warned_about_and_refused_for_a_cluster(capsys: pytest.
     refuse_network_sqlite(nfs, nodes=1, mountinfo=MOUNTINFO)  # one node: the warning is enough
     with pytest.raises(UsageError, match=r"network filesystem \(nfs4 at /home\).*3 nodes.*--storage postgresql"):
         refuse_network_sqlite(nfs, nodes=3, mountinfo=MOUNTINFO)
+
+
+def test_a_local_sqlite_file_is_kept_in_wal_mode_and_a_network_one_is_not(tmp_path: Path) -> None:
+    assert sqlite_wal("sqlite:////data/results/s1/optuna.db", MOUNTINFO)
+    assert sqlite_wal("sqlite:////home/ann/local/s1/optuna.db", MOUNTINFO)  # tmpfs inside the NFS home
+    for url in ("sqlite:////home/ann/results/s1/optuna.db", "sqlite:////lustre/p/optuna.db",
+                "postgresql://ann@db:5432/sweeps", "sqlite:///:memory:"):
+        assert not sqlite_wal(url, MOUNTINFO), url
+    # On this machine's disk: the file is in WAL mode, every connection of the storage syncs NORMALly, and a
+    # study written through it is read back by a plain Optuna storage (the dashboard's) with every trial.
+    import sqlite3
+
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage, study_name="s")
+    for value in (0.3, 0.1):
+        study.tell(study.ask(), value)
+    with storage.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    assert sqlite3.connect(tmp_path / "optuna.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    plain = optuna.load_study(study_name="s", storage=optuna.storages.RDBStorage(url))
+    assert [t.value for t in plain.trials] == [0.3, 0.1]
