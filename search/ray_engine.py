@@ -30,6 +30,7 @@ from cae.errors import UsageError
 from search import records
 from search.interrupt import Interruption
 from search.progress import ProgressView
+from search.ray_files import clear_partials
 from search.records import REPEAT
 from search.searcher import StudySearch
 from search.storage import refuse_network_sqlite, warn_network_sqlite
@@ -274,6 +275,8 @@ def _restore_run(
     name = name or meta["runs"][-1]
     path = f"{sweep.ray_storage}/{name}"
     filesystem = sweep.ray_filesystem
+    if filesystem is not None:
+        clear_partials(path)  # a state file the killed driver was writing: its previous version is whole
     if not tune.Tuner.can_restore(path, storage_filesystem=filesystem):
         _set_aside(sweep, name)
         return False

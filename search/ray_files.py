@@ -160,6 +160,15 @@ class AtomicLocalHandler(pafs.FileSystemHandler):
         return self._fs.open_append_stream(path)
 
 
+def clear_partials(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the ``.partial`` files a killed driver left in a run's folder (only the driver holding the study's
+    lock writes there, so at a resume every one is a dead writer's); the files removed."""
+    partials = [p for p in Path(folder).glob(f".*{PARTIAL}") if p.is_file()]
+    for path in partials:
+        path.unlink(missing_ok=True)
+    return partials
+
+
 def atomic_local() -> pafs.FileSystem:
     """The filesystem to hand Ray Tune (``storage_filesystem``) for a study folder on a local or mounted path."""
     return pafs.PyFileSystem(AtomicLocalHandler())

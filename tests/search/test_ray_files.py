@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from search.ray_files import PARTIAL, atomic_local
+from search.ray_files import PARTIAL, atomic_local, clear_partials
 
 # A writer that opens the destination through the atomic filesystem, writes half of the new content, and is
 # SIGKILLed by itself before closing it: the kill lands mid-file by construction.
@@ -32,6 +32,9 @@ def test_a_writer_killed_mid_file_leaves_the_previous_file_whole(tmp_path: Path)
     assert target.read_bytes() == b"old, complete"
     leftovers = [p.name for p in tmp_path.iterdir() if p != target]
     assert len(leftovers) == 1 and leftovers[0].startswith(".searcher-state-x.pkl.") and leftovers[0].endswith(PARTIAL)
+    # resume clears what the dead writer left, and nothing else
+    assert [p.name for p in clear_partials(tmp_path)] == leftovers
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
 
 
 def test_copies_and_writes_land_whole_and_the_filesystem_travels_to_workers(tmp_path: Path) -> None:

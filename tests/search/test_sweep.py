@@ -151,6 +151,8 @@ def test_resume_after_driver_sigkill(tmp_path: Path, tiny_space: Path, kill_at: 
         assert states
         for state in states:
             state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+            # and what a driver killed while writing a state file leaves now: the file half-written beside it
+            (state.parent / f".{state.name}.0123abcd{PARTIAL}").write_bytes(b"half")
 
     out = search_cli("resume", "--study", "k1", "--root", str(tmp_path))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
