@@ -106,13 +106,16 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path: Path) -> None
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         found = list((tmp_path / "w1" / "ray").glob("run-1/trial_*/result.json"))
-        if found and found[0].read_text().strip():
+        # Two epochs reported: the driver writes a result line before it registers that epoch's checkpoint (a
+        # later event of its loop), so a kill right after epoch 1's line could find no checkpoint yet; by
+        # epoch 2's line, seconds of training later, epoch 1's is registered.
+        if found and len(found[0].read_text().splitlines()) >= 2:
             results_file = found[0]
             break
         time.sleep(0.2)
     assert results_file is not None, (tmp_path / "run.log").read_text()[-3000:]
     first = json.loads(results_file.read_text().splitlines()[0])
-    os.kill(first["pid"], signal.SIGKILL)  # the worker process training the trial, mid-epoch 2
+    os.kill(first["pid"], signal.SIGKILL)  # the worker process training the trial, mid-epoch 3
     assert proc.wait(timeout=300) == 0, (tmp_path / "run.log").read_text()[-3000:]
 
     lines = [json.loads(line) for line in results_file.read_text().splitlines()]
