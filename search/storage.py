@@ -21,6 +21,7 @@ import results
 from cae.errors import UsageError
 
 _checked_urls: set[str] = set()  # storages whose schema version this process has already checked
+_wal_urls: dict[str, bool] = {}  # SQLite URLs and whether they are kept in WAL mode (see sqlite_wal)
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -35,7 +36,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     checked = url in _checked_urls
     storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=checked)
     _checked_urls.add(url)
-    if sqlite_wal(url):
+    if url not in _wal_urls:  # the mount table is read once per URL and process, like the schema check
+        _wal_urls[url] = sqlite_wal(url)
+    if _wal_urls[url]:
         _use_wal(storage)
     return storage
 
