@@ -152,12 +152,12 @@ def _callbacks(sweep: Sweep, stop: Interruption, writer: TableWriter) -> list[An
 
 
 def _scheduler(sweep: Sweep) -> Any:
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from search.schedulers import LiveASHAScheduler, LiveFIFOScheduler
 
     if sweep.opts.scheduler == "none" or sweep.opts.multi_objective:
-        return FIFOScheduler()
-    # stop_last_trials=False: a trial that reaches max_epochs ends on its own, with its final reposweep.
-    return ASHAScheduler(
+        return LiveFIFOScheduler()
+    # stop_last_trials=False: a trial that reaches max_epochs ends on its own, with its final report.
+    return LiveASHAScheduler(
         time_attr="epoch",
         max_t=sweep.max_epochs,
         grace_period=min(ASHA_GRACE, sweep.max_epochs),
