@@ -13,7 +13,9 @@
    dataset is held once for all trials; the rest grows with each concurrent trial (its TensorFlow runtime,
    model and input pipeline).
 4. **GPU sharing** (only with an NVIDIA GPU): aggregate training images/s of 1, 2 and 4 trials sharing one
-   GPU (``--gpus-per-trial 1, 0.5, 0.25``); on a machine without one the result says it was skipped.
+   GPU (``--gpus-per-trial 1, 0.5, 0.25``), and each trial process's peak GPU memory as nvidia-smi reports it
+   (CUDA context included) against its share of the card; on a machine without one the result says it was
+   skipped.
 
 ``--budget`` is the number of trials of each timed sweep (at least 2, so that two can run at once);
 ``--limit`` the images per split of the sweeps (default 512, as ``sweep_overhead``) and the training images
@@ -40,6 +42,7 @@ from benchmarks.definitions import RunPlan
 
 CONCURRENT = 2  # K: the trials run at once in the memory comparison (the CPUs of this machine)
 SAMPLE_SECONDS = 0.2
+GPU_SAMPLE_SECONDS = 0.5  # nvidia-smi takes tens of milliseconds a call
 SWEEP_EPOCHS = 2
 GPU_SHARES = (1, 2, 4)
 QUICK_BELOW = 256  # a --limit below this is a smoke test: fewer throughput epochs and rounds
@@ -190,19 +193,66 @@ def has_gpu() -> bool:
     return has_nvidia_device()
 
 
+class GpuProcessMemory:
+    """Samples nvidia-smi's memory per process in a thread; ``peaks`` is each process's largest use (MiB).
+
+    Every compute process on the GPU is counted: run it where the sweep's trials are the GPU's only users."""
+
+    def __init__(self, every: float = GPU_SAMPLE_SECONDS,
+                 sample: Callable[[], dict[int, int] | None] | None = None) -> None:
+        from search.gpu import gpu_process_memory_mb
+
+        self.every = every
+        self.sample = sample or gpu_process_memory_mb
+        self.peaks: dict[int, int] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for pid, mib in (self.sample() or {}).items():
+                self.peaks[pid] = max(mib, self.peaks.get(pid, 0))
+            self.samples += 1
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> GpuProcessMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def gpu_sharing(trials: int, limit: int) -> dict[str, Any]:
-    """Aggregate images/s of 1, 2 and 4 trials sharing one GPU; skipped (not an error) without one."""
+    """Aggregate images/s of 1, 2 and 4 trials sharing one GPU, and each trial process's peak GPU memory
+    (nvidia-smi) against its share of the card; skipped (not an error) without a GPU."""
+    from search.gpu import gpu_total_memory_mb, share_limit_mb
+
     if not has_gpu():
         return {"skipped": "no GPU on this machine"}
+    total = gpu_total_memory_mb()
     rows: list[dict[str, Any]] = []
     for k in GPU_SHARES:
-        table = concurrent_sweep(max(trials, k), SWEEP_EPOCHS, limit, k, gpus=1 / k)
+        with GpuProcessMemory() as memory:
+            table = concurrent_sweep(max(trials, k), SWEEP_EPOCHS, limit, k, gpus=1 / k)
         # Trials that ran at the same time add up; each one's images/s is over its own epochs.
-        rows.append({"trials_sharing": k, "images_per_second": float(table["images_per_second"].head(k).sum())})
+        row: dict[str, Any] = {
+            "trials_sharing": k,
+            "images_per_second": float(table["images_per_second"].head(k).sum()),
+            "processes": len(memory.peaks),
+            "peak_process_mb": max(memory.peaks.values(), default=None),
+        }
+        if total is not None:
+            row["share_mb"] = total / k
+            row["tensorflow_limit_mb"] = None if k == 1 else share_limit_mb(total, 1 / k)  # memory growth at k = 1
+            row["under_share"] = row["peak_process_mb"] is not None and row["peak_process_mb"] <= row["share_mb"]
+        rows.append(row)
     base = rows[0]["images_per_second"]
     for row in rows:
         row["speedup"] = row["images_per_second"] / base if base > 0 else None
-    return {"shares": rows}
+    return {"gpu_memory_mb": total, "shares": rows}
 
 
 # -- the result -------------------------------------------------------------------------------------------------
@@ -234,6 +284,10 @@ def summary(throughput: dict[str, Any], overhead: dict[str, Any], memory: dict[s
     for share in gpu.get("shares", []):
         rows.append({"measure": f"GPU images/s, {share['trials_sharing']} trials / 1 trial", "value": share["speedup"],
                      "target": ">= 1", "met": (share["speedup"] or 0) >= 1})
+        if share.get("share_mb") and share["peak_process_mb"] is not None:
+            rows.append({"measure": f"GPU memory of the largest trial process / its share, {share['trials_sharing']} "
+                                    "trials", "value": share["peak_process_mb"] / share["share_mb"],
+                         "target": "<= 1", "met": share["under_share"]})
     return pd.DataFrame(rows)
 
 
@@ -260,8 +314,10 @@ def blocks(plan: RunPlan, ratios: pd.DataFrame, overhead: dict[str, Any], memory
     else:
         notes.append(f"memory: skipped ({memory['skipped']})")
     notes.append(f"GPU sharing: skipped ({gpu['skipped']})" if "skipped" in gpu else
-                 "GPU sharing: " + ", ".join(f"{s['trials_sharing']} trials {s['images_per_second']:,.0f} images/s"
-                                             for s in gpu["shares"]))
+                 "GPU sharing: " + ", ".join(
+                     f"{s['trials_sharing']} trials {s['images_per_second']:,.0f} images/s, largest process "
+                     f"{s['peak_process_mb'] or 0:,.0f} MiB of a {s.get('share_mb') or 0:,.0f} MiB share "
+                     f"({s['processes']} processes seen)" for s in gpu["shares"]))
     return [
         Text(f"Sweeps of {plan.budget} trials x {SWEEP_EPOCHS} epochs on the embedded data, "
              f"{plan.limit if plan.limit is not None else 512} images per split; throughput of the 32-48-64 "

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 
 from cae.errors import CaesweepError
 
-HEADROOM = 0.9  # keep 10% of each share for the CUDA context and allocator fragmentation
+# Of each share, TensorFlow gets what is left after the larger of 10 % (allocator fragmentation) and a fixed
+# reserve for the process's CUDA context, which nvidia-smi charges to the process outside TensorFlow's limit.
+# Measured on an NVIDIA H200 (driver 580.159): a process holding n MiB of tensors shows n + 610 MiB in
+# nvidia-smi (PyTorch; TensorFlow also loads cuDNN and cuBLAS, hence the reserve of 1 GiB). On a large card
+# the 10 % dominates; on a small one a quarter share minus 10 % would leave too little for the context.
+HEADROOM = 0.9
+CONTEXT_RESERVE_MB = 1024
+MIN_LIMIT_MB = 512  # below this a share cannot train anything useful
 
 
 
@@ -49,7 +56,19 @@ def plan_devices(gpus: float, cpus: float, total_memory_mb: int | None, mode: st
         return DevicePlan(gpus, "growth", None, threads)
     if total_memory_mb is None:
         raise CaesweepError("cannot read the GPU's memory size (nvidia-smi failed); use --gpu-memory growth")
-    return DevicePlan(gpus, "limit", int(math.floor(total_memory_mb * gpus * HEADROOM)), threads)
+    limit = share_limit_mb(total_memory_mb, gpus)
+    if limit < MIN_LIMIT_MB:
+        raise CaesweepError(
+            f"a {gpus:g} share of this GPU's {total_memory_mb} MiB leaves TensorFlow {limit} MiB after the CUDA "
+            f"context's reserve; give each trial a larger --gpus-per-trial"
+        )
+    return DevicePlan(gpus, "limit", limit, threads)
+
+
+def share_limit_mb(total_memory_mb: int, gpus: float) -> int:
+    """TensorFlow's memory limit for a ``gpus`` share of a card of ``total_memory_mb`` MiB."""
+    share = total_memory_mb * gpus
+    return int(math.floor(share - max(share * (1 - HEADROOM), CONTEXT_RESERVE_MB)))
 
 
 def gpu_total_memory_mb() -> int | None:
@@ -66,6 +85,37 @@ def gpu_total_memory_mb() -> int | None:
         return int(float(out.strip().splitlines()[0]))
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
+
+
+def gpu_process_memory_mb() -> dict[int, int] | None:
+    """GPU memory in use by each process on the GPUs, from nvidia-smi: ``{pid: MiB}`` (None when unknown).
+
+    This is the memory the driver charges to the process (CUDA context included), the figure a share must hold."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    cmd = [exe, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_process_memory(out)
+
+
+def parse_process_memory(text: str) -> dict[int, int]:
+    """``pid, used_memory`` lines of nvidia-smi's compute-apps query, summed per process over the GPUs; lines
+    whose memory is not reported (``[N/A]``, as under some virtualisation) are left out."""
+    usage: dict[int, int] = {}
+    for line in text.splitlines():
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) != 2 or not fields[0].isdigit():
+            continue
+        try:
+            mib = int(float(fields[1]))
+        except ValueError:
+            continue
+        usage[int(fields[0])] = usage.get(int(fields[0]), 0) + mib
+    return usage
 
 
 def configure_devices(gpus: float, cpus: float, mode: str = "limit") -> DevicePlan:

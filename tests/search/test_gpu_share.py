@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cae.errors import CaesweepError
-from search.gpu import HEADROOM, plan_devices
+from search.gpu import CONTEXT_RESERVE_MB, HEADROOM, MIN_LIMIT_MB, parse_process_memory, plan_devices
 from tests.search.conftest import REPO
 
 
@@ -37,6 +37,44 @@ def test_plan_quarter_gpu_memory_limit() -> None:
     assert plan.memory_limit_mb == int(81920 * 0.25 * HEADROOM)
     # Four quarter-GPU trials fit on the device together.
     assert 4 * plan.memory_limit_mb <= 81920
+
+
+def test_small_card_keeps_the_cuda_context_reserve() -> None:
+    """On an 8 GiB card a quarter share minus 10 % would leave the CUDA context ~200 MiB (it takes ~610 MiB
+    with PyTorch alone, measured on an H200): the fixed reserve wins, and a share too small is refused."""
+    plan = plan_devices(0.25, 1, 8192)
+    assert plan.memory_limit_mb == 2048 - CONTEXT_RESERVE_MB
+    with pytest.raises(CaesweepError, match="larger --gpus-per-trial"):
+        plan_devices(0.125, 1, 8192)  # 1024 MiB share: nothing left after the reserve
+    assert plan_devices(0.25, 1, 4 * (CONTEXT_RESERVE_MB + MIN_LIMIT_MB)).memory_limit_mb == MIN_LIMIT_MB
+
+
+def test_process_memory_from_a_real_nvidia_smi_answer() -> None:
+    """The compute-apps query as an H200 answered it while four processes each held 17,971 MiB of tensors."""
+    text = (Path(__file__).parent / "data" / "nvidia-smi-compute-apps-h200.txt").read_text()
+    assert parse_process_memory(text) == {709: 18582, 708: 18582, 706: 18582}
+    # Two GPUs: a process's lines add up; unreported memory and other lines are left out.
+    assert parse_process_memory("12, 100\n12, 50\n13, [N/A]\nNo running processes found\n") == {12: 150}
+    assert parse_process_memory("") == {}
+
+
+def test_process_memory_query_runs_nvidia_smi(tmp_path: Path) -> None:
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text('#!/bin/sh\ncase "$1" in --query-compute-apps=pid,used_memory) printf "41, 900\\n";; esac\n')
+    fake.chmod(0o755)
+    proc = python(
+        """
+        from search import gpu
+        from benchmarks.overhead import GpuProcessMemory
+        print(gpu.gpu_process_memory_mb())
+        with GpuProcessMemory(every=0.01) as memory:
+            import time; time.sleep(0.2)
+        print(memory.peaks, memory.samples > 1)
+        """,
+        env={"PATH": f"{tmp_path}:{os.environ['PATH']}"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["{41: 900}", "{41: 900} True"]
 
 
 def test_plan_whole_gpu_and_growth() -> None:
