@@ -123,7 +123,9 @@ def completed(folder: Path) -> pd.DataFrame:
     try:
         df = pd.read_csv(folder / "trials.csv")
     except (FileNotFoundError, pd.errors.EmptyDataError):
-        return pd.DataFrame(columns=["status"])
+        # Not written yet: the driver writes a trial's result lines at once, the tables at a bounded rate, so a
+        # kill at the first result line can come before the first table.
+        return pd.DataFrame(columns=["trial_id", "status"])
     return df[df["status"] == "COMPLETE"]
 
 
