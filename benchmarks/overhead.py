@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -119,32 +119,50 @@ def tree_memory(root: int) -> dict[str, float]:
             "shmem_mb": totals["Pss_Shmem"] / 1024, "processes": float(len(pids))}
 
 
-class PeakMemory:
-    """Samples :func:`tree_memory` of this process's descendants in a thread; ``peak`` is the largest PSS seen."""
+_S = TypeVar("_S", bound="Sampler")
 
-    def __init__(self, root: int | None = None, every: float = SAMPLE_SECONDS,
-                 sample: Callable[[int], dict[str, float]] = tree_memory) -> None:
-        self.root = os.getpid() if root is None else root
+
+class Sampler:
+    """Calls ``take`` every ``every`` seconds in a thread while the ``with`` block runs (and once at its start)."""
+
+    def __init__(self, every: float) -> None:
         self.every = every
-        self.sample = sample
-        self.peak: dict[str, float] = {"pss_mb": 0.0, "anon_mb": 0.0, "shmem_mb": 0.0, "processes": 0.0}
+        self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
+    def take(self) -> None:
+        raise NotImplementedError
+
     def _loop(self) -> None:
         while not self._stop.is_set():
-            now = self.sample(self.root)
-            if now["pss_mb"] > self.peak["pss_mb"]:
-                self.peak = now
+            self.take()
+            self.samples += 1
             self._stop.wait(self.every)
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self: _S) -> _S:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class PeakMemory(Sampler):
+    """Samples :func:`tree_memory` of this process's descendants; ``peak`` is the largest PSS seen."""
+
+    def __init__(self, root: int | None = None, every: float = SAMPLE_SECONDS,
+                 sample: Callable[[int], dict[str, float]] = tree_memory) -> None:
+        super().__init__(every)
+        self.root = os.getpid() if root is None else root
+        self.sample = sample
+        self.peak: dict[str, float] = {"pss_mb": 0.0, "anon_mb": 0.0, "shmem_mb": 0.0, "processes": 0.0}
+
+    def take(self) -> None:
+        now = self.sample(self.root)
+        if now["pss_mb"] > self.peak["pss_mb"]:
+            self.peak = now
 
 
 def dataset_mb(images_per_split: int, size: int) -> float:
@@ -193,8 +211,8 @@ def has_gpu() -> bool:
     return has_nvidia_device()
 
 
-class GpuProcessMemory:
-    """Samples nvidia-smi's memory per process in a thread; ``peaks`` is each process's largest use (MiB).
+class GpuProcessMemory(Sampler):
+    """Samples nvidia-smi's memory per process; ``peaks`` is each process's largest use (MiB).
 
     Every compute process on the GPU is counted: run it where the sweep's trials are the GPU's only users."""
 
@@ -202,27 +220,13 @@ class GpuProcessMemory:
                  sample: Callable[[], dict[int, int] | None] | None = None) -> None:
         from search.gpu import gpu_process_memory_mb
 
-        self.every = every
+        super().__init__(every)
         self.sample = sample or gpu_process_memory_mb
         self.peaks: dict[int, int] = {}
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            for pid, mib in (self.sample() or {}).items():
-                self.peaks[pid] = max(mib, self.peaks.get(pid, 0))
-            self.samples += 1
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> GpuProcessMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def take(self) -> None:
+        for pid, mib in (self.sample() or {}).items():
+            self.peaks[pid] = max(mib, self.peaks.get(pid, 0))
 
 
 def gpu_sharing(trials: int, limit: int) -> dict[str, Any]:
