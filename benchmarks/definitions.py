@@ -341,7 +341,7 @@ def _engines() -> BenchmarkDefinition:
         space=space,
         metric="val_mse",
         mode="min",
-        budget=90,  # 10 full trials' worth of the 72-configuration table's 9-epoch curves
+        budget=180,  # 10 full trials' worth of the 36-configuration table's 18-epoch curves
         budget_unit="epochs of compute per run",
         min_budget=int(space.fixed["max_epochs"]),
         seeds=5,

@@ -18,8 +18,8 @@ clock). keras-tuner's Hyperband runs one trial at a time (K = 1). Compute is cou
 they finished, and in simulated seconds. A non-halving method runs ``budget / max_epochs`` trials (plus one
 per extra worker); TPE + ASHA runs enough trials to spend the budget (:data:`ASHA_EPOCHS_PER_TRIAL`), and
 Hyperband enough iterations; everything past the budget is cut off. The result: best-so-far val MSE vs epochs
-spent (median and 25th-75th percentile over seeds) and, per method and K, the compute needed to come within
-5% of the best value in the table, in epochs and in simulated seconds; the gaps between methods are set
+spent (median and 25th-75th percentile over seeds) and, per method and K, the compute needed to reach the value
+of the table's best 5 % of configurations (:func:`target_value`), in epochs and in simulated seconds; the gaps between methods are set
 against the table's own noise (the same configurations trained with other seeds).
 """
 

@@ -12,7 +12,7 @@ same kind of storage, with the random sampler and with the sweep's TPE, at the s
 the storage cost per trial by decile, so that a sampler's own growth (TPE's) is told apart from caesweep's.
 
 The scale space (``benchmarks/spaces/scale.yaml``) has a continuous learning rate, so every proposal is new
-(a study never trains a configuration twice, and the table has 72); the trainable replays the nearest of the
+(a study never trains a configuration twice, and the table has 36); the trainable replays the nearest of the
 table's rates.
 """
 

@@ -288,7 +288,7 @@ class BuildPlan:
 
 
 DEFAULT_REPEATS = 3  # training seeds of the repeated configurations (the main seed and 2 more)
-DEFAULT_REPEAT_CONFIGS = 8  # the best configurations of the main grid, trained again with the other seeds
+DEFAULT_REPEAT_CONFIGS = 5  # the best configurations of the main grid, trained again with the other seeds
 
 
 def plan_build(

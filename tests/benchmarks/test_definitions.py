@@ -74,10 +74,10 @@ def test_definitions_refuse_bad_values(change: dict, message: str) -> None:
 def test_plan_resolves_defaults_and_refuses_what_a_benchmark_does_not_take(tmp_path: Path) -> None:
     plan = definitions.get("engines").plan(RunSettings(root=tmp_path))
     assert plan.folder == tmp_path / "benchmarks" / "engines"
-    assert (plan.budget, plan.seeds, plan.data, plan.image_size) == (90, 5, "embedded", 16)
+    assert (plan.budget, plan.seeds, plan.data, plan.image_size) == (180, 5, "embedded", 16)
     with pytest.raises(UsageError, match="does not take --limit"):
         definitions.get("engines").plan(RunSettings(root=tmp_path, limit=10))
-    with pytest.raises(BenchmarkError, match="too small for engines: one trial needs at least 9 epochs"):
+    with pytest.raises(BenchmarkError, match="too small for engines: one trial needs at least 18 epochs"):
         definitions.get("engines").plan(RunSettings(root=tmp_path, budget=8))
     with pytest.raises(BenchmarkError, match="--seeds 0"):
         definitions.get("engines").plan(RunSettings(root=tmp_path, seeds=0))
