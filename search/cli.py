@@ -22,6 +22,9 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--samples", type=int, default=None, help="number of trials (default: the space's)")
     r.add_argument("--max-epochs", type=int, default=None, help="epochs per trial at most (default: the space's)")
     r.add_argument("--sampler", default="tpe", help=f"Optuna sampler: {', '.join(SAMPLERS)}")
+    r.add_argument("--startup-trials", type=int, default=None,
+                   help="random trials before the tpe, cmaes or gp sampler's model takes over (default: Optuna's, "
+                   "10 for tpe and gp, 1 for cmaes)")
     r.add_argument("--scheduler", default="asha", help=f"{', '.join(SCHEDULERS)}")
     r.add_argument("--objectives", default="val_mse", help="objective metric(s), e.g. val_mse or val_mse,params")
     r.add_argument("--cpus-per-trial", type=float, default=1.0)
@@ -63,7 +66,7 @@ def options_from_args(args) -> SweepOptions:
     study = args.study or f"{args.space.rsplit('/', 1)[-1].removesuffix('.yaml')}-{time.strftime('%Y%m%d-%H%M%S')}"
     return SweepOptions(
         study=study, space=args.space, data=args.data, task=args.task, samples=args.samples,
-        max_epochs=args.max_epochs, sampler=args.sampler, scheduler=args.scheduler,
+        max_epochs=args.max_epochs, sampler=args.sampler, startup_trials=args.startup_trials, scheduler=args.scheduler,
         objectives=parse_objectives(args.objectives), cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, gpu_memory=args.gpu_memory, concurrency=args.concurrency,
         address=args.address, root=args.root, storage=args.storage, engine=args.engine, kt_tuner=args.kt_tuner,

@@ -16,6 +16,8 @@ from cae.errors import UsageError
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid", "nsga2")
 MULTI_OBJECTIVE_SAMPLERS = ("nsga2", "tpe", "random", "qmc", "grid", "gp")
+# Samplers that draw their first trials at random before their model takes over (Optuna's n_startup_trials).
+STARTUP_SAMPLERS = ("tpe", "cmaes", "gp")
 SCHEDULERS = ("asha", "none")
 ENGINES = ("ray", "keras-tuner")
 KT_TUNERS = ("hyperband", "bayesian", "random")
@@ -66,6 +68,7 @@ class SweepOptions:
     samples: int | None = None  # None: the space's default number of trials
     max_epochs: int | None = None  # None: the space's max_epochs
     sampler: str = "tpe"
+    startup_trials: int | None = None  # random trials before the sampler's model (None: Optuna's default)
     scheduler: str = "asha"
     objectives: tuple[str, ...] = ("val_mse",)
     cpus_per_trial: float = 1.0
@@ -86,6 +89,13 @@ class SweepOptions:
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
+        if self.startup_trials is not None:
+            if self.sampler not in STARTUP_SAMPLERS or self.engine != "ray":
+                raise UsageError(f"--startup-trials applies to the Ray engine's {', '.join(STARTUP_SAMPLERS)} "
+                                 f"samplers, not {self.engine} with {self.sampler}; drop it or choose one of those")
+            if isinstance(self.startup_trials, bool) or not isinstance(self.startup_trials, int) \
+                    or self.startup_trials < 1:
+                raise UsageError(f"--startup-trials {self.startup_trials!r} must be an integer >= 1")
         if self.scheduler not in SCHEDULERS:
             raise UsageError(f"unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULERS)}")
         if self.engine not in ENGINES:

@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 
 from cae.errors import UsageError
+from search.options import STARTUP_SAMPLERS
 
 
 class StudyGridSampler(optuna.samplers.GridSampler):
@@ -26,26 +27,32 @@ class StudyGridSampler(optuna.samplers.GridSampler):
         return None
 
 
-def make_sampler(name: str, seed: int, *, grid: dict[str, list[Any]] | None = None) -> Any:
-    """The Optuna sampler called ``name`` (one of ``search.options.SAMPLERS``).
+def make_sampler(
+    name: str, seed: int, *, grid: dict[str, list[Any]] | None = None, startup_trials: int | None = None
+) -> Any:
+    """The Optuna sampler called ``name`` (one of ``search.options.SAMPLERS``); ``startup_trials``: the random
+    trials before a model-based sampler's model takes over (``n_startup_trials``; None: Optuna's default).
 
     Optuna marks some of these (QMC, TPE's ``group``) experimental; asking for them by name is deliberate, so
     its ExperimentalWarning is not repeated to the user.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _make(name, seed, grid)
+        return _make(name, seed, grid, startup_trials)
 
 
-def _make(name: str, seed: int, grid: dict[str, list[Any]] | None) -> Any:
+def _make(name: str, seed: int, grid: dict[str, list[Any]] | None, startup_trials: int | None) -> Any:
     samplers = optuna.samplers
+    startup: dict[str, Any] = {} if startup_trials is None else {"n_startup_trials": startup_trials}
+    if startup and name not in STARTUP_SAMPLERS:
+        raise UsageError(f"the {name} sampler has no start-up trials")
     if name == "tpe":
-        return samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True, group=True)
+        return samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True, group=True, **startup)
     if name == "random":
         return samplers.RandomSampler(seed=seed)
     if name == "cmaes":
         # CMA-ES handles numeric axes; categorical ones fall back to random sampling (warned once).
-        return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False, **startup)
     if name == "qmc":
         return samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
     if name == "nsga2":
@@ -62,5 +69,5 @@ def _make(name: str, seed: int, grid: dict[str, list[Any]] | None) -> Any:
                 "the gp sampler needs PyTorch: pip install 'caesweep[gp]' (or pip install torch), "
                 "or choose tpe, cmaes or random"
             ) from None
-        return samplers.GPSampler(seed=seed)
+        return samplers.GPSampler(seed=seed, **startup)
     raise UsageError(f"unknown sampler {name!r}")

@@ -71,7 +71,8 @@ class Sweep:
         """A fresh Optuna sampler for the study's run number ``run``: seeded from the study's seed and the run,
         so an extension does not replay the proposals of the runs before it."""
         seed = self.opts.seed + 1_000_003 * (run - 1)
-        return make_sampler(self.opts.sampler, seed, grid=dict(self.grid) if self.grid else None)
+        return make_sampler(self.opts.sampler, seed, grid=dict(self.grid) if self.grid else None,
+                            startup_trials=self.opts.startup_trials)
 
 
 def overrides(opts: SweepOptions, space: Space) -> dict[str, Any]:

@@ -40,6 +40,8 @@ BAD_SPACE = "samples: 2\nfixed: {image_size: 16}\nparams:\n  latent_dim: {low: 6
         (["--objectives", "val_mse,beauty"], ["beauty"]),
         (["--objectives", "val_mse,params", "--sampler", "cmaes"], ["nsga2"]),
         (["--samples", "0"], ["--samples"]),
+        (["--startup-trials", "0"], ["--startup-trials 0", ">= 1"]),
+        (["--sampler", "random", "--startup-trials", "3"], ["--startup-trials", "tpe, cmaes, gp", "random"]),
         (["--space", "no-such-space"], ["no-such-space", "quick"]),
         (["--study", "../escape"], ["study name"]),
         (["--study", "a/b"], ["study name"]),

@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from cae.errors import UsageError
-from search.options import SAMPLERS
+from search.options import SAMPLERS, SweepOptions
 from search.samplers import make_sampler
 from search.searcher import SpaceSampler
 from spaces import load_space
@@ -65,3 +65,39 @@ def test_gp_without_pytorch_is_a_one_line_usage_error(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "torch", None)  # what `import torch` sees where it is not installed
     with pytest.raises(UsageError, match=r"the gp sampler needs PyTorch: pip install 'caesweep\[gp\]'"):
         make_sampler("gp", seed=0)
+
+
+@pytest.mark.parametrize(("startup", "random_first"), [(None, 10), (3, 3)])
+def test_tpe_draws_its_start_up_trials_at_random_then_its_own(startup: int | None, random_first: int) -> None:
+    """``--startup-trials`` is TPE's ``n_startup_trials``: its first trials are exactly the random sampler's draws
+    with the same seed (Optuna's default: 10), the next ones its model's (a continuous learning rate: a model's
+    draw equal to the random one has probability 0)."""
+    space = load_space(TUNED)
+    draw = SpaceSampler(space)
+
+    def value(trial: optuna.Trial) -> float:
+        draw(trial)
+        return objective(space.resolve(trial.params))
+
+    def drawn(sampler: optuna.samplers.BaseSampler) -> list[float]:
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(value, n_trials=random_first + 2)
+        return [t.params["lr"] for t in study.trials]
+
+    tpe = drawn(make_sampler("tpe", seed=5, startup_trials=startup))
+    plain = drawn(make_sampler("random", seed=5))
+    assert tpe[:random_first] == plain[:random_first]
+    assert tpe[random_first:] != plain[random_first:]
+
+
+def test_start_up_trials_belong_to_the_samplers_that_have_them() -> None:
+    assert make_sampler("cmaes", seed=0, startup_trials=4)._n_startup_trials == 4
+    with pytest.raises(UsageError, match="the random sampler has no start-up trials"):
+        make_sampler("random", seed=0, startup_trials=4)
+    for bad in ({"sampler": "qmc", "startup_trials": 2}, {"startup_trials": 0}, {"startup_trials": True},
+                {"engine": "keras-tuner", "startup_trials": 2}):
+        with pytest.raises(UsageError, match="--startup-trials"):
+            SweepOptions(study="s", **bad)
+    kept = SweepOptions(study="s", sampler="cmaes", startup_trials=4)
+    assert SweepOptions.from_dict(kept.to_dict()).startup_trials == 4  # recorded in study.json, used on resume
+    assert SweepOptions.from_dict({"study": "old"}).startup_trials is None  # a study from before the option
