@@ -14,7 +14,10 @@ simulated-time order, exactly as a K-worker sweep would see them, however long t
 
 While a worker is free (a trial ended and the next has not started yet) the clock waits for the next trial to
 ``join``; when none comes within ``grace`` seconds of wall time (the study has no more trials to start) it lets
-the earliest waiting trial go anyway. With one worker the clock is the plain sum of the epochs' seconds.
+the earliest waiting trial go anyway. A clock told the study's number of trials knows when the last has
+joined, and from then on lets the earliest waiting trial go as soon as every live trial waits (the end of a
+K-worker study, when fewer than K trials are left, no longer waits ``grace`` per epoch). With one worker the
+clock is the plain sum of the epochs' seconds.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ GRACE_S = 3.0  # wall seconds a free worker waits for the driver to start its ne
 class Clock:
     """The simulated clock shared by the trials of one replay study (wrapped as a Ray actor by :func:`start`)."""
 
-    def __init__(self, workers: int, grace: float = GRACE_S) -> None:
+    def __init__(self, workers: int, grace: float = GRACE_S, trials: int | None = None) -> None:
         self.workers = workers
         self.grace = grace
+        self.trials = trials  # the study's trials, when known: after the last has joined, no worker waits for one
+        self.joined: set[str] = set()
         self.now = 0.0
         self.live: dict[str, int] = {}  # trial -> join order (ties go to the earlier trial)
         self.waiting: dict[str, tuple[float, asyncio.Future[float]]] = {}
@@ -46,6 +51,7 @@ class Clock:
         """Register a starting trial; its simulated start time."""
         self._ensure_watchdog()
         self.live.setdefault(trial, next(self._order))
+        self.joined.add(trial)
         self._touch()
         return self.now
 
@@ -54,6 +60,7 @@ class Clock:
         clock's time then (``until``, or ``now`` if the trial was late)."""
         self._ensure_watchdog()
         self.live.setdefault(trial, next(self._order))
+        self.joined.add(trial)
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self.waiting[trial] = (until, future)
         self._touch()
@@ -82,7 +89,7 @@ class Clock:
         holds a trial)."""
         if not self.waiting or len(self.waiting) < len(self.live):
             return
-        if full_only and len(self.live) < self.workers:
+        if full_only and len(self.live) < self.workers and not self.all_joined:
             return
         trial = min(self.waiting, key=lambda t: (self.waiting[t][0], self.live.get(t, 0)))
         until, future = self.waiting.pop(trial)
@@ -91,6 +98,11 @@ class Clock:
         self._touch()
         if not future.done():
             future.set_result(self.now)
+
+    @property
+    def all_joined(self) -> bool:
+        """Every trial of the study has started: a free worker will get no other."""
+        return self.trials is not None and len(self.joined) >= self.trials
 
     def _ensure_watchdog(self) -> None:
         if self._watchdog is None:
@@ -108,9 +120,10 @@ def actor_name(name: str) -> str:
     return f"caesweep-clock-{name}"
 
 
-def start(name: str, workers: int, grace: float = GRACE_S) -> Any:
+def start(name: str, workers: int, grace: float = GRACE_S, trials: int | None = None) -> Any:
     """The clock actor ``name``, created on first use by whichever trial starts first (detached, so it outlives
-    that trial's worker; :func:`stop` ends it, or the end of the sweep's Ray)."""
+    that trial's worker; :func:`stop` ends it, or the end of the sweep's Ray); ``trials``: the study's number of
+    trials, when every one of them will start."""
     import ray
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -118,7 +131,7 @@ def start(name: str, workers: int, grace: float = GRACE_S) -> Any:
     # Outside the creating trial's placement group (Tune's trials capture their child actors), which ends with it.
     outside = PlacementGroupSchedulingStrategy(placement_group=None)  # type: ignore[arg-type]  # Ray: None = none
     return actor.options(num_cpus=0, name=actor_name(name), get_if_exists=True, lifetime="detached",
-                         scheduling_strategy=outside).remote(workers, grace)
+                         scheduling_strategy=outside).remote(workers, grace, trials)
 
 
 def stop(name: str) -> None:

@@ -28,9 +28,9 @@ async def _trial(clock: Clock, name: str, epochs: list[float], log: list[tuple[s
     await clock.leave(name)
 
 
-async def _sweep(plan: Plan, workers: int, grace: float = 1.0) -> list[tuple[str, float]]:
+async def _sweep(plan: Plan, workers: int, grace: float = 1.0, trials: int | None = None) -> list[tuple[str, float]]:
     """Start the trials in order, ``workers`` at once; a trial starts as soon as another has left."""
-    clock = Clock(workers, grace=grace)
+    clock = Clock(workers, grace=grace, trials=trials)
     log: list[tuple[str, float]] = []
     queue = list(plan)
     running: set[asyncio.Task[None]] = set()
@@ -90,3 +90,15 @@ def test_a_trial_that_leaves_while_waiting_frees_its_worker() -> None:
         return log
 
     assert asyncio.run(scenario()) == [("B", 1.0)]
+
+
+def test_a_clock_told_the_number_of_trials_does_not_wait_for_a_trial_after_the_last() -> None:
+    """The end of a 3-worker study (fewer than 3 trials left): a clock that knows the study's trials lets the
+    earliest waiting one go at once, in the same order the grace period gives; with an hour's grace and no count
+    it would wait an hour per epoch there (the time-out below would fail the test)."""
+    plan = {"A": [3.0, 3.0, 3.0], "B": [1.0] * 5, "C": [2.0, 2.0], "D": [0.5], "E": [4.0, 1.0]}
+    expected = asyncio.run(_sweep(plan, workers=3))  # the grace period (1 s) releases the end
+    known = asyncio.run(asyncio.wait_for(_sweep(plan, workers=3, grace=3600.0, trials=len(plan)), timeout=120))
+    assert known == expected
+    # A study with a trial that never starts (a repeated proposal is told, not trained): the grace period ends it.
+    assert asyncio.run(_sweep(plan, workers=3, grace=0.2, trials=len(plan) + 1)) == expected
