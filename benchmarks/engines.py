@@ -19,8 +19,8 @@ they finished, and in simulated seconds. A non-halving method runs ``budget / ma
 per extra worker); TPE + ASHA runs enough trials to spend the budget (:data:`ASHA_EPOCHS_PER_TRIAL`), and
 Hyperband enough iterations; everything past the budget is cut off. The result: best-so-far val MSE vs epochs
 spent (median and 25th-75th percentile over seeds) and, per method and K, the compute needed to reach the value
-of the table's best 5 % of configurations (:func:`target_value`), in epochs and in simulated seconds; the gaps between methods are set
-against the table's own noise (the same configurations trained with other seeds).
+of the table's best 5 % of configurations (:func:`target_value`), in epochs and in simulated seconds; the gaps
+between methods are set against the table's own noise (the same configurations trained with other seeds).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from spaces import Space
 ASHA_EPOCHS_PER_TRIAL = 1.5
 HYPERBAND_FACTOR = 3
 DEFAULT_WORKERS = (1, 4)
+TPE_STARTUP_TRIALS = 4
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Method:
     label: str
     sampler: str | None  # Optuna sampler (Ray engine); None for keras-tuner
     scheduler: str  # "none", "asha" or "hyperband"
+    startup_trials: int | None = None  # the sampler's random trials before its model (None: Optuna's default)
 
     def samples(self, budget: int, max_epochs: int, workers: int = 1) -> int:
         """Trials to start so that the budget is spent (extra epochs are cut off afterwards): with K workers,
@@ -78,9 +80,11 @@ def run_label(method: str, workers: int) -> str:
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("random", "random search", "random", "none"),
-    Method("tpe", "Optuna TPE", "tpe", "none"),
+    # TPE's model starts after 4 random trials: with Optuna's default of 10, the 10 trials of the default budget
+    # would all be random, and "TPE" would be random search with the same seed (measured: identical runs).
+    Method("tpe", "Optuna TPE", "tpe", "none", startup_trials=TPE_STARTUP_TRIALS),
     Method("cmaes", "Optuna CMA-ES", "cmaes", "none"),  # GP would need PyTorch (caesweep[gp]); CMA-ES does not
-    Method("tpe-asha", "TPE + ASHA", "tpe", "asha"),
+    Method("tpe-asha", "TPE + ASHA", "tpe", "asha", startup_trials=TPE_STARTUP_TRIALS),
     Method("hyperband", "keras-tuner Hyperband", None, "hyperband"),
 )}
 
@@ -140,9 +144,11 @@ def ray_events(
     """A real Ray Tune + Optuna sweep with ``workers`` trials at once whose trials replay the table in simulated
     time; its epochs in the order they finished."""
     study = f"{run_label(method.name, workers)}-s{seed}"
+    samples = method.samples(plan.budget, table.epochs, workers)
     opts = sweep_options(
-        plan, space, study, sampler=method.sampler, scheduler=method.scheduler,
-        samples=method.samples(plan.budget, table.epochs, workers), seed=seed, concurrency=workers,
+        plan, space, study, sampler=method.sampler, scheduler=method.scheduler, samples=samples, seed=seed,
+        concurrency=workers,
+        startup_trials=method.startup_trials,
         cpus_per_trial=1.0 / workers, max_failures=0,
     )
     probe = plan.folder / "events" / f"{study}.csv"
@@ -151,7 +157,7 @@ def ray_events(
     log = plan.folder / "logs" / f"{study}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     name = f"{study}-{uuid.uuid4().hex[:8]}"  # a new clock per run, also when Ray outlives the run
-    trainable = timed_replay(table, name, workers, probe, plan.time_scale)
+    trainable = timed_replay(table, name, workers, probe, plan.time_scale, trials=samples)
     try:
         with log.open("w") as stream, contextlib.redirect_stdout(stream):  # Ray's per-trial tables go to the log
             study_read = run_study(opts, space, trainable=trainable, rerun=True)
@@ -162,12 +168,14 @@ def ray_events(
 
 
 def timed_replay(
-    table: tabular.Table, clock_name: str, workers: int, probe: Path, time_scale: float | None
+    table: tabular.Table, clock_name: str, workers: int, probe: Path, time_scale: float | None,
+    trials: int | None = None,
 ) -> Callable[[dict[str, Any], Any, Any], None]:
     """The replay trainable (:func:`benchmarks.tabular.replay_trainable`) with time: every epoch finishes at its
     simulated time (the study's :class:`benchmarks.clock.Clock`), or after ``time_scale`` times its recorded
     seconds of sleep; each trial appends its start (epoch 0) and every epoch (trial, epoch, time, val_mse) to
-    ``probe`` as it finishes, so the file lists the epochs in the order the driver received them."""
+    ``probe`` as it finishes, so the file lists the epochs in the order the driver received them. ``trials``:
+    the study's number of trials, so that the clock knows when the last has started (:mod:`benchmarks.clock`)."""
     train_images = int(table.meta.get("train_images", 0))
 
     def trial(config: dict[str, Any], data: Any, settings: Any) -> None:
@@ -179,7 +187,7 @@ def timed_replay(
         if found is None:
             return
         entry, epochs, node = found
-        shared = clock.start(clock_name, workers) if time_scale is None else None
+        shared = clock.start(clock_name, workers, trials=trials) if time_scale is None else None
 
         def note(epoch: int, at: float, value: float) -> None:
             with probe.open("a") as stream:  # one short line per append: whole lines with several workers
@@ -366,6 +374,9 @@ def blocks(
         "did. seconds to target: the simulated wall-clock time then (with K workers, K epochs run at once).",
         f"Clock: {clock}. Ray methods are real sweeps (Ray Tune, Optuna, ASHA, the study tables) replaying the "
         "table with K trials at once; Hyperband drives keras-tuner's oracle directly, one trial at a time.",
+        f"Samplers: TPE (alone and with ASHA) lets its model choose after {TPE_STARTUP_TRIALS} random trials "
+        "(`--startup-trials`; Optuna's default of 10 would make the default budget's 10 trials random search), "
+        "CMA-ES after Optuna's default of 1.",
     ]
     if repeats is not None:
         notes.append(

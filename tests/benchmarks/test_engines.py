@@ -58,6 +58,8 @@ def test_tiny_engines_run_writes_curves_and_the_compute_table(
     assert result["table"]["best_val_mse"] == tabular.load_table(tiny_table).best()
     assert "Compute to reach one of the best configurations" in (folder / "table.md").read_text()
     assert result["studies"] == ["random-k2-s0", "random-k2-s1", "tpe-asha-k2-s0", "tpe-asha-k2-s1"]
+    options = {s: json.loads((folder / s / "study.json").read_text())["options"] for s in result["studies"]}
+    assert [o["startup_trials"] for o in options.values()] == [None, None, 4, 4]  # TPE's model after 4 trials
     # Two workers in simulated time: the driver received the epochs in the order they finish, each trial's
     # epochs end at its start plus the table's recorded seconds, and a trial starts when another left its worker.
     table = tabular.load_table(tiny_table)
