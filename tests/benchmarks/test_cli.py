@@ -30,7 +30,7 @@ def test_an_unknown_benchmark_is_one_line_naming_the_known_ones(capsys: pytest.C
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (("run", "engines", "--budget", "3"), "--budget 3 is too small for engines: one trial needs at least 9"),
+        (("run", "engines", "--budget", "3"), "--budget 3 is too small for engines: one trial needs at least 18"),
         (("run", "seed-colorization", "--budget", "0"), "--budget 0 is too small for seed-colorization"),
         (("run", "overhead", "--budget", "1"), "--budget 1 is too small for overhead"),
         (("run", "engines", "--seeds", "0"), "--seeds 0 must be at least 1"),
@@ -49,7 +49,7 @@ def test_an_unknown_benchmark_is_one_line_naming_the_known_ones(capsys: pytest.C
                                                             "profiles cpu, published"),
         (("run", "engines", "--profile", "published"), "does not take --profile"),
         (("build-table", "--repeats", "0"), "--repeats 0 must be an integer >= 1"),
-        (("build-table", "--repeat-configs", "500"), "--repeat-configs 500 is more than the grid's 72"),
+        (("build-table", "--repeat-configs", "500"), "--repeat-configs 500 is more than the grid's 36"),
         (("build-table", "--split-seed", "-1"), "--split-seed -1 must be an integer >= 0"),
         (("build-table", "--max-configs", "0"), "--max-configs 0 must be at least 1"),
         (("build-table", "--space", "missing.yaml"), "--space missing.yaml does not exist"),
