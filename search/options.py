@@ -93,8 +93,7 @@ class SweepOptions:
             if self.sampler not in STARTUP_SAMPLERS or self.engine != "ray":
                 raise UsageError(f"--startup-trials applies to the Ray engine's {', '.join(STARTUP_SAMPLERS)} "
                                  f"samplers, not {self.engine} with {self.sampler}; drop it or choose one of those")
-            if isinstance(self.startup_trials, bool) or not isinstance(self.startup_trials, int) \
-                    or self.startup_trials < 1:
+            if type(self.startup_trials) is not int or self.startup_trials < 1:  # a bool is not a count
                 raise UsageError(f"--startup-trials {self.startup_trials!r} must be an integer >= 1")
         if self.scheduler not in SCHEDULERS:
             raise UsageError(f"unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULERS)}")
