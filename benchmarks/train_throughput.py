@@ -13,11 +13,11 @@ How it is measured, in one process so that both sides share the machine's state:
 - the same arrays: the ``reconstruct`` task (input = target) on embedded tiles, batch 64, the val split scored
   after every epoch, in the suite's usual proportion of 15 val images to 70 train images. The suite runs
   without early stopping and without its test evaluation, which come after the loop being compared;
-- the first epoch of every run is a warm-up (it traces the train and test steps) and is not timed. Both clocks
-  are read at the end of every epoch, after the validation pass: the bare fit's by a callback, the suite's by
-  an epoch hook, which runs after the suite's own per-epoch work (history, early-stopping state, the copy of
-  the best weights), so that work counts against the suite. An epoch's time runs from the end of the previous
-  epoch to its own end;
+- the first epoch of every run is a warm-up (it traces the train step, and the bare fit's test step) and is
+  not timed. Both clocks are read at the end of every epoch, after the validation pass: the bare fit's by a
+  callback, the suite's by an epoch hook, which runs after the suite's own per-epoch work (its validation
+  pass, history, early-stopping state, the copy of the best weights), so that work counts against the suite.
+  An epoch's time runs from the end of the previous epoch to its own end;
 - ``repeats`` rounds, alternating which side goes first, so that a change in machine load hits both sides.
   A side's throughput is its train images over its *median* timed epoch across all rounds: on a shared
   machine one epoch slowed by another process must not decide the result (each round's own throughput over

@@ -1,7 +1,8 @@
 """Train one configuration: Adam, early stopping on a validation metric, a per-epoch hook, test evaluation.
 
 The loop is Keras's own ``model.fit`` over whole-dataset arrays (no per-batch Python), so it runs as fast
-as a bare ``fit`` (``benchmarks/`` measures the ratio). Per epoch a callback records the history, applies
+as a bare ``fit`` (``benchmarks/`` measures the ratio). Per epoch a callback scores the validation split (one
+prediction of it, in place of Keras's validation pass), records the history, applies
 early stopping with state that survives a restart, refuses to go on after a NaN/inf loss, and calls the
 caller's hooks (the sweep reports to Ray Tune and checkpoints through them).
 
@@ -178,14 +179,9 @@ class _EpochCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = dict(logs or {})
-        for key in ("loss", "val_loss"):
-            if not math.isfinite(float(logs.get(key, math.nan))):
-                self.model.stop_training = True
-                raise DivergedError(
-                    f"training diverged: {key} is {logs.get(key)} at epoch {epoch + 1}; "
-                    "lower the learning rate or use batch norm"
-                )
+        self._check_finite("loss", logs.get("loss", math.nan), epoch)
         record = self._record(epoch, logs)
+        self._check_finite("val_loss", record["val_loss"], epoch)
         p = self.progress
         p.epoch = epoch + 1
         p.history.append(record)
@@ -202,19 +198,38 @@ class _EpochCallback(keras.callbacks.Callback):
         for hook in self.hooks:
             hook(state)
 
+    def _check_finite(self, key: str, value: float, epoch: int) -> None:
+        if not math.isfinite(float(value)):
+            self.model.stop_training = True
+            raise DivergedError(
+                f"training diverged: {key} is {value} at epoch {epoch + 1}; lower the learning rate or use batch norm"
+            )
+
     def _record(self, epoch: int, logs: dict) -> dict[str, float]:
         record = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._started}
         record.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
-        record["val_native_mse"] = record["val_mse"]
-        if self.prepared.task.kind == "colorize":
-            # Colour spaces differ in variance: score in RGB with the true luminance, as the test scores are
-            # (one extra val pass; Keras's val_psnr / val_ssim would be those of the chroma alone).
-            pred = predict(self.model, self.prepared.val.x)
-            ref = self.prepared.task.to_reference(self.prepared.val.x, pred)
+        record.update(self._validate())
+        return record
+
+    def _validate(self) -> dict[str, float]:
+        """One pass over the validation split: the loss and the metrics in the task's native space, and for
+        colorization the metrics in RGB with the true luminance, as the test scores are (Keras's val_psnr /
+        val_ssim would be those of the chroma alone). Keras's own validation pass is not used: it would predict
+        the split a second time and trace a test step for every model."""
+        val, task = self.prepared.val, self.prepared.task
+        pred = predict(self.model, val.x)
+        native = mse_np(pred, val.y)
+        loss = float(np.mean(np.concatenate([
+            np.asarray(self.model.loss(val.y[i : i + PREDICT_BATCH], pred[i : i + PREDICT_BATCH]))
+            for i in range(0, len(pred), PREDICT_BATCH)
+        ])))
+        record = {"val_loss": loss, "val_mse": native, "val_native_mse": native}
+        if task.kind == "colorize":
+            ref = task.to_reference(val.x, pred)
             truth = self.prepared.val_reference
-            record["val_mse"] = mse_np(ref, truth)
-            record["val_psnr"] = psnr_np(ref, truth)
-            record["val_ssim"] = ssim_np(ref, truth)
+            record.update(val_mse=mse_np(ref, truth), val_psnr=psnr_np(ref, truth), val_ssim=ssim_np(ref, truth))
+        else:
+            record.update(val_psnr=psnr_np(pred, val.y), val_ssim=ssim_np(pred, val.y))
         return record
 
 
@@ -279,7 +294,6 @@ def train(
             batch_size=tc.batch_size,
             epochs=tc.epochs,
             initial_epoch=progress.epoch,
-            validation_data=(prepared.val.x, prepared.val.y),
             shuffle=True,
             callbacks=[callback],
             verbose=verbose,

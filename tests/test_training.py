@@ -194,7 +194,7 @@ def test_early_stopping_restores_the_best_weights(stopped: Stopped) -> None:
 
 def test_colorize_history_scores_val_in_rgb_with_the_true_luminance(stopped: Stopped, tiny_dataset: Dataset) -> None:
     """val_mse, val_psnr and val_ssim are reference-space (RGB) scores, like the test scores;
-    val_native_mse is the Keras MSE on the UV target."""
+    val_native_mse is the MSE on the UV target, the same quantity as val_loss for the MSE loss."""
     task = get_task("colorize-yuv")
     prepared = prepare(task, tiny_dataset)
     predicted = stopped.result.model.predict(prepared.val.x, verbose=0)  # the restored epoch-1 weights
@@ -204,7 +204,7 @@ def test_colorize_history_scores_val_in_rgb_with_the_true_luminance(stopped: Sto
     assert first["val_psnr"] == pytest.approx(psnr_np(rgb, prepared.val_reference), rel=1e-5)
     assert first["val_ssim"] == pytest.approx(ssim_np(rgb, prepared.val_reference), rel=1e-4)
     assert first["val_native_mse"] == pytest.approx(mse_np(predicted, prepared.val.y), rel=1e-4)
-    assert first["val_native_mse"] == first["val_loss"]
+    assert first["val_native_mse"] == pytest.approx(first["val_loss"], rel=1e-6)
     assert abs(first["val_mse"] - first["val_native_mse"]) > 1e-3
 
 
@@ -244,14 +244,20 @@ def test_early_stopping_keeps_the_best_epoch_of_the_monitored_metric(
 ) -> None:
     """Fed known validation metrics, the callback keeps the epoch that is best for the monitor, in its direction
     (lowest MSE or loss, highest PSNR or SSIM), and at_best_epoch reports that epoch's metrics."""
+
+    class KnownValidation(_EpochCallback):
+        def _validate(self) -> dict[str, float]:  # the validation pass, replaced by the known metrics
+            metrics = EPOCHS[len(self.progress.history)]
+            return {**metrics, "val_native_mse": metrics["val_mse"]}
+
     prepared = prepare(get_task("reconstruct"), tiny_dataset)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     progress = checkpoint.Progress()
-    callback = _EpochCallback(prepared, monitor, None, [], progress, None)
+    callback = KnownValidation(prepared, monitor, None, [], progress, None)
     callback.set_model(model)
-    for epoch, metrics in enumerate(EPOCHS):
+    for epoch in range(len(EPOCHS)):
         callback.on_epoch_begin(epoch)
-        callback.on_epoch_end(epoch, {"loss": 0.1, "mse": 0.1, **metrics})
+        callback.on_epoch_end(epoch, {"loss": 0.1, "mse": 0.1})
     assert progress.best_epoch == kept and progress.wait == 3 - kept
     reported = at_best_epoch(progress.history, progress.best_epoch)
     assert reported == {**EPOCHS[kept - 1], "val_native_mse": EPOCHS[kept - 1]["val_mse"]}
@@ -291,3 +297,24 @@ def test_a_cosine_schedule_decays_to_zero_over_the_run_and_a_resume_continues_it
     assert float(resumed.model.optimizer.learning_rate.numpy()) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ModelConfigError, match="lr_schedule 'step' is unknown"):
         replace(TINY.train, lr_schedule="step").validate()
+
+
+@pytest.mark.parametrize("loss", ["mse", "mse+ssim"])
+def test_the_validation_pass_scores_what_keras_evaluate_scores(loss: str, tiny_dataset: Dataset) -> None:
+    """The callback's own validation pass (one prediction of the split) gives the loss and metrics that Keras's
+    evaluate gives for the same weights, in the task's native space."""
+    seen: list[tuple[dict[str, float], list[np.ndarray]]] = []
+
+    def hook(state: EpochState) -> None:
+        seen.append((dict(state.record), [w.copy() for w in state.model.get_weights()]))
+
+    result = train(with_train(TINY, epochs=1, loss=loss), tiny_dataset, hooks=[hook], evaluate_test=False)
+    record, weights = seen[0]
+    model = result.model
+    assert model is not None
+    model.set_weights(weights)
+    prepared = prepare(get_task("reconstruct"), tiny_dataset)
+    keras_scores = model.evaluate(prepared.val.x, prepared.val.y, batch_size=5, return_dict=True, verbose=0)
+    for name in ("loss", "mse", "psnr", "ssim"):
+        assert record[f"val_{name}"] == pytest.approx(keras_scores[name], rel=1e-5), name
+    assert record["val_native_mse"] == record["val_mse"]
