@@ -230,7 +230,7 @@ def test_report_on_real_sweep(tmp_path: Path) -> None:
     """A tiny real sweep (the `quick` space, 3 samples, 1 epoch on 64 images per split), then its report."""
     sweep = subprocess.run(
         [sys.executable, "-m", "search", "run", "--space", "quick", "--samples", "3", "--max-epochs", "1",
-         "--limit", "64", "--study", "real", "--root", str(tmp_path)],
+         "--limit", "64", "--concurrency", "1", "--study", "real", "--root", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=900,
     )
     assert sweep.returncode == 0, sweep.stderr[-3000:]

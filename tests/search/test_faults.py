@@ -50,7 +50,7 @@ def in_process_ray(monkeypatch: pytest.MonkeyPatch):
 
 def options(tmp_path: Path, space: Path, study: str, samples: int) -> SweepOptions:
     return SweepOptions(study=study, space=str(space), root=str(tmp_path), samples=samples, max_epochs=2,
-                        limit=48, scheduler="none", sampler="random", seed=3)
+                        limit=48, scheduler="none", sampler="random", seed=3, concurrency=1)
 
 
 def test_diverging_trials_are_failed_rows_and_the_sweep_goes_on(

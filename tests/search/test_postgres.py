@@ -63,7 +63,8 @@ def flow(postgres: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     common = ("--root", str(root), "--study", STUDY)
     ran = search_cli(
         "run", *common, "--space", str(space), "--samples", "3", "--scheduler", "none", "--max-epochs", "2",
-        "--limit", "48", "--storage", postgres.url(password=True), env=no_password_but_the_urls(tmp),
+        "--limit", "48", "--concurrency", "1", "--storage", postgres.url(password=True),
+        env=no_password_but_the_urls(tmp),
     )
     after_run = pd.read_csv(root / STUDY / "trials.csv")
     env = {**no_password_but_the_urls(tmp), "PGPASSWORD": PASSWORD}

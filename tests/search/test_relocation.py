@@ -18,7 +18,7 @@ from tests.search.test_sweep import check_agreement
 
 pytestmark = pytest.mark.slow
 
-COMMON = ("--max-epochs", "1", "--limit", "48", "--seed", "0")
+COMMON = ("--max-epochs", "1", "--limit", "48", "--seed", "0", "--concurrency", "1")
 
 
 def test_a_copied_study_extends_in_place_and_the_original_is_untouched(tmp_path: Path, tiny_space: Path) -> None:
@@ -61,7 +61,7 @@ def test_a_grid_study_ends_when_the_grid_is_exhausted(tmp_path: Path) -> None:
         "params:\n  latent_dim: {choices: [4, 8], role: scientific}\n  skip: {choices: [false, true]}\n"
     )
     out = search_cli("run", "--space", str(space), "--study", "g1", "--root", str(tmp_path), "--sampler", "grid",
-                     "--concurrency", "1", "--max-failures", "0", *COMMON)
+                     "--max-failures", "0", *COMMON)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "has 4 points; running 4 trials instead of 9" in out.stdout
     trials = check_agreement(tmp_path, "g1", 4)

@@ -178,7 +178,7 @@ def test_multi_objective_pareto_with_custom_storage(tmp_path: Path, tiny_space: 
     proc = search_cli(
         "run", "--space", str(tiny_space), "--study", "m1", "--root", str(tmp_path), "--samples", "3",
         "--objectives", "val_mse,params", "--sampler", "nsga2", "--storage", storage, "--max-epochs", "1",
-        "--limit", "48",
+        "--limit", "48", "--concurrency", "1",
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "ASHA is off" in proc.stdout
@@ -196,7 +196,7 @@ def test_an_extension_trains_new_configurations_and_confirm_repeats_the_best(tmp
     trials are kept as they were, and derived tables damaged in between are rebuilt. Then confirm re-trains the
     best 2 with 2 new training seeds each, tells no sampler, and continues where it stopped."""
     args = ("--space", str(tiny_space), "--study", "d1", "--root", str(tmp_path), "--sampler", "random",
-            "--scheduler", "none", "--max-epochs", "1", "--limit", "48", "--seed", "0")
+            "--scheduler", "none", "--max-epochs", "1", "--limit", "48", "--seed", "0", "--concurrency", "1")
     assert search_cli("run", *args, "--samples", "4").returncode == 0
     first = pd.read_csv(tmp_path / "d1" / "trials.csv", dtype={"trial_id": str}).set_index("trial_id")
     # Damage the derived tables as a crash mid-write on a non-atomic filesystem would: resume rebuilds them.
