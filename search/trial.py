@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -28,6 +29,7 @@ from spaces import Space
 
 REPEAT_OF, SEED = "repeat_of", "seed"  # in a confirm run's trial config: the trial it repeats, its training seed
 FINAL_FILE = "final.json"  # in a trial's last checkpoint: its final report, to repeat after a restart
+SCRATCH_PREFIX = "caesweep-trial-"  # + "<pid>-": a trial process's scratch folders under the temp directory
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,46 @@ def node_label() -> str:
     return f"{ray.util.get_node_ip_address()}/{context.get_node_id()[:8]}"
 
 
+def scratch_folder() -> tempfile.TemporaryDirectory:
+    """A temporary folder for one checkpoint or model before Ray copies it, named after this process."""
+    return tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+
+
+SCRATCH_MIN_AGE_S = 600.0  # a scratch folder lives for the seconds a checkpoint takes to write
+
+
+def remove_orphaned_scratch(folder: str | None = None, min_age_s: float = SCRATCH_MIN_AGE_S) -> list[Path]:
+    """Remove the scratch folders of trial processes that no longer run; return what was removed.
+
+    A worker killed while it wrote a checkpoint (SIGKILL, the out-of-memory killer, a lost node) cannot remove
+    its scratch folder: a model and its weights, megabytes each time. The next trial on the machine removes
+    them. A folder is kept while its process runs (or a new process took its number), and while it is younger
+    than ``min_age_s`` (a process of another PID namespace sharing the temp directory may still write it).
+    """
+    removed = []
+    now = time.time()
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = path.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        try:
+            old = now - path.stat().st_mtime >= min_age_s and path.is_dir()
+        except OSError:  # removed meanwhile by another trial
+            continue
+        if old and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def _restored(checkpoint: Any) -> Iterator[str | None]:
     if checkpoint is None:
@@ -100,6 +142,7 @@ def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) ->
 
     started = time.time()
     _clear_session(keras)
+    remove_orphaned_scratch()
     node = node_label()
     try:
         run = from_flat(resolve_config(settings, config))
@@ -187,7 +230,7 @@ class _Reporter:
                 state.model.set_weights(state.best_weights)  # score and keep the epoch early stopping keeps
             metrics.update(self._final(state.model, state.progress.epoch, state.progress.best_epoch))
             self._log_final(metrics, state.progress.epoch)
-        with tempfile.TemporaryDirectory(prefix="caesweep-ckpt-") as folder:
+        with scratch_folder() as folder:
             checkpoint.save(folder, state.model, state.progress, state.best_weights)
             if last:
                 (Path(folder) / FINAL_FILE).write_text(json.dumps(metrics))
@@ -202,7 +245,7 @@ class _Reporter:
         metrics = self._metrics(last, result.history, result.params, result.best_epoch)
         metrics.update(self._final(result.model, result.epochs, result.best_epoch))
         self._log_final(metrics, result.epochs)
-        with tempfile.TemporaryDirectory(prefix="caesweep-model-") as folder:
+        with scratch_folder() as folder:
             result.model.save(Path(folder) / "model.keras")
             self._keep(Path(folder) / "model.keras", metrics)
         self.tune.report(metrics)
