@@ -21,7 +21,7 @@ import pandas as pd
 
 import results
 from cae.errors import StudyError, UsageError
-from search.interrupt import Interrupted, Interruption, exit_code
+from search.interrupt import Interrupted, Interruption, exit_code, interruption_in
 from search.metadata import new_meta, now, update_meta
 from search.options import SweepOptions
 from search.summary import interrupted_line, resume_command, summarise, summarise_repeats
@@ -142,10 +142,11 @@ def _confirm(sweep: Sweep, configs: list[dict[str, Any]], target: int, top: int,
             update_meta(paths, meta, confirm={**settings, "status": "running"})
             try:
                 trials = ray_engine.run_repeats(sweep, meta, stop, configs, target, unfinished)
-            except Interrupted as exc:
-                update_meta(paths, meta, confirm={**settings, "status": "interrupted"})
-                return _confirm_interrupted(meta, paths, exc.signum, top, repeats)
-            except Exception as exc:  # Ray, or a bug: said in one line, traceback in failure.log
+            except (Interrupted, Exception) as exc:
+                if (second := interruption_in(exc)) is not None:  # stop now, the study stays resumable
+                    update_meta(paths, meta, confirm={**settings, "status": "interrupted"})
+                    return _confirm_interrupted(meta, paths, second.signum, top, repeats)
+                # Ray, or a bug: said in one line, traceback in failure.log
                 update_meta(paths, meta, confirm={**settings, "status": "failed"})
                 return _failed(sweep, meta, exc, status=meta.get("status", "done"))
             if stop.requested and stop.signum is not None:
@@ -204,12 +205,12 @@ def _execute(engine: ModuleType, sweep: Sweep, meta: dict[str, Any], resume: boo
         update_meta(sweep.paths, meta, status="running", failure=None)
         try:
             trials = engine.run(sweep, meta, stop, resume)
-        except Interrupted as exc:  # the second signal: stop now, the study stays resumable
-            update_meta(sweep.paths, meta, status="interrupted")
-            print(f"interrupted; continue with: {resume_command(meta, folder)}", file=sys.stderr)
-            return exit_code(exc.signum)
-        except Exception as exc:  # Ray, or a bug: the study says so and stays resumable
-            return _failed(sweep, meta, exc)
+        except (Interrupted, Exception) as exc:
+            if (second := interruption_in(exc)) is not None:  # the second signal: stop now, still resumable
+                update_meta(sweep.paths, meta, status="interrupted")
+                print(f"interrupted; continue with: {resume_command(meta, folder)}", file=sys.stderr)
+                return exit_code(second.signum)
+            return _failed(sweep, meta, exc)  # Ray, or a bug: the study says so and stays resumable
         if stop.requested and stop.signum is not None:
             update_meta(sweep.paths, meta, status="interrupted")
             print(interrupted_line(trials, sweep.samples, meta, folder), file=sys.stderr)
@@ -219,7 +220,7 @@ def _execute(engine: ModuleType, sweep: Sweep, meta: dict[str, Any], resume: boo
     return summarise(trials, meta, folder)
 
 
-def _failed(sweep: Sweep, meta: dict[str, Any], exc: Exception, status: str = "failed") -> int:
+def _failed(sweep: Sweep, meta: dict[str, Any], exc: BaseException, status: str = "failed") -> int:
     reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
     log = sweep.paths.folder / FAILURE_LOG
     results.write_atomic(log, traceback.format_exc())

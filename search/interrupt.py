@@ -31,6 +31,19 @@ class Interrupted(BaseException):  # noqa: N818  (a BaseException, like Keyboard
         self.signum = signum
 
 
+def interruption_in(exc: BaseException) -> Interrupted | None:
+    """The :class:`Interrupted` behind ``exc``, if any. A second signal that arrives while Ray's C extension
+    waits (``ray.wait`` checks signals there) leaves it as the cause of a ``SystemError``, not as itself."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, Interrupted):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def exit_code(signum: int) -> int:
     """The shell's convention: 128 + the signal (130 for SIGINT, 143 for SIGTERM)."""
     return 128 + int(signum)

@@ -18,6 +18,7 @@ import pytest
 
 from cae.errors import UsageError
 from search import commands
+from search.interrupt import Interrupted, interruption_in
 from search.options import SweepOptions
 from search.trial import run_trial
 from tests.search.conftest import search_popen, sweep_env
@@ -162,3 +163,39 @@ def test_a_failure_of_ray_itself_marks_the_study_failed_and_it_resumes(
     assert meta["status"] == "done" and meta["failure"] is None
     trials = pd.read_csv(tmp_path / "lost1" / "trials.csv")
     assert len(trials) == 2 and (trials["status"] == "COMPLETE").all()
+
+
+def test_a_second_signal_that_ray_wraps_still_interrupts(
+    tmp_path: Path, tiny_space: Path, in_process_ray, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture
+) -> None:
+    """A second Ctrl-C handled while the driver waits inside Ray's C extension comes out of ``Tuner.fit`` as a
+    SystemError caused by the Interrupted (seen in a full-suite run): the study is interrupted (exit 130,
+    resumable), not failed."""
+    from ray import tune
+
+    def second_signal_inside_ray_wait(self):
+        try:
+            raise Interrupted(signal.SIGINT)
+        except Interrupted as exc:
+            raise SystemError("<cyfunction CoreWorker.wait> returned a result with an exception set") from exc
+
+    monkeypatch.setattr(tune.Tuner, "fit", second_signal_inside_ray_wait)
+    assert commands.run(options(tmp_path, tiny_space, "wrapped", 2)) == 130
+    meta = json.loads((tmp_path / "wrapped" / "study.json").read_text())
+    assert meta["status"] == "interrupted" and meta["failure"] is None
+    err = capsys.readouterr().err
+    assert "interrupted; continue with: python -m search resume --study wrapped" in err and "failed" not in err
+
+
+def test_the_interruption_is_found_behind_the_exceptions_it_caused() -> None:
+    second = Interrupted(signal.SIGTERM)
+    try:
+        try:
+            raise second
+        except Interrupted as exc:
+            raise SystemError("wrapped") from exc
+    except SystemError as wrapped:
+        assert interruption_in(wrapped) is second
+    assert interruption_in(second) is second
+    assert interruption_in(RuntimeError("the Ray head node went away")) is None
