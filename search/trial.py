@@ -30,6 +30,7 @@ from spaces import Space
 REPEAT_OF, SEED = "repeat_of", "seed"  # in a confirm run's trial config: the trial it repeats, its training seed
 FINAL_FILE = "final.json"  # in a trial's last checkpoint: its final report, to repeat after a restart
 SCRATCH_PREFIX = "caesweep-trial-"  # + "<pid>-": a trial process's scratch folders under the temp directory
+SCRATCH_MIN_AGE_S = 600.0  # a scratch folder lives for the seconds a checkpoint takes to write
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,6 @@ def scratch_folder() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
 
 
-SCRATCH_MIN_AGE_S = 600.0  # a scratch folder lives for the seconds a checkpoint takes to write
-
-
 def remove_orphaned_scratch(folder: str | None = None, min_age_s: float = SCRATCH_MIN_AGE_S) -> list[Path]:
     """Remove the scratch folders of trial processes that no longer run; return what was removed.
 
@@ -100,11 +98,11 @@ def remove_orphaned_scratch(folder: str | None = None, min_age_s: float = SCRATC
 
 def _running(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # PermissionError: another user's process, running
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
-        return True
+    except PermissionError:
+        pass
     return True
 
 
