@@ -30,7 +30,7 @@ from cae.errors import UsageError
 from search import records
 from search.interrupt import Interruption
 from search.progress import ProgressView
-from search.ray_files import clear_partials
+from search.ray_files import clear_partials, recorded_trials
 from search.records import REPEAT
 from search.searcher import StudySearch
 from search.storage import refuse_network_sqlite, warn_network_sqlite
@@ -280,6 +280,8 @@ def _restore_run(
     if not tune.Tuner.can_restore(path, storage_filesystem=filesystem):
         _set_aside(sweep, name)
         return False
+    if filesystem is not None:
+        _set_aside_unrecorded(sweep, name)
     tuner = tune.Tuner.restore(path, trainable=_trainable(sweep), resume_unfinished=True, resume_errored=True,
                                storage_filesystem=filesystem)
     # Tune unpickles the callbacks and the searcher the run was started with, bound to the study folder and
@@ -354,6 +356,40 @@ def _set_aside(sweep: Sweep, name: str) -> None:
     folder = sweep.paths.ray_dir / name
     if folder.exists():
         shutil.move(str(folder), str(sweep.paths.ray_dir / f"_abandoned-{name}-{int(time.time())}"))
+
+
+def _set_aside_unrecorded(sweep: Sweep, name: str) -> list[str]:
+    """Trials of run ``name`` that its saved state does not list: keep their files, out of the study's tables;
+    the trial ids.
+
+    A driver killed after starting a trial and before Ray next saved its state (at most a second, see
+    TUNE_GLOBAL_CHECKPOINT_S; a trial's first checkpoint forces a save) leaves that trial's folder, and at most
+    its first epoch, that ``Tuner.restore`` knows nothing of. Its Optuna trial is freed and trained again from
+    the start under a new Ray trial; its files go to ``ray/_abandoned-<run>-<time>/`` (its TensorBoard run
+    under ``tensorboard/`` there), where no table or TensorBoard reads them.
+    """
+    from search.reconcile import release_unrecorded
+
+    folder = sweep.paths.ray_dir / name
+    recorded = recorded_trials(folder)
+    if recorded is None:
+        return []
+    unrecorded = {p.name.removeprefix("trial_") for p in folder.glob("trial_*") if p.is_dir()} - recorded
+    if not unrecorded:
+        return []
+    numbers = release_unrecorded(str(sweep.storage_url), sweep.paths.name, unrecorded)
+    aside = sweep.paths.ray_dir / f"_abandoned-{name}-{int(time.time())}"
+    for trial_id, number in sorted(numbers.items()):
+        aside.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(folder / f"trial_{trial_id}"), str(aside / f"trial_{trial_id}"))
+        board = sweep.paths.tensorboard_run(trial_id)
+        if board.exists():
+            (aside / "tensorboard").mkdir(exist_ok=True)
+            shutil.move(str(board), str(aside / "tensorboard" / trial_id))
+        again = "" if number is None else f"; Optuna trial {number} is trained again from its first epoch"
+        logger.warning("trial %s was started after Ray last saved the run's state, so Ray cannot continue it%s "
+                       "(its files: %s)", trial_id, again, aside.relative_to(sweep.paths.folder))
+    return sorted(numbers)
 
 
 def trial_count(sweep: Sweep) -> int:

@@ -169,6 +169,22 @@ def clear_partials(folder: str | os.PathLike[str]) -> list[Path]:
     return partials
 
 
+def recorded_trials(folder: str | os.PathLike[str]) -> set[str] | None:
+    """The ids of the trials a run's saved state lists (Ray's newest ``experiment_state-*.json``, the file
+    ``Tuner.restore`` reads); None when there is no readable state.
+
+    Only JSON is read (each trial's state is a JSON string inside it): nothing in the file is executed.
+    """
+    states = sorted(Path(folder).glob("experiment_state-*.json"))
+    if not states:
+        return None
+    try:
+        data = json.loads(states[-1].read_text())
+        return {str(json.loads(state)["trial_id"]) for state, _ in data["trial_data"]}
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
 def atomic_local() -> pafs.FileSystem:
     """The filesystem to hand Ray Tune (``storage_filesystem``) for a study folder on a local or mounted path."""
     return pafs.PyFileSystem(AtomicLocalHandler())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from search.searcher import FAIL_REASON_ATTR, RAY_TRIAL_ATTR
+from search.searcher import ABANDONED_ATTR, FAIL_REASON_ATTR, RAY_TRIAL_ATTR
 from search.storage import open_storage
 
 
@@ -25,6 +25,29 @@ def close_orphans(storage_url: str, study_name: str, ray_trial_ids: set[str]) ->
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         closed += 1
     return closed
+
+
+def release_unrecorded(storage_url: str, study_name: str, ray_trial_ids: set[str]) -> dict[str, int | None]:
+    """Free the Optuna trials of Ray trials that the run's saved state does not list, so the next suggestion
+    adopts them; returns each Ray trial id's Optuna trial number (None: it has none).
+
+    Such a Ray trial was started by a driver killed before Ray next saved its state: ``Tuner.restore`` cannot
+    continue it, and its Optuna trial, still RUNNING, is trained again under a new Ray trial (same number, same
+    parameters). A finished Optuna trial is left as it is (its Ray trial ended; its row stays).
+    """
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+    found: dict[str, int | None] = dict.fromkeys(ray_trial_ids)
+    for trial in study.get_trials(deepcopy=False):
+        rid = trial.user_attrs.get(RAY_TRIAL_ATTR)
+        if rid not in ray_trial_ids:
+            continue
+        if trial.state.is_finished():
+            found.pop(rid)
+            continue
+        study._storage.set_trial_user_attr(trial._trial_id, ABANDONED_ATTR, rid)
+        study._storage.set_trial_user_attr(trial._trial_id, RAY_TRIAL_ATTR, None)
+        found[rid] = trial.number
+    return found
 
 
 def pareto_numbers(storage_url: str, study_name: str) -> list[int]:

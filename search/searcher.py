@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 RAY_TRIAL_ATTR = "ray_trial_id"
+# A Ray trial its driver started after Ray last saved its state (Ray cannot continue it); its Optuna trial was
+# trained again under the Ray trial now in RAY_TRIAL_ATTR.
+ABANDONED_ATTR = "abandoned_ray_trial_id"
 DUPLICATE_ATTR = "duplicate_of"  # a proposal equal to an earlier trial: told its outcome, never trained
 MAX_REDRAWS = 100  # proposals in a row that repeat earlier trials before the space counts as exhausted
 # A finished trial's results kept as Optuna user attributes, beside its values.
@@ -162,6 +165,8 @@ class StudySearch(OptunaSearch):
             orphan = self._find_orphan()
             if orphan is not None:
                 logger.info("trial %s adopts Optuna trial %d left running by a stopped driver", trial_id, orphan)
+                for stale in [rid for rid, t in self._ot_trials.items() if t._trial_id == orphan]:
+                    del self._ot_trials[stale]  # a Ray trial Ray cannot continue
                 self._ot_trials[trial_id] = optuna.Trial(self._study, orphan)
                 adopted = True
         params = super().suggest(trial_id)
@@ -229,7 +234,8 @@ class StudySearch(OptunaSearch):
             self._study.tell(ot_trial, state=TrialState.FAIL)
 
     def _find_orphan(self) -> int | None:
-        """An Optuna trial RUNNING in the storage that no live Ray trial owns (its driver died).
+        """An Optuna trial RUNNING in the storage that no live Ray trial owns (its driver died), or that was
+        freed from a Ray trial Ray cannot continue.
 
         Only a dead driver leaves such trials, so the storage is searched once, at this searcher's first
         proposal (after a restore: its first one then); every later trial is this searcher's own.
@@ -239,7 +245,12 @@ class StudySearch(OptunaSearch):
         while self._orphans:
             owned = {t._trial_id for t in self._ot_trials.values()}
             candidate = self._orphans.pop(0)
-            if candidate not in owned and self._study._storage.get_trial(candidate).state == TrialState.RUNNING:
+            frozen = self._study._storage.get_trial(candidate)
+            if frozen.state != TrialState.RUNNING:
+                continue
+            # Not held by a Ray trial of this run; or held in a saved state newer than the run's trial list,
+            # by a Ray trial that Ray cannot continue (reconcile.release_unrecorded freed it).
+            if candidate not in owned or frozen.user_attrs.get(RAY_TRIAL_ATTR) is None:
                 return candidate
         return None
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from search.ray_files import PARTIAL
+from search.searcher import ABANDONED_ATTR, RAY_TRIAL_ATTR
 from tests.search.conftest import search_cli, search_popen
 from tests.search.test_tensorboard import assert_curves_equal
 
@@ -129,6 +130,14 @@ def completed(folder: Path) -> pd.DataFrame:
     return df[df["status"] == "COMPLETE"]
 
 
+def drop_from_saved_state(run: Path, trial_id: str) -> None:
+    """Ray's saved state of a run as it was before ``trial_id`` started: the trial left out of its trial list."""
+    (path,) = run.glob("experiment_state-*.json")
+    state = json.loads(path.read_text())
+    state["trial_data"] = [t for t in state["trial_data"] if json.loads(t[0])["trial_id"] != trial_id]
+    path.write_text(json.dumps(state))
+
+
 def first_epoch_reported(folder: Path) -> bool:
     return any(f.read_text().strip() for f in folder.glob("ray/run-*/trial_*/result.json"))
 
@@ -146,6 +155,7 @@ def test_resume_after_driver_sigkill(tmp_path: Path, tiny_space: Path, kill_at: 
     before = completed(folder).set_index("trial_id")
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started, at once
     proc.wait()
+    unrecorded = None
     if kill_at == "first epoch":
         # As a driver killed while Ray copied its state left it before caesweep wrote Ray's files atomically:
         # the searcher's state cut short. Its bookkeeping is found again in the Optuna storage.
@@ -155,10 +165,24 @@ def test_resume_after_driver_sigkill(tmp_path: Path, tiny_space: Path, kill_at: 
             state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
             # and what a driver killed while writing a state file leaves now: the file half-written beside it
             (state.parent / f".{state.name}.0123abcd{PARTIAL}").write_bytes(b"half")
+        # And a trial started after Ray's last save of its state (a driver killed within that second; CI met it):
+        # a trial with an epoch reported, taken out of the state Ray restores (if the kill had not already).
+        unrecorded = next(f.parent.name.removeprefix("trial_")
+                          for f in folder.glob("ray/run-1/trial_*/result.json") if f.read_text().strip())
+        drop_from_saved_state(folder / "ray" / "run-1", unrecorded)
 
     out = search_cli("resume", "--study", "k1", "--root", str(tmp_path))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     trials = check_agreement(tmp_path, "k1", 5).set_index("trial_id")
+    if unrecorded is not None:
+        # Its files set aside, out of the tables and of TensorBoard; its Optuna trial trained again, whole.
+        assert unrecorded not in trials.index
+        assert "started after Ray last saved the run's state" in out.stdout + out.stderr
+        (aside,) = (folder / "ray").glob("_abandoned-run-1-*")
+        assert (aside / f"trial_{unrecorded}" / "result.json").read_text().strip()
+        assert not (folder / "tensorboard" / unrecorded).exists()
+        (again,) = [t for t in optuna_trials(tmp_path, "k1") if t.user_attrs.get(ABANDONED_ATTR) == unrecorded]
+        assert trials.loc[again.user_attrs[RAY_TRIAL_ATTR], "number"] == again.number
     assert (trials["status"] == "COMPLETE").all()
     for tid, row in before.iterrows():
         # Finished before the kill: kept with the same result, not trained again.
