@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cae import checkpoint
+from cae import checkpoint, training
 from cae.config import ModelConfig, RunConfig, TrainConfig
 from cae.data import Dataset
 from cae.errors import CaesweepError, ModelConfigError
@@ -318,3 +318,19 @@ def test_the_validation_pass_scores_what_keras_evaluate_scores(loss: str, tiny_d
     for name in ("loss", "mse", "psnr", "ssim"):
         assert record[f"val_{name}"] == pytest.approx(keras_scores[name], rel=1e-5), name
     assert record["val_native_mse"] == record["val_mse"]
+
+
+def test_a_short_run_is_trained_eagerly_with_the_updates_of_a_traced_one(
+    straight: Straight, tiny_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TINY's 8 optimizer steps cost less run eagerly than Keras's trace of the train step: the same run traced
+    (no step run eagerly) ends with the same weights and history, to float rounding."""
+    assert straight.result.model.run_eagerly
+    monkeypatch.setattr(training, "EAGER_MAX_STEPS", 0)
+    traced = train(TINY, tiny_dataset, evaluate_test=False)
+    assert not traced.model.run_eagerly
+    for eager, graph in zip(straight.result.model.get_weights(), traced.model.get_weights(), strict=True):
+        np.testing.assert_allclose(eager, graph, rtol=1e-4, atol=1e-6)
+    for eager_epoch, graph_epoch in zip(straight.result.history, traced.history, strict=True):
+        timing = {"seconds": eager_epoch["seconds"]}
+        assert eager_epoch == pytest.approx({**graph_epoch, **timing}, rel=1e-4)
