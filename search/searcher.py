@@ -89,6 +89,7 @@ class StudySearch(OptunaSearch):
     ) -> None:
         self._storage_url = storage_url
         self._grid = grid
+        self._size = space.size()  # the different sets of sampled values; None: a continuous axis
         self._reported: dict[str, set[int]] = {}
         self._reset_index()
         multi = len(objectives) > 1
@@ -182,6 +183,10 @@ class StudySearch(OptunaSearch):
                 return params
             self._tell_as_twin(ot_trial, twin)
             del self._ot_trials[trial_id]
+            if self._size is not None and len(self._firsts) >= self._size:
+                print(f"note: all {self._size} configurations of the space are trained; the study stops here",
+                      flush=True)
+                return Searcher.FINISHED
             params = super().suggest(trial_id)
         last = self._ot_trials.pop(trial_id)
         self._tell_as_twin(last, self._twin(last))

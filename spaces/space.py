@@ -438,6 +438,21 @@ class Space:
             grid.extend(format_filters(c) for c in combos)
         return grid
 
+    def size(self, *, grid: bool = False) -> int | None:
+        """How many different sets of raw values :meth:`sample` can return (``grid``: as it samples for the grid
+        sampler); None when an axis is continuous."""
+        try:
+            levels = self._per_level()
+            rest = [p for p in self.params if levels is None or p.name not in ("depth", "filters")]
+            count = math.prod(len(p.grid_values()) for p in rest)
+            if levels is None:
+                return count
+            if grid:
+                return count * len(self._filter_grid(levels))
+            return count * sum(len(levels.choices) ** depth for depth in self._depths())
+        except SpaceError:
+            return None
+
     def sample(self, trial: TrialLike, *, grid: bool = False) -> dict[str, Any]:
         """Sample one configuration define-by-run and return the raw values (feed them to :meth:`resolve`).
 

@@ -169,8 +169,12 @@ def test_grid_sizes_and_grid_sampler_exhausts_distinct_configs(tmp_path: Path) -
         return 0.0
 
     study.optimize(objective)  # GridSampler stops the study once every grid point has run
-    assert len(configs) == 2 * 1 * 2 * 12
+    assert len(configs) == 2 * 1 * 2 * 12 == space.size(grid=True)
     assert len({json.dumps(c, sort_keys=True) for c in configs}) == len(configs)
+    # Sampled define-by-run, the same space gives as many different sets of raw values (depth, filters_1, ...).
+    raw = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = {json.dumps(space.sample(raw.ask()), sort_keys=True) for _ in range(1500)}
+    assert len(drawn) == space.size() == 2 * 1 * 2 * (4 + 8)
 
 
 def test_grid_of_increasing_filters_has_no_permutations(tmp_path: Path) -> None:
@@ -181,12 +185,16 @@ def test_grid_of_increasing_filters_has_no_permutations(tmp_path: Path) -> None:
     grid = load_space(str(write(tmp_path, text))).grid()
     # non-decreasing lists of 2, 3, 4 levels from 3 counts: C(4,2) + C(5,3) + C(6,4)
     assert len(grid["filters"]) == 6 + 10 + 15
+    space = load_space(str(write(tmp_path, text)))
+    rest = space.size(grid=True) // len(grid["filters"])
+    assert space.size() == rest * (3**2 + 3**3 + 3**4)  # raw values: each level drawn, sorted when resolved
     assert len(grid["lr"]) == 100 and grid["lr"][0] == 1e-4 and grid["lr"][-1] == 1e-2
 
 
 def test_continuous_float_range_has_no_grid() -> None:
     with pytest.raises(SpaceError, match="'lr'.*not finite; give choices or a step"):
         load_space(TUNED).grid()
+    assert load_space(TUNED).size() is None
 
 
 def test_roles() -> None:

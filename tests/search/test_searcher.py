@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
+from ray.tune.search import Searcher
 
 from search.reconcile import release_unrecorded
 from search.samplers import make_sampler
@@ -64,3 +65,19 @@ def test_a_finished_trial_missing_from_rays_saved_trials_is_kept(tmp_path: Path,
     assert release_unrecorded(storage, "s", {"a", "x"}) == {"x": None}
     (trial,) = optuna.load_study(study_name="s", storage=storage).get_trials(deepcopy=False)
     assert trial.state == TrialState.COMPLETE and trial.user_attrs[RAY_TRIAL_ATTR] == "a"
+
+
+def test_a_search_that_trained_every_configuration_stops_at_the_first_repeat(tmp_path: Path, tiny_space: Path) -> None:
+    """The tiny space has 8 configurations: once all 8 are trained, the next proposal (a repeat, told the earlier
+    trial's outcome) ends the search at once instead of drawing up to MAX_REDRAWS more repeats."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    search = searcher(tiny_space, storage)
+    assert search._size == 8
+    for k in range(8):
+        assert isinstance(search.suggest(f"t{k}"), dict)
+    study = optuna.load_study(study_name="s", storage=storage)
+    before = len(study.get_trials(deepcopy=False))
+    assert search.suggest("t8") == Searcher.FINISHED
+    after = study.get_trials(deepcopy=False)
+    assert len(after) == before + 1 and DUPLICATE_ATTR in after[-1].user_attrs
+    assert len({tuple(sorted(t.params.items())) for t in trained(study)}) == 8
