@@ -136,7 +136,8 @@ def _confirm(sweep: Sweep, configs: list[dict[str, Any]], target: int, top: int,
     with results.StudyLock(paths):
         meta = results.read_meta(paths)
         unfinished = meta.get("confirm", {}).get("status") not in (None, "done")
-        ray_engine.check_cluster(sweep)
+        if configs or unfinished:  # every repeat trained: the tables are rebuilt without starting Ray
+            ray_engine.check_cluster(sweep)
         settings = {"top": top, "repeats": repeats}
         with Interruption() as stop:
             update_meta(paths, meta, confirm={**settings, "status": "running"})
