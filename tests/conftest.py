@@ -94,3 +94,22 @@ def image_folder(tmp_path: Path) -> Path:
 def tiny_dataset() -> Dataset:
     """The embedded dataset at 16x16, 16 images per split: for tests of anything downstream of the data."""
     return load_dataset("embedded", image_size=16, seed=0, limit=16)
+
+
+# The test files that take longest (real sweeps, signals, clusters), longest first: they start before every
+# other file, so that `make test`'s processes do not end waiting on one of them (each file runs in one process).
+RUN_FIRST = (
+    "search/test_sweep.py", "search/test_signals.py", "search/test_faults.py", "search/test_cluster.py",
+    "search/test_relocation.py", "search/test_cluster_guide.py", "benchmarks/test_seeds.py",
+    "search/test_kt_engine.py", "benchmarks/test_engines.py", "benchmarks/test_overhead.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+
+    def rank(item: pytest.Item) -> int:
+        name = Path(item.path).relative_to(tests).as_posix() if Path(item.path).is_relative_to(tests) else ""
+        return RUN_FIRST.index(name) if name in RUN_FIRST else len(RUN_FIRST)
+
+    items.sort(key=rank)  # stable: within a file, and among the other files, the order stays as collected
