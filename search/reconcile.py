@@ -29,7 +29,7 @@ def close_orphans(storage_url: str, study_name: str, ray_trial_ids: set[str]) ->
 
 def release_unrecorded(storage_url: str, study_name: str, ray_trial_ids: set[str]) -> dict[str, int | None]:
     """Free the Optuna trials of Ray trials that the run's saved state does not list, so the next suggestion
-    adopts them; returns each Ray trial id's Optuna trial number (None: it has none).
+    adopts them; returns the Ray trials to set aside, each with its Optuna trial number (None: it has none).
 
     Such a Ray trial was started by a driver killed before Ray next saved its state: ``Tuner.restore`` cannot
     continue it, and its Optuna trial, still RUNNING, is trained again under a new Ray trial (same number, same
