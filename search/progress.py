@@ -61,9 +61,10 @@ class ProgressView:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_stream": None}
 
-    def line(self, trials: pd.DataFrame) -> str:
+    def line(self, trials: pd.DataFrame, final: bool = False) -> str:
         """``7/20 finished (5 complete, 1 pruned, 1 failed), 2 running | best val_mse 0.0123 (32-48-64 k3 z128) |
-        3m12s elapsed, ~6m left``."""
+        3m12s elapsed, ~6m left``; ``final``: the run has ended (interrupted, or the space ran out), so no time is
+        left to estimate."""
         counts = trials["status"].value_counts().to_dict() if len(trials) else {}
         ended = {s: counts.get(s, 0) for s in (results.COMPLETE, results.PRUNED, results.FAILED)}
         finished = sum(ended.values())
@@ -84,16 +85,18 @@ class ProgressView:
         elapsed = time.monotonic() - self.started
         text += f" | {_duration(elapsed)} elapsed"
         new = finished - self._finished_at_start
-        if new > 0 and finished < self.target:
+        if new > 0 and finished < self.target and not final:
             text += f", ~{_duration(elapsed / new * (self.target - finished))} left"
         return text
 
-    def update(self, trials: pd.DataFrame, force: bool = False) -> None:
-        """Show the table's state (rate-limited off a terminal) and log newly finished trials."""
+    def update(self, trials: pd.DataFrame, force: bool = False, final: bool = False) -> None:
+        """Show the table's state (rate-limited off a terminal, unless ``force``) and log newly finished trials;
+        ``final``: the run's last line (shown whatever the rate)."""
         if self.select is not None:
             trials = self.select(trials)
         self._log_finished(trials)
-        line = self.line(trials)
+        line = self.line(trials, final=final)
+        force = force or final
         now = time.monotonic()
         changed = line.split(" | ")[0] != self._last_line.split(" | ")[0]
         if self.tty:

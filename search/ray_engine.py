@@ -93,10 +93,11 @@ class TableWriter:
         self.view = view
         self._due = 0.0
 
-    def write(self, force: bool = False) -> None:
+    def write(self, force: bool = False, final: bool = False) -> None:
+        """``final``: the Ray run has ended (the view estimates no time left)."""
         began = time.monotonic()
-        if force or began >= self._due:
-            self.view.update(self.cache.write())
+        if force or final or began >= self._due:
+            self.view.update(self.cache.write(), final=final)
             ended = time.monotonic()
             self._due = ended + max(MIN_WRITE_INTERVAL_S, WRITE_COST_FACTOR * (ended - began))
 
@@ -119,7 +120,7 @@ def _callback(writer: TableWriter) -> Any:
             writer.write()
 
         def on_experiment_end(self, trials: list, **info: Any) -> None:
-            writer.write(force=True)
+            writer.write(final=True)
 
     return _TableCallback()
 
@@ -245,7 +246,7 @@ def run(sweep: Sweep, meta: dict[str, Any], stop: Interruption, resume: bool) ->
         if missing > 0 and not stop.requested:
             _start_run(sweep, meta, missing, stop, writer)
         trials = finish(sweep, meta, writer.cache)
-        view.update(trials, force=True)
+        view.update(trials, final=True)
     finally:
         view.close()
     return trials

@@ -1,0 +1,37 @@
+"""The progress view's lines: counts, the best so far, and a time-left estimate only while the run goes on."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from search.progress import LOG_FILE, ProgressView
+
+
+def table(statuses: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "trial_id": [f"t{i}" for i in range(len(statuses))],
+        "status": statuses,
+        "val_mse": [0.02 + 0.01 * i if s == "COMPLETE" else float("nan") for i, s in enumerate(statuses)],
+        "architecture": ["8-16 k3 z16"] * len(statuses),
+    })
+
+
+def test_time_left_is_estimated_while_the_run_goes_on_and_not_in_its_last_line(tmp_path: Path) -> None:
+    out = io.StringIO()
+    view = ProgressView(tmp_path, target=10, metric="val_mse", mode="min", stream=out)
+    view.update(table(["RUNNING", "RUNNING"]))
+    running = table(["COMPLETE", "PRUNED", "RUNNING"])
+    view.started -= 60  # a minute into the run: 2 of 10 finished
+    assert view.line(running).endswith("elapsed, ~4m00s left")
+    assert view.line(running).startswith("2/10 finished (1 complete, 1 pruned), 1 running | best val_mse 0.02 (")
+    # The run ended short of its target (the space ran out, or a signal): no time left to estimate.
+    ended = table(["COMPLETE", "PRUNED", "COMPLETE"])
+    view.update(ended, final=True)
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith("3/10 finished (2 complete, 1 pruned) | best val_mse 0.02 (") and last.endswith("elapsed")
+    assert "left" not in last
+    log = (tmp_path / LOG_FILE).read_text().splitlines()
+    assert log[-1].endswith(last) and sum(" COMPLETE: " in line for line in log) == 2  # each trial logged once
