@@ -51,7 +51,7 @@ class ProgressView:
         self._last_line = ""
         self._last_printed = 0.0
         self._printed = ""
-        self._seen_done: set[str] = set()
+        self._logged: dict[str, str] = {}  # trial id -> the ended status its last log line gave
         self._finished_at_start: int | None = None
 
     @property
@@ -118,11 +118,13 @@ class ProgressView:
     def _log_finished(self, trials: pd.DataFrame) -> None:
         if not len(trials):
             return
-        ended = trials["status"].isin((results.COMPLETE, results.PRUNED, results.FAILED))
-        new = trials[ended & ~trials["trial_id"].astype(str).isin(self._seen_done)]  # each trial logged once
-        for row in new.itertuples(index=False):
+        ended = trials[trials["status"].isin((results.COMPLETE, results.PRUNED, results.FAILED))]
+        # Each trial is logged when it ends, and again only if it ends differently: a trial whose node was lost
+        # shows FAILED until Ray retries it from its checkpoint, and then COMPLETE.
+        changed = [self._logged.get(str(t)) != s for t, s in zip(ended["trial_id"], ended["status"], strict=True)]
+        for row in ended[changed].itertuples(index=False):
             trial_id = str(row.trial_id)
-            self._seen_done.add(trial_id)
+            self._logged[trial_id] = str(row.status)
             self._append(f"trial {trial_id} {row.status}: {_describe(row._asdict(), self.metric)}")
 
     def _append(self, line: str) -> None:
@@ -141,6 +143,8 @@ def _describe(row: dict[str, Any], metric: str) -> str:
     value = row.get(metric)
     if isinstance(value, float) and math.isfinite(value):
         bits.append(f"{metric}={value:.5g}")
-    if row.get("error"):
-        bits.append(f"({row['error']})")
+    error = row.get("error")
+    if isinstance(error, str) and error.strip():  # a table's empty cell is NaN
+        # A COMPLETE trial with an error was retried by Ray (its worker or node lost) and then finished.
+        bits.append(f"(retried after: {error.strip()})" if row.get("status") == results.COMPLETE else f"({error})")
     return " ".join(b for b in bits if b)

@@ -35,3 +35,20 @@ def test_time_left_is_estimated_while_the_run_goes_on_and_not_in_its_last_line(t
     assert "left" not in last
     log = (tmp_path / LOG_FILE).read_text().splitlines()
     assert log[-1].endswith(last) and sum(" COMPLETE: " in line for line in log) == 2  # each trial logged once
+
+
+def test_a_trial_that_ends_again_differently_is_logged_again(tmp_path: Path) -> None:
+    """A trial on a lost node is FAILED in the table until Ray retries it from its checkpoint; the log then says
+    how it ended after all, and a trial is never logged twice with the same ending."""
+    view = ProgressView(tmp_path, target=2, metric="val_mse", mode="min", stream=io.StringIO())
+    lost = table(["FAILED", "RUNNING"])
+    view.update(lost)
+    view.update(lost)
+    view.update(table(["RUNNING", "COMPLETE"]))  # retried: running again
+    retried = table(["COMPLETE", "COMPLETE"])
+    retried["error"] = ["the actor's node was terminated unexpectedly", float("nan")]  # as trials.csv reads back
+    view.update(retried, final=True)
+    logged = [line.split(" ", 1)[1] for line in (tmp_path / LOG_FILE).read_text().splitlines() if " trial " in line]
+    assert [line.split(":")[0] for line in logged] == ["trial t0 FAILED", "trial t1 COMPLETE", "trial t0 COMPLETE"]
+    assert logged[2].endswith("(retried after: the actor's node was terminated unexpectedly)")
+    assert "nan" not in logged[1]  # no error: nothing in brackets
