@@ -89,23 +89,22 @@ class ProgressView:
             text += f", ~{_duration(elapsed / new * (self.target - finished))} left"
         return text
 
-    def update(self, trials: pd.DataFrame, force: bool = False, final: bool = False) -> None:
-        """Show the table's state (rate-limited off a terminal, unless ``force``) and log newly finished trials;
-        ``final``: the run's last line (shown whatever the rate)."""
+    def update(self, trials: pd.DataFrame, final: bool = False) -> None:
+        """Show the table's state (rate-limited off a terminal) and log newly finished trials; ``final``: the
+        run's last line (shown whatever the rate, with no time left to estimate)."""
         if self.select is not None:
             trials = self.select(trials)
         self._log_finished(trials)
         line = self.line(trials, final=final)
-        force = force or final
         now = time.monotonic()
         changed = line.split(" | ")[0] != self._last_line.split(" | ")[0]
         if self.tty:
             self.stream.write("\r\033[K" + line)
             self.stream.flush()
-        elif line != self._printed and (force or changed or now - self._last_printed >= self.interval):
+        elif line != self._printed and (final or changed or now - self._last_printed >= self.interval):
             print(line, file=self.stream, flush=True)
             self._last_printed, self._printed = now, line
-        if line != self._last_line and (changed or force):
+        if line != self._last_line and (changed or final):
             self._append(line)
         self._last_line = line
 

@@ -93,10 +93,10 @@ class TableWriter:
         self.view = view
         self._due = 0.0
 
-    def write(self, force: bool = False, final: bool = False) -> None:
-        """``final``: the Ray run has ended (the view estimates no time left)."""
+    def write(self, final: bool = False) -> None:
+        """``final``: the Ray run has ended (written whatever the rate; the view estimates no time left)."""
         began = time.monotonic()
-        if force or final or began >= self._due:
+        if final or began >= self._due:
             self.view.update(self.cache.write(), final=final)
             ended = time.monotonic()
             self._due = ended + max(MIN_WRITE_INTERVAL_S, WRITE_COST_FACTOR * (ended - began))

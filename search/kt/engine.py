@@ -102,7 +102,7 @@ def run(sweep: Sweep, meta: dict[str, Any], stop: Interruption, resume: bool) ->
         pass  # the running trial stays RUNNING; resume runs it again
     finally:
         trials = runner.write_tables(tuner)
-        view.update(trials, force=True)
+        view.update(trials, final=True)
         view.close()
     return trials
 
