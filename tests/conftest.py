@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -15,6 +16,12 @@ from cae.data import Dataset, load_dataset
 
 CIFAR_TRAIN_PER_BATCH = 20  # 5 batches: 100 official training images
 CIFAR_TEST = 10
+
+
+def read_study_table(path: str | Path) -> pd.DataFrame:
+    """A study's trials.csv or history.csv as a test reads it: ids stay text. Else a hex trial id made only of
+    digits (about 1 in 43 of them: (10/16)**8) or like ``1234e567`` becomes a float that matches no id."""
+    return pd.read_csv(path, dtype={"trial_id": str, "repeat_of": str})
 
 
 @dataclass(frozen=True)

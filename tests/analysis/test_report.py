@@ -14,6 +14,7 @@ from PIL import Image
 from analysis.images import best_model_grid
 from results import COMPLETE, FAILED, PRUNED, RUNNING, load_study, study_paths
 from tests.analysis.built_studies import BEST_MODEL, Ran, StudyFactory, curve, run_report, trial
+from tests.conftest import read_study_table
 
 PLOTS = [
     "learning_curves", "intermediate_values", "metric_vs_hyperparameters", "parallel_coordinates", "contour",
@@ -42,7 +43,7 @@ def test_png_files_are_valid_images(realistic_report: Ran) -> None:
 
 def test_leaderboard_csv_is_the_top_of_the_trial_table(realistic_report: Ran, study_root: Path) -> None:
     board = pd.read_csv(realistic_report.folder / "leaderboard.csv")
-    raw = pd.read_csv(study_root / "realistic" / "trials.csv")
+    raw = read_study_table(study_root / "realistic" / "trials.csv")
     top = raw[raw["status"] == COMPLETE].sort_values("val_mse").head(10)
     assert board["trial_id"].tolist() == top["trial_id"].tolist()
     assert board["rank"].tolist() == list(range(1, 11))
@@ -146,7 +147,7 @@ def test_rank_by_a_higher_is_better_metric(study_root: Path, tmp_path: Path) -> 
     ran = run_report(["--study", "realistic", "--root", str(study_root), "--metric", "test_psnr", "--top", "3",
                       "--out", str(tmp_path), "--no-images"], tmp_path)
     assert ran.code == 0
-    raw = pd.read_csv(study_root / "realistic" / "trials.csv")
+    raw = read_study_table(study_root / "realistic" / "trials.csv")
     expected = raw.sort_values("test_psnr", ascending=False)["trial_id"].head(3).tolist()
     assert pd.read_csv(tmp_path / "leaderboard.csv")["trial_id"].tolist() == expected
     assert "ranked by test PSNR (dB), higher is better" in ran.out
@@ -240,7 +241,7 @@ def test_report_on_real_sweep(tmp_path: Path) -> None:
     )
     assert report.returncode == 0, report.stderr[-3000:]
     folder = tmp_path / "real" / "report"
-    raw = pd.read_csv(tmp_path / "real" / "trials.csv")
+    raw = read_study_table(tmp_path / "real" / "trials.csv")
     board = pd.read_csv(folder / "leaderboard.csv")
     done = raw[raw["status"] == COMPLETE].dropna(subset=["val_mse"]).sort_values("val_mse", kind="stable")
     assert board["trial_id"].astype(str).tolist() == done["trial_id"].astype(str).head(10).tolist()

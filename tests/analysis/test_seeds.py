@@ -19,6 +19,7 @@ from analysis.images import best_model_grid
 from analysis.metrics import fmt_ci
 from results import COMPLETE, load_study, study_paths
 from tests.analysis.built_studies import CONFIRM, StudyFactory, confirmed_rows, run_report, save_tiny_model, trial
+from tests.conftest import read_study_table
 
 # Student t quantiles: t(0.975, 2) in closed form (with 2 degrees of freedom t_p = (2p - 1) / sqrt(2p(1 - p))),
 # t(0.975, 3) = 3.18244630528 from tables of the t distribution.
@@ -98,7 +99,7 @@ def test_a_test_metric_is_compared_on_itself(confirmed: Path) -> None:
     board = report.leaderboard
     at = list(board.columns).index("test_psnr")
     assert list(board.columns)[at: at + 4] == ["test_psnr", "test_psnr_mean", "test_psnr_std", "test_psnr_ci95"]
-    raw = pd.read_csv(confirmed / "confirmed" / "trials.csv", dtype={"repeat_of": str})
+    raw = read_study_table(confirmed / "confirmed" / "trials.csv")
     psnr = raw[(raw["status"] == COMPLETE) & (raw["trial_id"].isin(["t01"]) | (raw["repeat_of"] == "t01"))]
     row = report.seeds.set_index("trial_id").loc["t01"]
     values = psnr["test_psnr"].to_numpy()
@@ -197,7 +198,7 @@ def test_repeat_of_is_read_as_text_and_is_no_metric(make_study: StudyFactory, tm
     repeat_of = study.trials.set_index("trial_id")["repeat_of"]
     assert repeat_of["r1"] == "1234e567" and pd.isna(repeat_of["1234e567"])
     assert study.param_columns == sorted(study.param_columns) and "repeat_of" not in study.param_columns
-    older = pd.read_csv(root / "hexids" / "trials.csv").drop(columns="repeat_of").head(1)  # before confirm existed
+    older = read_study_table(root / "hexids" / "trials.csv").drop(columns="repeat_of").head(1)  # before confirm existed
     older.to_csv(root / "hexids" / "trials.csv", index=False)
     assert load_study(study_paths("hexids", root)).trials["repeat_of"].isna().tolist() == [True]
     ran = run_report(["--study", "hexids", "--root", str(root), "--metric", "repeat_of"], tmp_path)

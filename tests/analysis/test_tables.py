@@ -14,6 +14,7 @@ from analysis import tables
 from analysis.metrics import check_metric, fmt, mode
 from cae.errors import UsageError
 from results import load_study, study_paths
+from tests.conftest import read_study_table
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def study(study_root: Path):
 @pytest.fixture(scope="module")
 def raw(study_root: Path) -> pd.DataFrame:
     """trials.csv as plain pandas reads it: the reference the tables are checked against."""
-    return pd.read_csv(study_root / "realistic" / "trials.csv")
+    return read_study_table(study_root / "realistic" / "trials.csv")
 
 
 @pytest.fixture(scope="module")

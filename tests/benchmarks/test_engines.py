@@ -14,6 +14,7 @@ from benchmarks.definitions import BenchmarkDefinition, RunSettings
 from cae.errors import BenchmarkError
 from spaces import Space
 from tests.benchmarks.conftest import write_tiny_table
+from tests.conftest import read_study_table
 
 BUDGET = 12
 
@@ -66,7 +67,7 @@ def test_tiny_engines_run_writes_curves_and_the_compute_table(
     for study in result["studies"]:
         events = engines.read_probe(folder / "events" / f"{study}.csv", None)
         assert events["seconds"].is_monotonic_increasing
-        trials = pd.read_csv(folder / study / "trials.csv")
+        trials = read_study_table(folder / study / "trials.csv")
         assert len(events) == int(trials["epochs"].sum())
         ends = events.groupby("trial")["seconds"].max()
         for trial, rows in events.groupby("trial"):

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
+from tests.conftest import read_study_table
 from tests.search.conftest import REPO, search_popen, sweep_env
 
 pytestmark = pytest.mark.slow
@@ -121,7 +121,7 @@ def test_lost_worker_node_trials_continue_on_the_other(tmp_path: Path, cluster: 
     os.killpg(cluster.worker.pid, signal.SIGKILL)  # the worker node is lost, mid-trial
     assert proc.wait(timeout=400) == 0, (tmp_path / "run.log").read_text()[-3000:]
 
-    trials = pd.read_csv(root / "n1" / "trials.csv")
+    trials = read_study_table(root / "n1" / "trials.csv")
     assert len(trials) == 2 and (trials["status"] == "COMPLETE").all() and (trials["epochs"] == 4).all()
     assert trials["node"].nunique() == 1  # both finished on the surviving node
     for f in root.glob("n1/ray/run-1/trial_*/result.json"):

@@ -21,9 +21,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
+from tests.conftest import read_study_table
 from tests.search.conftest import REPO, TINY_SPACE, sweep_env
 from tests.search.postgres import PASSWORD, Server
 from tests.search.test_cluster import alive_nodes, free_port
@@ -127,7 +127,7 @@ def test_the_guide_runs_as_written(guide_env: dict[str, str], tmp_path: Path) ->
         submit.wait()
 
         run_block(blocks["resume"], env, tmp_path / "resume.log", groups)
-        trials = pd.read_csv(folder / "trials.csv")
+        trials = read_study_table(folder / "trials.csv")
         assert len(trials) == 3 and trials["status"].isin(["COMPLETE", "PRUNED"]).all()  # ASHA may stop some
         assert (trials["status"] == "COMPLETE").any() and trials["trial_id"].is_unique
         assert trials["node"].nunique() == 2  # two single-CPU nodes ran the two concurrent trials

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-import pandas as pd
 import pytest
 
 from cae.errors import UsageError
@@ -21,6 +20,7 @@ from search import commands
 from search.interrupt import Interrupted, interruption_in
 from search.options import SweepOptions
 from search.trial import run_trial
+from tests.conftest import read_study_table
 from tests.search.conftest import search_popen, sweep_env
 
 pytestmark = pytest.mark.slow
@@ -59,7 +59,7 @@ def test_diverging_trials_are_failed_rows_and_the_sweep_goes_on(
     tmp_path: Path, tiny_space: Path, in_process_ray, capsys: pytest.CaptureFixture
 ) -> None:
     code = commands.run(options(tmp_path, tiny_space, "nan1", 6), trainable=poisoned_when_latent_4)
-    trials = pd.read_csv(tmp_path / "nan1" / "trials.csv")
+    trials = read_study_table(tmp_path / "nan1" / "trials.csv")
     assert len(trials) == 6
     poisoned = trials["latent_dim"] == 4
     assert poisoned.any() and (~poisoned).any(), "the seed must draw both latent sizes"
@@ -83,7 +83,7 @@ def test_a_study_where_every_trial_fails_exits_non_zero(
     out = capsys.readouterr().out
     assert code == 1
     assert "no trial finished" in out and "RuntimeError: no GPU driver" in out
-    trials = pd.read_csv(tmp_path / "crash1" / "trials.csv")
+    trials = read_study_table(tmp_path / "crash1" / "trials.csv")
     assert len(trials) == 3 and (trials["status"] == "FAILED").all()
     assert json.loads((tmp_path / "crash1" / "study.json").read_text())["status"] == "failed"
     before = {p: p.read_bytes() for p in (tmp_path / "crash1").rglob("*") if p.is_file() and p.name != ".lock"}
@@ -126,9 +126,9 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path: Path) -> None
     epochs = [line["epoch"] for line in lines]
     assert epochs[0] == 1 and epochs[-1] == 4 and 1 not in epochs[1:], epochs  # continued, not restarted
     assert len({line["pid"] for line in lines}) == 2  # a new worker took over
-    trials = pd.read_csv(tmp_path / "w1" / "trials.csv")
+    trials = read_study_table(tmp_path / "w1" / "trials.csv")
     assert list(trials["status"]) == ["COMPLETE"] and trials.loc[0, "epochs"] == 4
-    history = pd.read_csv(tmp_path / "w1" / "history.csv")
+    history = read_study_table(tmp_path / "w1" / "history.csv")
     assert list(history["epoch"]) == [1, 2, 3, 4]
 
 
@@ -164,7 +164,7 @@ def test_a_failure_of_ray_itself_marks_the_study_failed_and_it_resumes(
     assert commands.resume("lost1", str(tmp_path), None) == 0
     meta = json.loads((tmp_path / "lost1" / "study.json").read_text())
     assert meta["status"] == "done" and meta["failure"] is None
-    trials = pd.read_csv(tmp_path / "lost1" / "trials.csv")
+    trials = read_study_table(tmp_path / "lost1" / "trials.csv")
     assert len(trials) == 2 and (trials["status"] == "COMPLETE").all()
 
 

@@ -25,6 +25,7 @@ import pytest
 from cae.cli import run as run_cli
 from search.cli import prepare
 from tests.analysis.test_dashboard import wait_for
+from tests.conftest import read_study_table
 from tests.search.conftest import REPO, TINY_SPACE, search_cli, sweep_env
 from tests.search.postgres import PASSWORD, Server
 from tests.search.test_cli_errors import assert_user_error, snapshot
@@ -66,11 +67,11 @@ def flow(postgres: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "--limit", "48", "--concurrency", "1", "--storage", postgres.url(password=True),
         env=no_password_but_the_urls(tmp),
     )
-    after_run = pd.read_csv(root / STUDY / "trials.csv")
+    after_run = read_study_table(root / STUDY / "trials.csv")
     env = {**no_password_but_the_urls(tmp), "PGPASSWORD": PASSWORD}
     extended = search_cli("resume", *common, "--samples", "4", env=env)
     yield Flow(postgres, root, ran.stdout + ran.stderr, ran, after_run, extended,
-               pd.read_csv(root / STUDY / "trials.csv"), env)
+               read_study_table(root / STUDY / "trials.csv"), env)
 
 
 def optuna_trials(flow: Flow) -> list[optuna.trial.FrozenTrial]:

@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 import optuna
-import pandas as pd
 import pytest
 
+from tests.conftest import read_study_table
 from tests.search.conftest import search_cli
 from tests.search.test_cli_errors import assert_user_error, snapshot
 from tests.search.test_sweep import check_agreement
@@ -70,4 +70,4 @@ def test_a_grid_study_ends_when_the_grid_is_exhausted(tmp_path: Path) -> None:
                                                                               (8, True)]
     assert not list(tmp_path.glob("g1/ray/run-*/trial_*/error.txt"))
     assert json.loads((tmp_path / "g1" / "study.json").read_text())["status"] == "done"
-    assert pd.read_csv(tmp_path / "g1" / "history.csv")["trial_id"].nunique() == 4
+    assert read_study_table(tmp_path / "g1" / "history.csv")["trial_id"].nunique() == 4

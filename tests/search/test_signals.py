@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import read_study_table
 from tests.search.conftest import search_cli, search_popen
 from tests.search.test_sweep import check_agreement, completed, first_epoch_reported, wait_for
 
@@ -42,7 +43,7 @@ def resume_to_the_end(root: Path, study: str, expected: int) -> pd.DataFrame:
     assert status(root / study) == "done"
     trials = check_agreement(root, study, expected).set_index("trial_id")
     assert (trials["status"] == "COMPLETE").all()
-    history = pd.read_csv(root / study / "history.csv")
+    history = read_study_table(root / study / "history.csv")
     assert not history.duplicated(["trial_id", "epoch"]).any()
     assert (history.groupby("trial_id").size() == 2).all()  # every epoch once: nothing trained twice
     return trials
@@ -61,7 +62,7 @@ def test_ctrl_c_at_the_first_epoch_with_trials_running_and_pending(tmp_path: Pat
     assert status(folder) == "interrupted"
     line = next(line for line in out.splitlines() if line.startswith("interrupted: "))
     assert line.endswith(f"pending; continue with: python -m search resume --study i1 --root {tmp_path}")
-    counts = pd.read_csv(folder / "trials.csv")["status"].value_counts().to_dict()
+    counts = read_study_table(folder / "trials.csv")["status"].value_counts().to_dict()
     assert counts.get("RUNNING", 0) >= 1 and f"{counts.get('RUNNING', 0)} running" in line
     assert "Tuner.restore" not in out and "no trial finished" not in out and "Traceback" not in out
     before = finished_before(folder)
@@ -126,7 +127,7 @@ def test_a_signal_while_the_final_tables_are_written(
     assert commands.run(opts) == 143
     folder = tmp_path / "f1"
     assert status(folder) == "interrupted"
-    trials = pd.read_csv(folder / "trials.csv")
+    trials = read_study_table(folder / "trials.csv")
     assert len(trials) == 3 and (trials["status"] == "COMPLETE").all()
     monkeypatch.undo()
     before = finished_before(folder)

@@ -15,6 +15,7 @@ import pytest
 
 from search.ray_files import PARTIAL
 from search.searcher import ABANDONED_ATTR, RAY_TRIAL_ATTR
+from tests.conftest import read_study_table
 from tests.search.conftest import search_cli, search_popen
 from tests.search.test_tensorboard import assert_curves_equal
 
@@ -32,7 +33,7 @@ def optuna_trials(root: Path, study: str) -> list[optuna.trial.FrozenTrial]:
 
 def check_kept_epoch(root: Path, study: str, trials: pd.DataFrame) -> None:
     """Every COMPLETE trial's val metrics are those of its best_epoch in history.csv, and Optuna holds them."""
-    history = pd.read_csv(root / study / "history.csv", dtype={"trial_id": str}).set_index(["trial_id", "epoch"])
+    history = read_study_table(root / study / "history.csv").set_index(["trial_id", "epoch"])
     ot = {t.user_attrs["ray_trial_id"]: t for t in optuna_trials(root, study)}
     for row in trials[trials["status"] == "COMPLETE"].itertuples():
         kept = history.loc[(str(row.trial_id), int(row.best_epoch))]
@@ -43,7 +44,7 @@ def check_kept_epoch(root: Path, study: str, trials: pd.DataFrame) -> None:
 
 def check_agreement(root: Path, study: str, expected: int) -> pd.DataFrame:
     """trials.csv, the Optuna storage and the Ray experiment describe the same trials."""
-    trials = pd.read_csv(root / study / "trials.csv", dtype={"trial_id": str})
+    trials = read_study_table(root / study / "trials.csv")
     assert len(trials) == expected
     assert trials["trial_id"].is_unique
     ot = {t.user_attrs["ray_trial_id"]: t for t in optuna_trials(root, study)}
@@ -82,7 +83,7 @@ def test_sweep_tpe_asha(tmp_path: Path, tiny_space: Path) -> None:
     meta = json.loads((tmp_path / "s1" / "study.json").read_text())
     assert meta["status"] == "done" and meta["sampler"] == "tpe" and meta["scheduler"] == "asha"
     assert meta["versions"]["ray"] and meta["roles"]["filters"] == "scientific"
-    history = pd.read_csv(tmp_path / "s1" / "history.csv")
+    history = read_study_table(tmp_path / "s1" / "history.csv")
     assert set(history["trial_id"].astype(str)) == set(trials["trial_id"].astype(str))
 
     pruned = trials[trials["status"] == "PRUNED"]
@@ -122,7 +123,7 @@ def wait_for(predicate, timeout: float, proc) -> None:
 
 def completed(folder: Path) -> pd.DataFrame:
     try:
-        df = pd.read_csv(folder / "trials.csv")
+        df = read_study_table(folder / "trials.csv")
     except (FileNotFoundError, pd.errors.EmptyDataError):
         # Not written yet: the driver writes a trial's result lines at once, the tables at a bounded rate, so a
         # kill at the first result line can come before the first table.
@@ -196,7 +197,7 @@ def test_resume_after_driver_sigkill(tmp_path: Path, tiny_space: Path) -> None:
             # Finished before a kill: kept with the same result, not trained again.
             assert trials.loc[tid, "val_mse"] == pytest.approx(row["val_mse"])
             assert trials.loc[tid, "finished_at"] == row["finished_at"]
-    history = pd.read_csv(folder / "history.csv", dtype={"trial_id": str})
+    history = read_study_table(folder / "history.csv")
     assert not history.duplicated(["trial_id", "epoch"]).any()
     assert (history.groupby("trial_id").size() == 3).all()
     assert {t.state.name for t in optuna_trials(tmp_path, "k1")} == {"COMPLETE"}
@@ -230,7 +231,7 @@ def test_an_extension_trains_new_configurations_and_confirm_repeats_the_best(tmp
     args = ("--space", str(tiny_space), "--study", "d1", "--root", str(tmp_path), "--sampler", "random",
             "--scheduler", "none", "--max-epochs", "1", "--limit", "48", "--seed", "0", "--concurrency", "1")
     assert search_cli("run", *args, "--samples", "4").returncode == 0
-    first = pd.read_csv(tmp_path / "d1" / "trials.csv", dtype={"trial_id": str}).set_index("trial_id")
+    first = read_study_table(tmp_path / "d1" / "trials.csv").set_index("trial_id")
     # Damage the derived tables as a crash mid-write on a non-atomic filesystem would: resume rebuilds them.
     text = (tmp_path / "d1" / "trials.csv").read_text()
     (tmp_path / "d1" / "trials.csv").write_text(text[: len(text) // 2])
@@ -252,7 +253,7 @@ def test_an_extension_trains_new_configurations_and_confirm_repeats_the_best(tmp
 
     out = search_cli("confirm", "--study", "d1", "--root", str(tmp_path), "--top", "2", "--repeats", "2")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    table = pd.read_csv(tmp_path / "d1" / "trials.csv", dtype={"trial_id": str, "repeat_of": str})
+    table = read_study_table(tmp_path / "d1" / "trials.csv")
     search, repeats = table[table["repeat_of"].isna()], table[table["repeat_of"].notna()]
     best = search[search["status"] == "COMPLETE"].sort_values("val_mse").head(2)
     assert sorted(repeats["repeat_of"]) == sorted(list(best["trial_id"]) * 2)
@@ -267,6 +268,6 @@ def test_an_extension_trains_new_configurations_and_confirm_repeats_the_best(tmp
 
     again = search_cli("confirm", "--study", "d1", "--root", str(tmp_path), "--top", "2", "--repeats", "2")
     assert again.returncode == 0
-    assert len(pd.read_csv(tmp_path / "d1" / "trials.csv")) == 12  # nothing trained twice
-    check_agreement_search = pd.read_csv(tmp_path / "d1" / "history.csv")
+    assert len(read_study_table(tmp_path / "d1" / "trials.csv")) == 12  # nothing trained twice
+    check_agreement_search = read_study_table(tmp_path / "d1" / "history.csv")
     assert not check_agreement_search.duplicated(["trial_id", "epoch"]).any()

@@ -25,6 +25,7 @@ from cae.config import ModelConfig, RunConfig, TrainConfig
 from cae.data import Dataset
 from cae.training import EpochState, TrainResult, train
 from search.tensorboard import FINAL_METRICS, TRAIN, VALIDATION, EpochLogger, tag_for, write_final
+from tests.conftest import read_study_table
 
 RUN = RunConfig(
     model=ModelConfig(filters=(8, 16), latent_dim=16),
@@ -46,7 +47,7 @@ def history_csv(paths: results.StudyPaths, history: list[dict[str, float]]) -> p
     """``history`` written as the study's history.csv and read back, as a sweep and a reader would."""
     rows = [dict(r, trial_id=TRIAL) for r in history]
     results.write_tables(paths, results.trials_frame([]), results.history_frame(rows))
-    return pd.read_csv(paths.history_csv)
+    return read_study_table(paths.history_csv)
 
 
 def scalars(folder: Path) -> dict[tuple[str, str], list[tuple[int, float]]]:
