@@ -187,7 +187,8 @@ def test_resume_after_driver_sigkill(tmp_path: Path, tiny_space: Path) -> None:
     # whole (a kill of the first resume may have set another trial aside the same way).
     assert unrecorded not in trials.index
     asides = list((folder / "ray").glob("_abandoned-run-1-*"))
-    assert [a for a in asides if (a / f"trial_{unrecorded}" / "result.json").read_text().strip()]
+    kept = [a / f"trial_{unrecorded}" / "result.json" for a in asides]
+    assert [f for f in kept if f.is_file() and f.read_text().strip()], asides
     assert not (folder / "tensorboard" / unrecorded).exists()
     (again,) = [t for t in optuna_trials(tmp_path, "k1") if t.user_attrs.get(ABANDONED_ATTR) == unrecorded]
     assert trials.loc[again.user_attrs[RAY_TRIAL_ATTR], "number"] == again.number
