@@ -6,7 +6,8 @@ study's ``sweep.log``, together with one line per finished trial (its configurat
 per-trial detail Ray's tables used to scroll past stays on record. ``--verbose`` shows Ray's own tables too.
 
 It reads the study's trial table (the engines rebuild it as results arrive), so it is the same for the Ray and
-the keras-tuner engine, and for a resumed study it counts what earlier runs finished.
+the keras-tuner engine, and for a resumed study it counts what earlier runs finished; the trials they logged are
+not logged again (the log says which: a resume after a SIGKILL finds the tables older than the log).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 import results
 
 LOG_FILE = "sweep.log"
+ENDINGS = (results.COMPLETE, results.PRUNED, results.FAILED)
 
 
 def _duration(seconds: float) -> str:
@@ -51,7 +53,8 @@ class ProgressView:
         self._last_line = ""
         self._last_printed = 0.0
         self._printed = ""
-        self._logged: dict[str, str] = {}  # trial id -> the ended status its last log line gave
+        # trial id -> the ended status its last log line gave; a resumed study's earlier runs logged theirs
+        self._logged: dict[str, str] = logged_endings(self.log_path)
         self._finished_at_start: int | None = None
 
     @property
@@ -66,7 +69,7 @@ class ProgressView:
         3m12s elapsed, ~6m left``; ``final``: the run has ended (interrupted, or the space ran out), so no time is
         left to estimate."""
         counts = trials["status"].value_counts().to_dict() if len(trials) else {}
-        ended = {s: counts.get(s, 0) for s in (results.COMPLETE, results.PRUNED, results.FAILED)}
+        ended = {s: counts.get(s, 0) for s in ENDINGS}
         finished = sum(ended.values())
         if self._finished_at_start is None:
             self._finished_at_start = finished  # what earlier runs finished: not part of this run's pace
@@ -117,7 +120,7 @@ class ProgressView:
     def _log_finished(self, trials: pd.DataFrame) -> None:
         if not len(trials):
             return
-        ended = trials[trials["status"].isin((results.COMPLETE, results.PRUNED, results.FAILED))]
+        ended = trials[trials["status"].isin(ENDINGS)]
         # Each trial is logged when it ends, and again only if it ends differently: a trial whose node was lost
         # shows FAILED until Ray retries it from its checkpoint, and then COMPLETE.
         changed = [self._logged.get(str(t)) != s for t, s in zip(ended["trial_id"], ended["status"], strict=True)]
@@ -132,6 +135,21 @@ class ProgressView:
                 log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
         except OSError:
             pass  # the log is a convenience; the tables are the record
+
+
+def logged_endings(path: Path) -> dict[str, str]:
+    """Each trial's last ending in a sweep log (``<time> trial <id> <STATUS>: ...`` lines): what a resumed
+    study's earlier runs already logged, so that a resume does not log those trials again."""
+    endings: dict[str, str] = {}
+    try:
+        with path.open(errors="replace") as log:
+            for line in log:
+                words = line.split(" ", 4)
+                if len(words) == 5 and words[1] == "trial" and words[3].rstrip(":") in ENDINGS:
+                    endings[words[2]] = words[3].rstrip(":")
+    except OSError:
+        pass  # no log yet (a new study), or an unreadable one: log every trial that ends
+    return endings
 
 
 def _describe(row: dict[str, Any], metric: str) -> str:

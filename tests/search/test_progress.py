@@ -52,3 +52,19 @@ def test_a_trial_that_ends_again_differently_is_logged_again(tmp_path: Path) -> 
     assert [line.split(":")[0] for line in logged] == ["trial t0 FAILED", "trial t1 COMPLETE", "trial t0 COMPLETE"]
     assert logged[2].endswith("(retried after: the actor's node was terminated unexpectedly)")
     assert "nan" not in logged[1]  # no error: nothing in brackets
+
+
+def test_a_resume_does_not_log_again_what_earlier_runs_logged(tmp_path: Path) -> None:
+    """A resumed study's new view reads the log: trials an earlier run logged are not logged again (after a
+    SIGKILL the tables can be older than the log, so the table alone cannot tell), one that ended differently
+    since is, and a line that is not a trial's ending changes nothing."""
+    first = ProgressView(tmp_path, target=4, metric="val_mse", mode="min", stream=io.StringIO())
+    first.update(table(["COMPLETE", "FAILED", "RUNNING"]))
+    with (tmp_path / LOG_FILE).open("a") as log:
+        log.write("2026-11-27T05:00:00 trial t2 RUNNING: not an ending\n2026-11-27T05:00:01 trial t2\n")
+    resumed = ProgressView(tmp_path, target=4, metric="val_mse", mode="min", stream=io.StringIO())
+    resumed.update(table(["COMPLETE", "COMPLETE", "COMPLETE", "PRUNED"]), final=True)
+    lines = (tmp_path / LOG_FILE).read_text().splitlines()
+    logged = [line.split(" ", 1)[1].split(":")[0] for line in lines if " trial " in line and ": " in line]
+    assert logged == ["trial t0 COMPLETE", "trial t1 FAILED", "trial t2 RUNNING", "trial t1 COMPLETE",
+                      "trial t2 COMPLETE", "trial t3 PRUNED"]
