@@ -145,7 +145,7 @@ def logged_endings(path: Path) -> dict[str, str]:
         with path.open(errors="replace") as log:
             for line in log:
                 words = line.split(" ", 4)
-                if len(words) == 5 and words[1] == "trial" and words[3].rstrip(":") in ENDINGS:
+                if len(words) >= 4 and words[1] == "trial" and words[3].rstrip(":\n") in ENDINGS:
                     endings[words[2]] = words[3].rstrip(":")
     except OSError:
         pass  # no log yet (a new study), or an unreadable one: log every trial that ends
