@@ -144,9 +144,10 @@ def logged_endings(path: Path) -> dict[str, str]:
     try:
         with path.open(errors="replace") as log:
             for line in log:
-                words = line.split(" ", 4)
-                if len(words) >= 4 and words[1] == "trial" and words[3].rstrip(":\n") in ENDINGS:
-                    endings[words[2]] = words[3].rstrip(":")
+                words = line.rstrip("\n").split(" ", 4)
+                ending = words[3].rstrip(":") if len(words) >= 4 and words[1] == "trial" else ""
+                if ending in ENDINGS:
+                    endings[words[2]] = ending
     except OSError:
         pass  # no log yet (a new study), or an unreadable one: log every trial that ends
     return endings
