@@ -166,7 +166,8 @@ class BenchmarkDefinition:
                        default_profile=name, profiles={})
 
     def folder(self, root: Path) -> Path:
-        return Path(root) / "benchmarks" / self.name
+        """``ROOT/benchmarks/NAME``, absolute: trial processes write into it from working folders of their own."""
+        return Path(root).absolute() / "benchmarks" / self.name
 
     def plan(self, settings: RunSettings) -> RunPlan:
         """Resolve and check the command line's settings (nothing is written or trained)."""
