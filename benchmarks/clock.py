@@ -18,6 +18,11 @@ the earliest waiting trial go anyway. A clock told the study's number of trials 
 joined, and from then on lets the earliest waiting trial go as soon as every live trial waits (the end of a
 K-worker study, when fewer than K trials are left, no longer waits ``grace`` per epoch). With one worker the
 clock is the plain sum of the epochs' seconds.
+
+A trial leaves when its function returns, and also when the driver sees it end (:func:`leave_on_end`, a Tune
+callback): a trial the scheduler stops while it waits in ``tune.report`` keeps its thread blocked there as long as
+Tune keeps its actor for reuse, which with a searcher that is not finished can be until the study ends; live in
+the clock and never waiting, it would hold every other trial's next epoch back for good.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import time
 from typing import Any
 
@@ -57,7 +63,8 @@ class Clock:
 
     async def advance(self, trial: str, until: float) -> float:
         """Block until the trial's epoch that ends at simulated time ``until`` is the next to finish; the
-        clock's time then (``until``, or ``now`` if the trial was late)."""
+        clock's time then (``until``, or ``now`` if the trial was late); NaN when the trial has left meanwhile
+        (the driver saw it end): the epoch must not be reported."""
         self._ensure_watchdog()
         self.live.setdefault(trial, next(self._order))
         self.joined.add(trial)
@@ -68,11 +75,12 @@ class Clock:
         return await future
 
     async def leave(self, trial: str) -> None:
-        """The trial has ended (finished, stopped by the scheduler, or failed): its worker is free."""
+        """The trial has ended (finished, stopped by the scheduler, or failed): its worker is free. Called by the
+        trial itself and by the driver (:func:`leave_on_end`); the second call changes nothing."""
         self.live.pop(trial, None)
         pending = self.waiting.pop(trial, None)
         if pending and not pending[1].done():
-            pending[1].cancel()
+            pending[1].set_result(math.nan)
         self._touch()
         self._release(full_only=True)
 
@@ -114,6 +122,26 @@ class Clock:
             await asyncio.sleep(min(0.05, self.grace / 4))
             if time.monotonic() - self.changed >= self.grace:
                 self._release(full_only=False)
+
+
+def leave_on_end(name: str) -> Any:
+    """A Ray Tune callback for the driver: every trial Tune ends (finished, stopped by the scheduler, failed)
+    leaves the clock ``name`` (see the module's docstring); the trial's own ``leave`` then changes nothing."""
+    import ray
+    from ray import tune
+
+    def leave(trial: Any) -> None:
+        with contextlib.suppress(ValueError):  # no trial has started the clock (yet), or it is gone
+            ray.get(ray.get_actor(actor_name(name)).leave.remote(trial.trial_id))
+
+    class _LeaveOnEnd(tune.Callback):
+        def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            leave(trial)
+
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            leave(trial)
+
+    return _LeaveOnEnd()
 
 
 def actor_name(name: str) -> str:

@@ -202,6 +202,8 @@ def timed_replay(
                 ends += report["seconds"]
                 if shared is not None:
                     at = ray.get(shared.advance.remote(name, ends))
+                    if math.isnan(at):  # the driver saw this trial end (stopped): it reports nothing more
+                        return
                 else:
                     time.sleep(max(0.0, (time_scale or 0.0) * report["seconds"]))
                     at = time.time()
@@ -211,6 +213,8 @@ def timed_replay(
             if shared is not None:
                 ray.get(shared.leave.remote(name))
 
+    if time_scale is None:
+        trial.tune_callbacks = [clock.leave_on_end(clock_name)]  # type: ignore[attr-defined]  # see search.sweep.Sweep
     return trial
 
 

@@ -149,7 +149,7 @@ def _callbacks(sweep: Sweep, stop: Interruption, writer: TableWriter) -> list[An
     # Each trial's result.json: what the study's tables are rebuilt from; in a local study folder written there
     # directly (see search.ray_files), under a URI root through Ray's staging folder.
     files = [JsonLoggerCallback(), CSVLoggerCallback()] if sweep.ray_filesystem is None else [TrialFiles()]
-    return [*files, _callback(writer), stop.tune_callback()]
+    return [*files, _callback(writer), stop.tune_callback(), *getattr(sweep.trainable, "tune_callbacks", ())]
 
 
 def _scheduler(sweep: Sweep) -> Any:

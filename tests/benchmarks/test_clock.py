@@ -8,6 +8,7 @@ every live trial waits), not by how fast anything runs.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 
 import pytest
@@ -85,11 +86,29 @@ def test_a_trial_that_leaves_while_waiting_frees_its_worker() -> None:
         waiting = asyncio.create_task(clock.advance("A", 10.0))
         await asyncio.sleep(0)
         await clock.leave("A")  # stopped while it waited: its epoch never finishes
-        assert waiting.cancelled() or (await asyncio.gather(waiting, return_exceptions=True))
+        assert math.isnan(await waiting)  # NaN: the trial reports nothing more
         await _trial(clock, "B", [1.0], log)
         return log
 
     assert asyncio.run(scenario()) == [("B", 1.0)]
+
+
+def test_a_stopped_trial_that_never_returns_holds_the_clock_until_the_driver_says_it_ended() -> None:
+    """A trial the scheduler stops while it waits in ``tune.report`` (its actor kept for reuse) never asks for its
+    next epoch nor leaves: the other trial's epoch waits, even past the grace period, until the driver tells the
+    clock the stopped trial has ended (``leave_on_end``); then it finishes at its own simulated time."""
+
+    async def scenario() -> tuple[bool, float]:
+        clock = Clock(2, grace=0.1)
+        await clock.join("A")
+        await clock.join("B")  # B reported its epoch and was stopped: it never calls the clock again
+        waiting = asyncio.create_task(clock.advance("A", 4.0))
+        await asyncio.sleep(0.5)  # five grace periods
+        held = not waiting.done()
+        await clock.leave("B")  # what the driver's callback does when Tune ends B
+        return held, await asyncio.wait_for(waiting, timeout=10)
+
+    assert asyncio.run(scenario()) == (True, 4.0)
 
 
 def test_a_clock_told_the_number_of_trials_does_not_wait_for_a_trial_after_the_last() -> None:

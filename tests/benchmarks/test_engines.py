@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -47,6 +48,8 @@ def test_tiny_engines_run_writes_curves_and_the_compute_table(
     plan = tiny_engines.plan(RunSettings(root=tmp_path, budget=BUDGET, seeds=2, table=tiny_table, workers=2))
     result = engines.run(plan, methods=("tpe-asha", "random"))
     folder = tmp_path / "benchmarks" / "engines"
+    statuses = {s: json.loads((folder / s / "study.json").read_text())["status"] for s in result["studies"]}
+    assert statuses == dict.fromkeys(result["studies"], "done")  # none ended by a time-out
     assert {"result.json", "table.md", "best_so_far_k2.png", "events.csv"} <= {p.name for p in folder.iterdir()}
     stored = json.loads((folder / "result.json").read_text())
     assert stored["benchmark"] == "engines" and stored["plan"]["budget"] == BUDGET
@@ -88,6 +91,7 @@ def test_tiny_engines_run_writes_curves_and_the_compute_table(
     before = before[(before["method"] == "tpe-asha-k2") & (before["seed"] == 0)].reset_index(drop=True)
     once = tiny_engines.plan(RunSettings(root=tmp_path, budget=BUDGET, seeds=1, table=tiny_table, workers=2))
     engines.run(once, methods=("tpe-asha",))
+    assert json.loads((folder / "tpe-asha-k2-s0" / "study.json").read_text())["status"] == "done"
     pd.testing.assert_frame_equal(pd.read_csv(folder / "events.csv"), before)
     # A study of the same name run with other settings is never mixed in.
     bigger = tiny_engines.plan(RunSettings(root=tmp_path, budget=BUDGET + 3, seeds=1, table=tiny_table, workers=2))
@@ -134,3 +138,26 @@ def test_the_target_is_the_value_of_one_of_the_best_configurations(tiny_table: P
     bigger = tabular.Table(axes=table.axes, epochs=table.epochs, meta={},
                            entries={(str(i),): e for i, e in enumerate(list(table.entries.values()) * 9)})
     assert engines.target_value(bigger)[1] == 4  # 72 configurations: the 4th best
+
+
+def test_the_driver_callback_frees_a_clock_held_by_a_stopped_trial(in_process_ray: None) -> None:
+    """The real clock actor and the driver's Tune callback: trial B, stopped while it waited in ``tune.report``,
+    never calls the clock again; A's next epoch is held (past the grace period) until the callback reports B's
+    end, as Tune does for every trial it ends."""
+    import ray
+
+    from benchmarks import clock
+    from search.ray_engine import ray_init
+
+    ray_init(None)  # a private Ray, as a sweep starts it
+    name = "test-leave-on-end"
+    shared = clock.start(name, workers=2, grace=0.1)
+    try:
+        ray.get([shared.join.remote("A"), shared.join.remote("B")])
+        waiting = shared.advance.remote("A", 4.0)
+        ready, _ = ray.wait([waiting], timeout=1.0)
+        assert not ready  # ten grace periods: B holds the clock
+        clock.leave_on_end(name).on_trial_complete(0, [], SimpleNamespace(trial_id="B"))
+        assert ray.get(waiting, timeout=30) == 4.0
+    finally:
+        clock.stop(name)
