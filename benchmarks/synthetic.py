@@ -4,13 +4,17 @@ Branin on x1 in [-5, 10], x2 in [0, 15] has three global minimisers, (-pi, 12.27
 (9.42478, 2.475), all with value 0.397887. :func:`best_so_far` runs one of the suite's samplers (built by
 :func:`search.samplers.make_sampler`, exactly as a sweep builds it) on it through Optuna alone, no Ray and no
 training, so samplers can be compared in seconds: e.g. that TPE beats random search on average at an equal
-budget.
+budget. :func:`synthetic_trainable` is the same idea for whole sweeps: a Ray trainable that reports like a real
+trial, with a known loss, and trains nothing.
 """
 
 from __future__ import annotations
 
 import math
+import time
 import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import optuna
@@ -45,3 +49,44 @@ def best_so_far(sampler: str, seed: int, trials: int) -> np.ndarray:
     finally:
         optuna.logging.set_verbosity(previous)
     return np.minimum.accumulate(np.array([t.value for t in study.trials], dtype=float))
+
+
+# -- a trainable with a known answer --------------------------------------------------------------------------
+
+
+def known_loss(flat: Mapping[str, Any]) -> float:
+    """A trial's loss as a known function of its configuration: smallest at learning rate 1e-3 and latent size
+    64, whatever else the space searches (an axis the function does not read leaves the loss unchanged)."""
+    lr = float(flat.get("lr", 1e-3))
+    latent = float(flat.get("latent_dim", 64))
+    return 0.01 * (1.0 + (math.log10(lr) + 3.0) ** 2 + (math.log2(latent) - 6.0) ** 2 / 8.0)
+
+
+def synthetic_trainable(epoch_seconds: float = 0.0) -> Callable[[dict[str, Any], Any, Any], None]:
+    """A Ray Tune function trainable that reports like :func:`search.trial.run_trial` without training: each
+    epoch's val loss falls towards :func:`known_loss` of the configuration (``loss * (1 + 1/epoch)``), and the
+    last epoch is final with that value as its test score. No TensorFlow: a trial costs milliseconds (plus
+    ``epoch_seconds`` a epoch), so the search machinery (samplers, schedulers, resume) is tested in seconds.
+    Pass it as ``search.commands.run(opts, trainable=...)``."""
+
+    def synthetic(config: dict[str, Any], data: Any, settings: Any) -> None:
+        from ray import tune
+
+        from search.trial import node_label, resolve_config
+
+        flat = resolve_config(settings, config)
+        epochs, target, node = int(flat["max_epochs"]), known_loss(flat), node_label()
+        started = time.time()
+        for epoch in range(1, epochs + 1):
+            time.sleep(epoch_seconds)
+            value = target * (1.0 + 1.0 / epoch)
+            report: dict[str, Any] = {
+                "epoch": epoch, "loss": value, "val_loss": value, "val_mse": value, "seconds": epoch_seconds,
+                **{f"kept_{key}": value for key in ("val_mse", "val_loss")},
+                "params": 1000, "train_seconds": time.time() - started, "node": node,
+            }
+            if epoch == epochs:
+                report.update(final=True, epochs=epochs, best_epoch=epochs, test_mse=value, finished_at=time.time())
+            tune.report(report)
+
+    return synthetic

@@ -68,9 +68,7 @@ def _run(sweep: Sweep) -> int:
         results.write_meta(sweep.paths, meta)
         code = _execute(engine, sweep, meta, resume=False)
     if meta.get("failure") and meta["status"] == "failed" and _nothing_started(sweep):
-        shutil.rmtree(sweep.paths.folder, ignore_errors=True)
-        print(f"the study folder {sweep.paths.folder} was removed (no trial had started); the name is free",
-              file=sys.stderr)
+        shutil.rmtree(sweep.paths.folder, ignore_errors=True)  # its traceback was kept beside it (_failed)
     return code
 
 
@@ -84,16 +82,24 @@ def _stored(name: str, root: str | None) -> tuple[results.StudyPaths, dict[str, 
     return paths, meta
 
 
-def prepare_resume(name: str, root: str | None, samples: int | None, verbose: bool = False) -> Callable[[], int]:
-    """Check that a stored study can continue (writing nothing) and return the continuation."""
+def prepare_resume(
+    name: str, root: str | None, samples: int | None, verbose: bool = False,
+    trainable: Callable[..., None] | None = None,
+) -> Callable[[], int]:
+    """Check that a stored study can continue (writing nothing) and return the continuation (``trainable``: the
+    one the study was started with, when it was not caesweep's training)."""
     paths, meta = _stored(name, root)
     sweep, _ = plan_resume(paths, meta, root, samples)
-    return lambda: _resume(replace(sweep, verbose=verbose))
+    sweep = replace(sweep, verbose=verbose, trainable=trainable or sweep.trainable)
+    return lambda: _resume(sweep)
 
 
-def resume(name: str, root: str | None, samples: int | None, verbose: bool = False) -> int:
+def resume(
+    name: str, root: str | None, samples: int | None, verbose: bool = False,
+    trainable: Callable[..., None] | None = None,
+) -> int:
     """``search resume``: continue an interrupted study, or extend a finished one to ``samples`` trials."""
-    return prepare_resume(name, root, samples, verbose)()
+    return prepare_resume(name, root, samples, verbose, trainable)()
 
 
 def _resume(sweep: Sweep) -> int:
@@ -211,7 +217,7 @@ def _execute(engine: ModuleType, sweep: Sweep, meta: dict[str, Any], resume: boo
                 update_meta(sweep.paths, meta, status="interrupted")
                 print(f"interrupted; continue with: {resume_command(meta, folder)}", file=sys.stderr)
                 return exit_code(second.signum)
-            return _failed(sweep, meta, exc)  # Ray, or a bug: the study says so and stays resumable
+            return _failed(sweep, meta, exc, new=not resume)  # Ray, or a bug: the study says so, resumable
         if stop.requested and stop.signum is not None:
             update_meta(sweep.paths, meta, status="interrupted")
             print(interrupted_line(trials, sweep.samples, meta, folder), file=sys.stderr)
@@ -221,13 +227,22 @@ def _execute(engine: ModuleType, sweep: Sweep, meta: dict[str, Any], resume: boo
     return summarise(trials, meta, folder)
 
 
-def _failed(sweep: Sweep, meta: dict[str, Any], exc: BaseException, status: str = "failed") -> int:
+def _failed(
+    sweep: Sweep, meta: dict[str, Any], exc: BaseException, status: str = "failed", new: bool = False
+) -> int:
+    """Record a failure of Ray or of caesweep: the reason in ``study.json``, the traceback in ``failure.log``.
+
+    ``new``: the study's first run. If no trial had started, :func:`_run` removes the folder so the name is
+    free; its traceback is then kept beside it, as ``<root>/<study>.failure.log``, and the message says so."""
     reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
-    log = sweep.paths.folder / FAILURE_LOG
+    folder = sweep.paths.folder
+    removed = new and _nothing_started(sweep)
+    log = sweep.paths.root / f"{sweep.paths.name}.{FAILURE_LOG}" if removed else folder / FAILURE_LOG
     results.write_atomic(log, traceback.format_exc())
     update_meta(sweep.paths, meta, status=status, failure=reason)
-    print(f"error: the sweep failed: {reason}\n(traceback in {log}; the study is resumable: "
-          f"{resume_command(meta, sweep.paths.folder)})", file=sys.stderr)
+    after = (f"no trial had started, so the study folder {folder} is removed and the name is free" if removed
+             else f"the study is resumable: {resume_command(meta, folder)}")
+    print(f"error: the sweep failed: {reason}\n(traceback in {log}; {after})", file=sys.stderr)
     return EXIT_FAILED
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 
 from cae.errors import UsageError
+from search.compat import PicklableLocks
 from search.options import STARTUP_SAMPLERS
 
 
@@ -25,6 +26,12 @@ class StudyGridSampler(optuna.samplers.GridSampler):
 
     def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
         return None
+
+
+class StudyNSGAIISampler(PicklableLocks, optuna.samplers.NSGAIISampler):
+    """Optuna's NSGA-II, picklable: Optuna 5.1 added a thread lock to it, and Ray pickles the searcher (with its
+    sampler) into every run's state, so every ``--sampler nsga2`` sweep failed with "cannot pickle
+    '_thread.lock' object" (:class:`search.compat.PicklableLocks`)."""
 
 
 def make_sampler(
@@ -56,7 +63,7 @@ def _make(name: str, seed: int, grid: dict[str, list[Any]] | None, startup_trial
     if name == "qmc":
         return samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
     if name == "nsga2":
-        return samplers.NSGAIISampler(seed=seed)
+        return StudyNSGAIISampler(seed=seed)
     if name == "grid":
         if grid is None:
             raise UsageError("the grid sampler needs a finite space")
