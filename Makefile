@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install sweep test lint clean
+.PHONY: install sweep test versions lint clean
 
 install: $(STAMP)
 
@@ -24,8 +24,13 @@ sweep: install
 
 # Two test processes (TEST_WORKERS=0: one); a file's tests stay together, so its shared fixtures start once.
 TEST_WORKERS ?= 2
-test: install lint
+test: install versions lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The versions of the dependencies that can break a study, as resolved here, with their bounds (a warning for one
+# outside them; tests/test_versions.py then fails).
+versions: install
+	@$(PY) -m search.compat
 
 lint: install
 	$(PY) -m ruff check cae spaces search results analysis benchmarks tests

@@ -150,6 +150,10 @@ def test_a_failure_of_ray_itself_marks_the_study_failed_and_it_resumes(
     assert not (tmp_path / "lost0").exists()
     err = capsys.readouterr().err
     assert "error: the sweep failed: RuntimeError: the Ray head node went away" in err and "name is free" in err
+    # The traceback outlives the folder: kept beside it, where the message says.
+    log = tmp_path / "lost0.failure.log"
+    assert f"(traceback in {log}; no trial had started, so the study folder {tmp_path / 'lost0'} is removed" in err
+    assert "lost_before_any_trial" in log.read_text() and "resumable" not in err
 
     def lost_after_the_run(self):
         real_fit(self)
