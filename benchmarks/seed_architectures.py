@@ -5,7 +5,7 @@ The published grid (``--profile published``, ``benchmarks/spaces/architectures.y
 reconstruction of 32x32 RGB in [-1, 1], 15 epochs without early stopping. The default CPU profile
 (``architectures-cpu.yaml``) keeps the four filter lists and three latent sizes at kernel 3 with one learning
 rate and a cosine decay, on 16x16 tiles, sized by measuring so that the models flatten within about an hour
-on two cores (the numbers are in the README).
+on two cores (the numbers are in docs/benchmarks.md).
 
 The study trains the grid with training seed 0; the best configuration of each filter list (by validation
 MSE) is then trained again with more training seeds (``search confirm``, same data split; ``--seeds``, 3 by

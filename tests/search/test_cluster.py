@@ -1,7 +1,7 @@
 """A real two-node Ray cluster on this machine: a node lost mid-trial, its trial continues on the other node.
 
 (A sweep submitted with --address to a two-node cluster, trials on both nodes, a killed driver resumed: the
-README's cluster guide, run as written by ``test_cluster_guide.py``.)"""
+cluster guide, docs/cluster.md, run as written by ``test_cluster_guide.py``.)"""
 
 from __future__ import annotations
 

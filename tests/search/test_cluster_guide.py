@@ -1,4 +1,4 @@
-"""The README's "Sweeps on a cluster" guide, run as written: its `# head:`, `# worker:`, `# submit:`,
+"""The "Sweeps on a cluster" guide (docs/cluster.md), run as written: its `# head:`, `# worker:`, `# submit:`,
 `# resume:` and `# after:` blocks on a two-node Ray cluster on this machine (loopback, free ports, a Ray temp
 folder of its own) with a real PostgreSQL server; the driver is SIGKILLed mid-sweep (a lost head job) and the
 guide's resume finishes the study. The SLURM script of the guide must at least parse.
@@ -30,15 +30,16 @@ from tests.search.test_cluster import alive_nodes, free_port
 
 pytestmark = pytest.mark.slow
 SLURM = REPO / "examples" / "slurm" / "caesweep.sbatch"
+GUIDE = REPO / "docs" / "cluster.md"
 STEPS = ("head", "worker", "submit", "resume", "after")
 
 
 def guide_blocks() -> dict[str, str]:
     """The guide's runnable blocks by their first line's name (``# head: ...`` -> ``head``)."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("\n## Sweeps on a cluster\n", 1)[1].split("\n## ", 1)[0]
+    guide = GUIDE.read_text()
+    assert guide.startswith("# Sweeps on a cluster\n"), GUIDE
     blocks = {}
-    for block in re.findall(r"```bash\n(.*?)```", section, re.S):
+    for block in re.findall(r"```bash\n(.*?)```", guide, re.S):
         named = re.match(r"# (\w+):", block)
         if named and named.group(1) in STEPS:
             blocks[named.group(1)] = block
