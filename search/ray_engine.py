@@ -30,7 +30,7 @@ from cae.errors import UsageError
 from search import records
 from search.interrupt import Interruption
 from search.progress import ProgressView
-from search.ray_files import clear_partials, recorded_trials
+from search.ray_files import clear_partials, recorded_trials, restore_deleted_checkpoints
 from search.records import REPEAT
 from search.searcher import StudySearch
 from search.storage import refuse_network_sqlite, warn_network_sqlite
@@ -278,6 +278,7 @@ def _restore_run(
     filesystem = sweep.ray_filesystem
     if filesystem is not None:
         clear_partials(path)  # a state file the killed driver was writing: its previous version is whole
+        restore_deleted_checkpoints(path)  # checkpoints its last saved state may still name
     if not tune.Tuner.can_restore(path, storage_filesystem=filesystem):
         _set_aside(sweep, name)
         return False

@@ -18,6 +18,14 @@ once it is copied).
 into the staging folder that Ray copies whole into the study at every state save: at 2,000 trials, 8,000 files
 copied again every few seconds, a cost per save that grows with the study. Without them the staging folder
 holds only Ray's state, and a save copies a handful of files whatever the study's size.
+
+Checkpoints Ray lets go of are deleted only once a saved state no longer names them. Ray keeps a trial's best and
+latest checkpoint and deletes the one a new checkpoint supersedes at once, but saves the run's state at most
+every ``TUNE_GLOBAL_CHECKPOINT_S``: a driver killed in between leaves a state whose trial resumes from a
+checkpoint that is gone ("Could not recover from checkpoint as it does not exist on storage anymore"; the trial
+then fails every retry: seen here once in ~10 SIGKILL tests). So a deleted ``checkpoint_*`` folder is first
+renamed ``.deleted-checkpoint_*`` and removed when the run's next ``experiment_state-*.json`` is complete;
+:func:`restore_deleted_checkpoints` puts such folders back before a killed run is restored.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import shutil
+import threading
 import uuid
 from pathlib import Path
 from typing import IO, Any
@@ -42,9 +52,69 @@ STATE_FILES = ("experiment_state-*.json", "search_gen_state-*.json", "basic-vari
                "searcher-state-*.pkl", "callback-states-*.pkl", "tuner.pkl", "trainable.pkl")
 
 
+DELETED = ".deleted-"  # the prefix of a checkpoint folder Ray deleted that a saved state may still name
+RUN_STATE = "experiment_state-*.json"  # the file that names a run's trials and their checkpoints
+
+
 def is_state_file(path: str) -> bool:
     name = os.path.basename(path)
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in STATE_FILES)
+
+
+class _DeletedCheckpoints:
+    """The checkpoint folders this process set aside, by run folder, until a state saved after it is whole.
+
+    Kept per process, not per filesystem object: Ray deletes a checkpoint through the filesystem its result came
+    with (a copy unpickled from the trial's worker), and saves the state through the run's own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_run: dict[str, list[str]] = {}
+
+    def add(self, run: str, aside: str) -> None:
+        with self._lock:
+            self._by_run.setdefault(run, []).append(aside)
+
+    def count(self, run: str) -> int:
+        with self._lock:
+            return len(self._by_run.get(run, ()))
+
+    def purge(self, run: str, count: int) -> None:
+        """Remove the first ``count`` folders set aside in ``run`` (those a state saved since no longer names)."""
+        with self._lock:
+            pending = self._by_run.get(run, [])
+            done, self._by_run[run] = pending[:count], pending[count:]
+        for aside in done:
+            shutil.rmtree(aside, ignore_errors=True)
+
+
+_deleted = _DeletedCheckpoints()
+
+
+def _set_aside(path: str) -> bool:
+    """Rename a checkpoint folder Ray deletes to ``.deleted-<name>`` beside it; False for any other folder."""
+    folder, name = os.path.split(path.rstrip("/"))
+    if not name.startswith("checkpoint_"):
+        return False
+    aside = os.path.join(folder, f"{DELETED}{name}")
+    shutil.rmtree(aside, ignore_errors=True)  # set aside before, by a driver killed since
+    os.replace(path, aside)
+    _deleted.add(os.path.dirname(folder), aside)  # checkpoints lie in <run>/trial_<id>/
+    return True
+
+
+def restore_deleted_checkpoints(folder: str | os.PathLike[str]) -> list[Path]:
+    """Put back the checkpoint folders a killed driver had set aside in run ``folder`` (its last saved state may
+    name them); the folders restored. One whose name is taken again (a trial that wrote it anew) is removed."""
+    restored = []
+    for aside in sorted(Path(folder).glob(f"trial_*/{DELETED}checkpoint_*")):
+        original = aside.with_name(aside.name.removeprefix(DELETED))
+        if original.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(aside, original)
+            restored.append(original)
+    return restored
 
 
 class _AtomicFile:
@@ -52,6 +122,10 @@ class _AtomicFile:
 
     def __init__(self, path: str) -> None:
         folder, name = os.path.split(path)
+        # A run's state file: once it is whole, the checkpoints set aside before it was begun are named by no
+        # state any more.
+        self._run = folder if fnmatch.fnmatchcase(name, RUN_STATE) else None
+        self._set_aside = _deleted.count(folder) if self._run else 0
         self.path = path
         self.temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}{PARTIAL}")
         self._stream = open(self.temporary, "wb")  # noqa: SIM115 (closed in close())
@@ -93,6 +167,8 @@ class _AtomicFile:
             if self._failed:
                 os.unlink(self.temporary)
         os.replace(self.temporary, self.path)
+        if self._run is not None:
+            _deleted.purge(self._run, self._set_aside)
 
 
 class AtomicLocalHandler(pafs.FileSystemHandler):
@@ -126,7 +202,8 @@ class AtomicLocalHandler(pafs.FileSystemHandler):
         self._fs.create_dir(path, recursive=recursive)
 
     def delete_dir(self, path: str) -> None:
-        self._fs.delete_dir(path)
+        if not _set_aside(path):  # a checkpoint goes once no saved state names it (see the module's docstring)
+            self._fs.delete_dir(path)
 
     def delete_dir_contents(self, path: str, missing_dir_ok: bool = False) -> None:
         self._fs.delete_dir_contents(path, missing_dir_ok=missing_dir_ok)

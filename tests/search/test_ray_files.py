@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from search.ray_files import PARTIAL, atomic_local, clear_partials
+from ray.train._internal.storage import _delete_fs_path
+
+from search.ray_files import DELETED, PARTIAL, atomic_local, clear_partials, restore_deleted_checkpoints
 
 # A writer that opens the destination through the atomic filesystem, writes half of the new content, and is
 # SIGKILLed by itself before closing it: the kill lands mid-file by construction.
@@ -56,3 +58,36 @@ def test_copies_and_writes_land_whole_and_the_filesystem_travels_to_workers(tmp_
     assert (destination / "c.pkl").read_bytes() == b"b" and (destination / "d.txt").read_bytes() == b"written"
     assert {i.base_name for i in fs.get_file_info(pafs.FileSelector(str(destination)))} == {
         "experiment_state-1.json", "sub", "c.pkl", "d.txt"}
+
+
+def test_a_deleted_checkpoint_goes_only_once_a_saved_state_no_longer_names_it(tmp_path: Path) -> None:
+    """Ray deletes a superseded checkpoint at once but saves the run's state later: a driver killed in between left
+    a state naming a checkpoint that was gone, and the trial failed every retry. A deleted checkpoint is set aside
+    (through the filesystem a trial's result brings, a copy of the run's), removed when the next state file is
+    whole, and put back by a resume if the driver died first."""
+    run = tmp_path / "run-1"
+    for name in ("checkpoint_000000", "checkpoint_000001"):
+        (run / "trial_a" / name).mkdir(parents=True)
+        (run / "trial_a" / name / "model.keras").write_bytes(name.encode())
+    worker_fs = pickle.loads(pickle.dumps(atomic_local()))  # what a trial's checkpoint carries
+    _delete_fs_path(fs=worker_fs, fs_path=str(run / "trial_a" / "checkpoint_000000"))  # as Ray deletes it
+    aside = run / "trial_a" / f"{DELETED}checkpoint_000000"
+    assert not (run / "trial_a" / "checkpoint_000000").exists() and aside.is_dir()
+
+    # The driver is killed before the next save: the resume puts the checkpoint back, as the saved state has it.
+    assert restore_deleted_checkpoints(run) == [run / "trial_a" / "checkpoint_000000"]
+    assert (run / "trial_a" / "checkpoint_000000" / "model.keras").read_bytes() == b"checkpoint_000000"
+
+    # The driver lives on: its next whole state file no longer names the checkpoint, which is then removed.
+    _delete_fs_path(fs=worker_fs, fs_path=str(run / "trial_a" / "checkpoint_000000"))
+    fs = atomic_local()
+    with fs.open_output_stream(str(run / "searcher-state-1.pkl")) as stream:  # not the file naming checkpoints
+        stream.write(b"state")
+    assert aside.is_dir()
+    with fs.open_output_stream(str(run / "experiment_state-1.json")) as stream:
+        stream.write(b"{}")
+    assert not aside.exists() and (run / "trial_a" / "checkpoint_000001").is_dir()
+    assert restore_deleted_checkpoints(run) == []
+    (run / "trial_a" / "other").mkdir()  # any other folder is deleted at once
+    fs.delete_dir(str(run / "trial_a" / "other"))
+    assert sorted(p.name for p in (run / "trial_a").iterdir()) == ["checkpoint_000001"]
