@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pyarrow.fs as pafs
-
 from ray.train._internal.storage import _delete_fs_path
 
 from search.ray_files import DELETED, PARTIAL, atomic_local, clear_partials, restore_deleted_checkpoints
