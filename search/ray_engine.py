@@ -15,10 +15,13 @@ The driver loads the dataset once and hands it to every trial through Ray's obje
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -45,18 +48,23 @@ logger = logging.getLogger(__name__)
 # take half the driver's time at 2,000 trials: the period is 1 s up to TRIALS_PER_SNAPSHOT_S trials, then grows
 # with the run (8 s at 2,000; Ray's own default is 10 s or more), keeping saves near a tenth of the driver's time.
 # Set TUNE_GLOBAL_CHECKPOINT_S yourself to fix it.
-_FIXED_SNAPSHOT_S = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S")
 TRIALS_PER_SNAPSHOT_S = 250
-# A failed trial reports its reason without the objective; Ray must not treat that as a typo.
-os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-# Ray's result files (result.json, params.json) are written by the callbacks added in _tuner. Its automatic
-# TensorBoard logger is left out: tensorboardX imports PyTorch wherever that is installed (2 s at every start).
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-# Keeping only the latest and best checkpoint forces a state snapshot per checkpoint; that is intended.
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-# SIGINT and SIGTERM are caesweep's (search.interrupt), which hands them to Tune through its SIGUSR1 handler.
-os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-
+# Tune's settings for a run, read by Tune during fit(); set only while a run of this engine lasts (tune_settings),
+# and each one a user set beforehand is kept as it was.
+TUNE_SETTINGS = {
+    # A failed trial reports its reason without the objective; Ray must not treat that as a typo.
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+    # Ray's result files (result.json, params.json) are written by the callbacks added in _tuner. Its automatic
+    # TensorBoard logger is left out: tensorboardX imports PyTorch wherever that is installed (2 s at every start).
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # Keeping only the latest and best checkpoint forces a state snapshot per checkpoint; that is intended.
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+# SIGINT and SIGTERM are caesweep's (search.interrupt), which hands them to Tune through its SIGUSR1 handler:
+# Tune's own handler is off during a run whatever the environment says.
+FORCED_SETTINGS = {"TUNE_DISABLE_SIGINT_HANDLER": "1"}
+_TUNE_LOGGERS = ("ray.tune.tune", "ray.tune.analysis.experiment_analysis")
+_user_period: contextvars.ContextVar[str | None] = contextvars.ContextVar("user_period", default=None)
 
 
 class _DropTuneResumeAdvice(logging.Filter):
@@ -70,8 +78,37 @@ class _DropTuneResumeAdvice(logging.Filter):
         return not any(noise in message for noise in self._NOISE)
 
 
-for _name in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
-    logging.getLogger(_name).addFilter(_DropTuneResumeAdvice())
+@contextlib.contextmanager
+def tune_settings(sweep: Sweep) -> Iterator[None]:
+    """Tune's environment, its log filter and Optuna's log level for the length of one engine run, restored
+    after: importing caesweep changes nothing in the process, and two runs in one process (tests, notebooks)
+    start from the same state."""
+    import optuna
+
+    wanted = {**{k: v for k, v in TUNE_SETTINGS.items() if k not in os.environ}, **FORCED_SETTINGS,
+              "RAY_AIR_NEW_OUTPUT": "1" if sweep.verbose else "0"}
+    before = {key: os.environ.get(key) for key in [*wanted, "TUNE_GLOBAL_CHECKPOINT_S"]}
+    verbosity = optuna.logging.get_verbosity()
+    advice = _DropTuneResumeAdvice()
+    period = _user_period.set(before["TUNE_GLOBAL_CHECKPOINT_S"])  # the user's own period wins (snapshot_period)
+    os.environ.update(wanted)
+    # Optuna's INFO lines ("A new study created in RDB ...") would interleave with the progress view.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in _TUNE_LOGGERS:
+        logging.getLogger(name).addFilter(advice)
+    try:
+        yield
+    finally:
+        _user_period.reset(period)
+        for name in _TUNE_LOGGERS:
+            logging.getLogger(name).removeFilter(advice)
+        optuna.logging.set_verbosity(verbosity)
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
 
 ASHA_REDUCTION = 3  # keep the best third at each rung
 ASHA_GRACE = 1  # epochs every trial gets before it can be stopped
@@ -129,9 +166,8 @@ def _tune_output(sweep: Sweep) -> int:
     """Tune's verbosity: its own tables with --verbose; otherwise nothing (the progress view speaks).
 
     Tune's new output prints an experiment header even when silent, so without --verbose the legacy reporter
-    at verbosity 0 (errors only) is used; read by Tune at each fit.
+    at verbosity 0 (errors only) is used (``RAY_AIR_NEW_OUTPUT``, set by :func:`tune_settings`).
     """
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "1" if sweep.verbose else "0"
     return 1 if sweep.verbose else 0
 
 
@@ -216,13 +252,15 @@ def _tuner(sweep: Sweep, run_name: str, num_samples: int, stop: Interruption, wr
     return tune.Tuner(_trainable(sweep), tune_config=tune_config, run_config=run_config)
 
 
-def snapshot_period(trials: int) -> str:
-    """Ray's experiment-state period for a run of ``trials`` trials (``TUNE_GLOBAL_CHECKPOINT_S``)."""
-    return _FIXED_SNAPSHOT_S or f"{max(1.0, trials / TRIALS_PER_SNAPSHOT_S):g}"
+def snapshot_period(trials: int, fixed: str | None = None) -> str:
+    """Ray's experiment-state period for a run of ``trials`` trials (``TUNE_GLOBAL_CHECKPOINT_S``); ``fixed``: the
+    period the user set in the environment, which wins."""
+    return fixed or f"{max(1.0, trials / TRIALS_PER_SNAPSHOT_S):g}"
 
 
 def _fit(tuner: Any, trials: int) -> None:
-    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = snapshot_period(trials)  # read by Tune at each fit
+    """``tuner.fit()`` with the state period for its size (read by Tune at each fit; restored by tune_settings)."""
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = snapshot_period(trials, _user_period.get())
     tuner.fit()
 
 
@@ -240,12 +278,13 @@ def run(sweep: Sweep, meta: dict[str, Any], stop: Interruption, resume: bool) ->
     view = progress_view(sweep)
     writer = table_writer(sweep, view)
     try:
-        if resume and meta.get("status") != "done" and not stop.requested:
-            _restore_run(sweep, meta, stop, writer)
-        missing = sweep.samples - (trial_count(sweep) if resume else 0)  # a new study's folder holds no trial yet
-        if missing > 0 and not stop.requested:
-            _start_run(sweep, meta, missing, stop, writer)
-        trials = finish(sweep, meta, writer.cache)
+        with tune_settings(sweep):
+            if resume and meta.get("status") != "done" and not stop.requested:
+                _restore_run(sweep, meta, stop, writer)
+            missing = sweep.samples - (trial_count(sweep) if resume else 0)  # a new study's folder has no trial yet
+            if missing > 0 and not stop.requested:
+                _start_run(sweep, meta, missing, stop, writer)
+            trials = finish(sweep, meta, writer.cache)
         view.update(trials, final=True)
     finally:
         view.close()
@@ -305,13 +344,25 @@ def run_repeats(
 ) -> pd.DataFrame:
     """A confirm run: train each of ``configs`` (sampled values plus ``repeat_of`` and ``seed``) once, to the
     end (no scheduler), told to no sampler. An interrupted confirm run is continued first."""
+    view = ProgressView(sweep.paths.folder, target, sweep.opts.objectives[0], sweep.opts.modes[0],
+                        select=records.repeat_trials)
+    writer = table_writer(sweep, view)
+    try:
+        with tune_settings(sweep):
+            _confirm_runs(sweep, meta, stop, configs, writer, unfinished)
+    finally:
+        view.close()
+    return writer.cache.write()
+
+
+def _confirm_runs(
+    sweep: Sweep, meta: dict[str, Any], stop: Interruption, configs: list[dict[str, Any]], writer: TableWriter,
+    unfinished: bool,
+) -> None:
     from ray import tune
 
     from search.metadata import update_meta
 
-    view = ProgressView(sweep.paths.folder, target, sweep.opts.objectives[0], sweep.opts.modes[0],
-                        select=records.repeat_trials)
-    writer = table_writer(sweep, view)
     runs = list(meta.get("confirm_runs", []))
     repeat = replace(sweep, trainable=_repeating(sweep.trainable))
     if runs and unfinished and not stop.requested:  # the last confirm run was stopped: continue it first
@@ -340,8 +391,6 @@ def run_repeats(
         space = {REPEAT: tune.grid_search(configs)}  # the listed configurations, each a whole trial config
         _fit(tune.Tuner(_trainable(repeat), param_space=space, tune_config=tune_config, run_config=run_config),
              len(configs))
-    view.close()
-    return writer.cache.write()
 
 
 def _repeating(trainable: Any) -> Any:

@@ -37,8 +37,6 @@ from search.storage import open_storage
 from spaces import Space
 
 logger = logging.getLogger(__name__)
-# Optuna's INFO lines ("A new study created in RDB ...") would interleave with the progress view.
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 RAY_TRIAL_ATTR = "ray_trial_id"
 # A Ray trial its driver started after Ray last saved its state (Ray cannot continue it); its Optuna trial was
