@@ -112,27 +112,32 @@ def _resume(sweep: Sweep) -> int:
 
 
 def prepare_confirm(
-    name: str, root: str | None, top: int, repeats: int, verbose: bool = False, trial_ids: Sequence[str] = ()
+    name: str, root: str | None, top: int, repeats: int, verbose: bool = False, trial_ids: Sequence[str] = (),
+    trainable: Callable[..., None] | None = None,
 ) -> Callable[[], int]:
     """Check a confirm request (writing nothing) and return the confirm run.
 
     ``trial_ids``: confirm these finished search trials instead of the ``top`` best (a benchmark confirms, e.g.,
-    each colour space's best configuration); ``top`` is then their number."""
+    each colour space's best configuration); ``top`` is then their number. ``trainable``: the study's, when it
+    was not caesweep's training."""
     if top < 1 or repeats < 1:
         raise UsageError(f"--top {top} --repeats {repeats}: both must be at least 1")
     paths, meta = _stored(name, root)
     if meta.get("engine") == "keras-tuner":
         raise UsageError(f"study {name!r} ran on keras-tuner; confirm runs on the Ray engine (a Ray study)")
     sweep, _ = plan_resume(paths, meta, root, None)
-    sweep = replace(sweep, verbose=verbose)
+    sweep = replace(sweep, verbose=verbose, trainable=trainable or sweep.trainable)
     configs, target = repeat_configs(sweep, meta, top, repeats, trial_ids)
     return lambda: _confirm(sweep, configs, target, top, repeats)
 
 
-def confirm(name: str, root: str | None, top: int, repeats: int, verbose: bool = False) -> int:
+def confirm(
+    name: str, root: str | None, top: int, repeats: int, verbose: bool = False,
+    trainable: Callable[..., None] | None = None,
+) -> int:
     """``search confirm``: re-train the ``top`` best finished configurations with ``repeats`` new training seeds
     each (same data split), in a run of their own that no sampler is told about; run it again to continue."""
-    return prepare_confirm(name, root, top, repeats, verbose)()
+    return prepare_confirm(name, root, top, repeats, verbose, trainable=trainable)()
 
 
 def _confirm(sweep: Sweep, configs: list[dict[str, Any]], target: int, top: int, repeats: int) -> int:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import pickle
+import subprocess
 import tarfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +27,34 @@ def read_study_table(path: str | Path) -> pd.DataFrame:
     """A study's trials.csv or history.csv as a test reads it: ids stay text. Else a hex trial id made only of
     digits (about 1 in 43 of them: (10/16)**8) or like ``1234e567`` becomes a float that matches no id."""
     return pd.read_csv(path, dtype={"trial_id": str, "repeat_of": str})
+
+
+@pytest.fixture(scope="session")
+def private_ray():
+    """One private Ray for the in-process sweeps of this test process (``search.commands.run`` joins a Ray that
+    is already up instead of starting its own): a sweep then costs its trials, not Ray's start and stop (~7 s
+    wall). Tests whose guarantee is about processes (a killed driver, signals to a process group, clusters) run
+    the CLI in a subprocess instead."""
+    import ray
+
+    from search.ray_engine import ray_init
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.pop("RAY_ADDRESS", None)
+    ray_init(None)
+    yield
+    ray.shutdown()
+
+
+def in_process(main: Callable[[Sequence[str] | None], int], *argv: str) -> subprocess.CompletedProcess:
+    """Run a CLI's ``main`` in this process as its ``python -m`` form does (``cae.cli.run``: a user error is one
+    line and exit code 2), capturing what it prints; the result reads like a finished subprocess's."""
+    from cae.cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run(main, list(argv))
+    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
 
 
 @dataclass(frozen=True)

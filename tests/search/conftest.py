@@ -82,16 +82,3 @@ def postgres():
     finally:
         pg.stop(server)
 
-
-@pytest.fixture(scope="session")
-def private_ray():
-    """One private Ray for the in-process sweeps of this test process (``search.commands.run`` joins a Ray that
-    is already up instead of starting its own): a sweep then costs its trials, not Ray's start and stop."""
-    import ray
-
-    from search.ray_engine import ray_init
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray_init(None)
-    yield
-    ray.shutdown()

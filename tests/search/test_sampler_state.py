@@ -85,7 +85,7 @@ def interrupting(marker: Path, driver: int) -> Any:
         if not marker.exists():
             marker.write_text("sent")
             os.kill(driver, signal.SIGTERM)
-            time.sleep(1.0)  # the trial usually ends at its first report; if not, the run stops after it
+            time.sleep(0.3)  # the trial usually ends at its first report; if not, the run stops after it
         trainable(config, data, settings)
 
     return run
