@@ -68,14 +68,16 @@ def known_loss(flat: Mapping[str, Any]) -> float:
 
 
 def synthetic_trainable(
-    epoch_seconds: float = 0.0, checkpoints: bool = False
+    epoch_seconds: float = 0.0, checkpoints: bool = False, before_epoch: Callable[[int], None] | None = None
 ) -> Callable[[dict[str, Any], Any, Any], None]:
     """A Ray Tune function trainable that reports like :func:`search.trial.run_trial` without training: each
     epoch's val loss falls towards :func:`known_loss` of the configuration (``loss * (1 + 1/epoch)``), and the
     last epoch is final with that value as its test score. No TensorFlow: a trial costs milliseconds (plus
     ``epoch_seconds`` an epoch), so the search machinery (samplers, schedulers, resume) is tested in seconds.
     ``checkpoints``: each epoch is reported with a checkpoint (its number), and a restarted trial goes on from
-    the epoch after it, as a real one does. Pass it as ``search.commands.run(opts, trainable=...)``."""
+    the epoch after it, as a real one does. ``before_epoch(epoch)`` runs in the trial before each epoch (a test
+    holds a trial there to kill its worker, or signals its driver). Pass it as
+    ``search.commands.run(opts, trainable=...)``."""
 
     def synthetic(config: dict[str, Any], data: Any, settings: Any) -> None:
         from ray import tune
@@ -87,6 +89,8 @@ def synthetic_trainable(
         first = _resumed_epoch(tune.get_checkpoint()) + 1
         started = time.time()
         for epoch in range(first, epochs + 1):
+            if before_epoch is not None:
+                before_epoch(epoch)
             time.sleep(epoch_seconds)
             value = target * (1.0 + 1.0 / epoch)
             report: dict[str, Any] = {

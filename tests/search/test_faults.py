@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,13 +16,13 @@ import numpy as np
 import optuna
 import pytest
 
+from benchmarks.synthetic import synthetic_trainable
 from cae.errors import UsageError
 from search import commands
 from search.interrupt import Interrupted, interruption_in
 from search.options import SweepOptions
 from search.trial import run_trial
 from tests.conftest import read_study_table
-from tests.search.conftest import search_popen, sweep_env
 
 pytestmark = pytest.mark.slow
 
@@ -38,17 +39,6 @@ def crashing(config: dict, data, settings) -> None:
     raise RuntimeError(f"no GPU driver for {config['filters']}")
 
 
-@pytest.fixture
-def in_process_ray(monkeypatch: pytest.MonkeyPatch):
-    for key, value in sweep_env().items():
-        if key.startswith("RAY_"):
-            monkeypatch.setenv(key, value)
-    yield
-    import ray
-
-    ray.shutdown()
-
-
 def options(tmp_path: Path, space: Path, study: str, samples: int, max_failures: int = 2) -> SweepOptions:
     return SweepOptions(study=study, space=str(space), root=str(tmp_path), samples=samples, max_epochs=2,
                         limit=48, scheduler="none", sampler="random", seed=3, concurrency=1,
@@ -56,7 +46,7 @@ def options(tmp_path: Path, space: Path, study: str, samples: int, max_failures:
 
 
 def test_diverging_trials_are_failed_rows_and_the_sweep_goes_on(
-    tmp_path: Path, tiny_space: Path, in_process_ray, capsys: pytest.CaptureFixture
+    tmp_path: Path, tiny_space: Path, private_ray, capsys: pytest.CaptureFixture
 ) -> None:
     code = commands.run(options(tmp_path, tiny_space, "nan1", 6), trainable=poisoned_when_latent_4)
     trials = read_study_table(tmp_path / "nan1" / "trials.csv")
@@ -75,7 +65,7 @@ def test_diverging_trials_are_failed_rows_and_the_sweep_goes_on(
 
 
 def test_a_study_where_every_trial_fails_exits_non_zero(
-    tmp_path: Path, tiny_space: Path, in_process_ray, capsys: pytest.CaptureFixture
+    tmp_path: Path, tiny_space: Path, private_ray, capsys: pytest.CaptureFixture
 ) -> None:
     # No retries: Ray would start a new worker process for each of 2 retries of every trial (a raising trainable's
     # actor is not reused), 9 worker starts for 3 failed rows.
@@ -92,53 +82,61 @@ def test_a_study_where_every_trial_fails_exits_non_zero(
     assert {p: p.read_bytes() for p in before} == before
 
 
-SLOW_SPACE = """\
-samples: 1
-fixed: {task: reconstruct, data: embedded, image_size: 32, max_epochs: 4, batch_size: 32, kernel_size: 3,
-        filters: "16-32", latent_dim: 32, lr: 1.0e-3}
-params:
-  loss: {choices: [mse], role: scientific}
-"""
+def held_at_epoch_3(pid_file: Path):
+    """The synthetic trainable (checkpointing each epoch), except that the first worker to reach epoch 3 writes its
+    pid and waits there to be killed: the kill lands mid-trial by construction, once epoch 1's checkpoint is
+    registered (the worker's second report returned only after the driver had taken in its first)."""
+
+    def hold(epoch: int) -> None:
+        if epoch == 3 and not pid_file.exists():
+            pid_file.write_text(str(os.getpid()))
+            time.sleep(300)
+
+    return synthetic_trainable(checkpoints=True, before_epoch=hold)
 
 
-def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path: Path) -> None:
-    space = tmp_path / "slow.yaml"
-    space.write_text(SLOW_SPACE)
-    proc = search_popen("run", "--space", str(space), "--study", "w1", "--root", str(tmp_path), "--limit", "800",
-                        "--scheduler", "none", log=tmp_path / "run.log")
-    results_file = None
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        found = list((tmp_path / "w1" / "ray").glob("run-1/trial_*/result.json"))
-        # Two epochs reported: the driver writes a result line before it registers that epoch's checkpoint (a
-        # later event of its loop), so a kill right after epoch 1's line could find no checkpoint yet; by
-        # epoch 2's line, seconds of training later, epoch 1's is registered.
-        if found and len(found[0].read_text().splitlines()) >= 2:
-            results_file = found[0]
-            break
-        time.sleep(0.2)
-    assert results_file is not None, (tmp_path / "run.log").read_text()[-3000:]
-    first = json.loads(results_file.read_text().splitlines()[0])
-    os.kill(first["pid"], signal.SIGKILL)  # the worker process training the trial, mid-epoch 3
-    assert proc.wait(timeout=300) == 0, (tmp_path / "run.log").read_text()[-3000:]
+def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path: Path, tiny_space: Path, private_ray) -> None:
+    """SIGKILL of the worker process training a trial in its third epoch: Ray retries the trial
+    (``--max-failures``) in a new worker, which continues from its last registered checkpoint (epoch 1 or 2), not
+    from epoch 1. (The trainable reports like a real trial and checkpoints each epoch; a real trial's own restore
+    from its checkpoint is what the killed-driver test checks, epoch by epoch.)"""
+    pid_file = tmp_path / "held.pid"
+    opts = replace(options(tmp_path, tiny_space, "w1", 1), max_epochs=4)
+    killer = threading.Thread(target=_kill_when_written, args=(pid_file,), daemon=True)
+    killer.start()
+    assert commands.run(opts, trainable=held_at_epoch_3(pid_file)) == 0
+    killer.join(timeout=5)
 
+    (results_file,) = (tmp_path / "w1" / "ray").glob("run-1/trial_*/result.json")
     lines = [json.loads(line) for line in results_file.read_text().splitlines()]
     epochs = [line["epoch"] for line in lines]
-    assert epochs[0] == 1 and epochs[-1] == 4 and 1 not in epochs[1:], epochs  # continued, not restarted
-    assert len({line["pid"] for line in lines}) == 2  # a new worker took over
+    assert epochs[:2] == [1, 2] and epochs[-1] == 4 and 1 not in epochs[1:], epochs  # continued, not restarted
+    assert len({line["pid"] for line in lines}) == 2 and lines[0]["pid"] == int(pid_file.read_text())
     trials = read_study_table(tmp_path / "w1" / "trials.csv")
     assert list(trials["status"]) == ["COMPLETE"] and trials.loc[0, "epochs"] == 4
     history = read_study_table(tmp_path / "w1" / "history.csv")
     assert list(history["epoch"]) == [1, 2, 3, 4]
 
 
+def _kill_when_written(pid_file: Path) -> None:
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if pid_file.exists() and pid_file.read_text():
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            return
+        time.sleep(0.1)
+
+
 def test_a_failure_of_ray_itself_marks_the_study_failed_and_it_resumes(
-    tmp_path: Path, tiny_space: Path, in_process_ray, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, tiny_space: Path, private_ray, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture
 ) -> None:
     """Ray raising out of ``Tuner.fit`` (a lost head node, say): before any trial the new folder is removed and
-    the name is free; after some trials the study is ``failed`` with the reason, and ``resume`` finishes it."""
+    the name is free; after some trials the study is ``failed`` with the reason, and ``resume`` finishes it.
+    (What the trials compute plays no part: they report a known loss and train nothing.)"""
     from ray import tune
+
+    trainable = synthetic_trainable()
 
     real_fit = tune.Tuner.fit
 
@@ -146,7 +144,7 @@ def test_a_failure_of_ray_itself_marks_the_study_failed_and_it_resumes(
         raise RuntimeError("the Ray head node went away")
 
     monkeypatch.setattr(tune.Tuner, "fit", lost_before_any_trial)
-    assert commands.run(options(tmp_path, tiny_space, "lost0", 2)) == 1
+    assert commands.run(options(tmp_path, tiny_space, "lost0", 2), trainable=trainable) == 1
     assert not (tmp_path / "lost0").exists()
     err = capsys.readouterr().err
     assert "error: the sweep failed: RuntimeError: the Ray head node went away" in err and "name is free" in err
@@ -160,12 +158,12 @@ def test_a_failure_of_ray_itself_marks_the_study_failed_and_it_resumes(
         raise RuntimeError("the Ray head node went away")
 
     monkeypatch.setattr(tune.Tuner, "fit", lost_after_the_run)
-    assert commands.run(options(tmp_path, tiny_space, "lost1", 2)) == 1
+    assert commands.run(options(tmp_path, tiny_space, "lost1", 2), trainable=trainable) == 1
     meta = json.loads((tmp_path / "lost1" / "study.json").read_text())
     assert meta["status"] == "failed" and meta["failure"] == "RuntimeError: the Ray head node went away"
     assert "lost_after_the_run" in (tmp_path / "lost1" / "failure.log").read_text()
     monkeypatch.setattr(tune.Tuner, "fit", real_fit)
-    assert commands.resume("lost1", str(tmp_path), None) == 0
+    assert commands.resume("lost1", str(tmp_path), None, trainable=trainable) == 0
     meta = json.loads((tmp_path / "lost1" / "study.json").read_text())
     assert meta["status"] == "done" and meta["failure"] is None
     trials = read_study_table(tmp_path / "lost1" / "trials.csv")
@@ -173,7 +171,7 @@ def test_a_failure_of_ray_itself_marks_the_study_failed_and_it_resumes(
 
 
 def test_a_second_signal_that_ray_wraps_still_interrupts(
-    tmp_path: Path, tiny_space: Path, in_process_ray, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, tiny_space: Path, private_ray, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture
 ) -> None:
     """A second Ctrl-C handled while the driver waits inside Ray's C extension comes out of ``Tuner.fit`` as a

@@ -77,18 +77,16 @@ def test_each_samplers_searcher_is_pickled_and_restored_as_ray_does(
 
 
 def interrupting(marker: Path, driver: int) -> Any:
-    """The synthetic trainable, except that the first trial to reach its first epoch sends SIGTERM to the
-    driver (once per study: ``marker``) and gives it a second to stop the run before it goes on."""
-    trainable = synthetic_trainable()
+    """The synthetic trainable, except that the first trial to begin an epoch sends SIGTERM to the driver (once
+    per study: ``marker``) and gives it a moment to stop the run before it goes on."""
 
-    def run(config: dict[str, Any], data: Any, settings: Any) -> None:
+    def signal_once(epoch: int) -> None:
         if not marker.exists():
             marker.write_text("sent")
             os.kill(driver, signal.SIGTERM)
             time.sleep(0.3)  # the trial usually ends at its first report; if not, the run stops after it
-        trainable(config, data, settings)
 
-    return run
+    return synthetic_trainable(before_epoch=signal_once)
 
 
 @pytest.mark.slow
