@@ -1,7 +1,8 @@
 """End-to-end tests of ``python -m cae.train``: two tiny real trainings and every user error it must refuse.
 
 Only the two trainings import TensorFlow (they run side by side, to halve the wait); every error case must be
-refused before TensorFlow is imported, which one extra subprocess checks for all of them at once.
+refused before TensorFlow is imported, which one extra subprocess checks for all of them at once. The error cases
+run in this process, as ``python -m cae.train`` would run them; one of them also runs the real module.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import pytest
 
 from cae.data import load_dataset
 from cae.tasks import get_task
+from cae.train import main as train_main
+from tests.search.test_cli_errors import as_python_m
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--limit", "64", "--image-size", "16", "--epochs", "1", "--filters", "8,16", "--latent-dim", "16"]
@@ -131,15 +134,14 @@ def error_argv(argv: list[str], tmp: Path) -> list[str]:
     return [*TINY[:4], *(arg.replace("{tmp}", str(tmp)) for arg in argv)]
 
 
-@pytest.mark.parametrize(("argv", "fragment"), [case[1:] for case in ERRORS], ids=[case[0] for case in ERRORS])
-def test_a_user_error_is_one_line_exit_2_and_writes_nothing(argv: list[str], fragment: str, tmp_path: Path) -> None:
-    out = tmp_path / "result.json"
-    argv = error_argv(argv, tmp_path)
-    if "--json" not in argv:
-        argv += ["--json", str(out)]
-    process = subprocess.run(
-        [sys.executable, "-m", "cae.train", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+def refused_argv(argv: list[str], tmp: Path) -> tuple[list[str], Path]:
+    """An error case's whole command line, which names ``--json`` (the file that must not be written)."""
+    out = tmp / "result.json"
+    argv = error_argv(argv, tmp)
+    return (argv if "--json" in argv else [*argv, "--json", str(out)]), out
+
+
+def assert_refused(process: subprocess.CompletedProcess, fragment: str, out: Path, tmp_path: Path) -> None:
     assert process.returncode == 2
     lines = process.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), process.stderr
@@ -148,7 +150,29 @@ def test_a_user_error_is_one_line_exit_2_and_writes_nothing(argv: list[str], fra
     assert not out.exists() and not (tmp_path / "missing").exists()
 
 
+@pytest.mark.parametrize(("argv", "fragment"), [case[1:] for case in ERRORS], ids=[case[0] for case in ERRORS])
+def test_a_user_error_is_one_line_exit_2_and_writes_nothing(
+    argv: list[str], fragment: str, tmp_path: Path, capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    argv, out = refused_argv(argv, tmp_path)
+    monkeypatch.chdir(ROOT)
+    assert_refused(as_python_m(capfd, caplog, train_main, *argv), fragment, out, tmp_path)
+
+
+def test_python_m_cae_train_refuses_a_user_error_in_one_line(tmp_path: Path) -> None:
+    """The one real ``python -m cae.train`` of the error cases: the module form itself turns a user error into one
+    line and exit code 2 (``cae.cli.run``), which the cases above take as given."""
+    _, argv, fragment = ERRORS[0]
+    argv, out = refused_argv(argv, tmp_path)
+    process = subprocess.run(
+        [sys.executable, "-m", "cae.train", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert_refused(process, fragment, out, tmp_path)
+
+
 def test_every_user_error_is_refused_before_tensorflow_is_imported(tmp_path: Path) -> None:
+    # A subprocess: what this checks is the interpreter's (sys.modules of a fresh one), which this one cannot tell.
     cases = [error_argv(argv, tmp_path) for _, argv, _ in ERRORS]
     script = (
         "import contextlib, io, json, sys\n"

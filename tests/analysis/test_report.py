@@ -218,6 +218,8 @@ def test_bad_input_is_one_line_and_exit_code_2(make_study: StudyFactory, tmp_pat
 
 
 def test_the_module_runs_from_the_command_line(tmp_path: Path) -> None:
+    # The one real `python -m analysis.report` of the bad-input tests (the others run it in this process): the
+    # module form itself turns a user error into one line and exit code 2.
     result = subprocess.run(
         [sys.executable, "-m", "analysis.report", "--study", "missing", "--root", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=120,

@@ -77,6 +77,8 @@ def test_a_missing_table_names_the_command_that_builds_it(
 
 
 def test_list_runs_as_a_module() -> None:
+    # The one real `python -m benchmarks` of this file (the error cases run in this process): it proves that the
+    # module form runs main through cae.cli.run with the command line's arguments.
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "list"], cwd=REPO, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr

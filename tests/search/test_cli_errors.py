@@ -1,16 +1,67 @@
-"""Bad input to ``python -m search``: one line on stderr, exit code 2, no traceback, nothing written."""
+"""Bad input to ``python -m search``: one line on stderr, exit code 2, no traceback, nothing written.
+
+The CLI runs in this process (:func:`as_python_m`), as ``python -m search`` would run it, without the second
+or so that a fresh interpreter's start and imports cost each case; one case
+(:func:`test_resume_of_unknown_study`) runs the real ``python -m search``.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
-from tests.search.conftest import search_cli
+from tests.conftest import in_process
+from tests.search.conftest import REPO, search_cli
 from tests.spaces_for_tests import TUNED
+
+Cli = Callable[..., subprocess.CompletedProcess]
+
+# What Python ignores by default (no -W option): every other warning a ``python -m`` process prints.
+IGNORED_BY_PYTHON = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+
+
+def as_python_m(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, main: Callable[[Sequence[str] | None], int],
+    *argv: str,
+) -> subprocess.CompletedProcess:
+    """A CLI's ``main`` run in this process (:func:`tests.conftest.in_process`), with what its ``python -m``
+    process would also have printed, and pytest takes instead, added to the output: writes that bypass
+    ``sys.stdout``/``sys.stderr`` (to the file descriptors, from ``capfd``), warnings (pytest records them) and
+    log records of WARNING and above (pytest's handlers take them from Python's last resort, which prints them).
+    Not seen: a logger with a handler of its own writes where ``sys.stderr`` was when the handler was made."""
+    capfd.readouterr()
+    seen = len(caplog.records)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for category in IGNORED_BY_PYTHON:
+            warnings.simplefilter("ignore", category)
+        proc = in_process(main, *argv)
+    leaked = capfd.readouterr()
+    extra = [warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught]
+    extra += [f"{r.levelname}:{r.name}:{r.getMessage()}\n" for r in caplog.records[seen:]
+              if r.levelno >= logging.WARNING]
+    return subprocess.CompletedProcess(
+        proc.args, proc.returncode, leaked.out + proc.stdout, leaked.err + "".join(extra) + proc.stderr
+    )
+
+
+@pytest.fixture
+def cli(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> Cli:
+    """``python -m search ARGS`` in this process, from the folder :func:`search_cli` runs it in. None of its
+    cases starts Ray: each is refused first."""
+    from search.cli import main  # here: tests/test_train_cli.py imports this module for as_python_m alone
+
+    monkeypatch.chdir(REPO)
+    return lambda *argv: as_python_m(capfd, caplog, main, *argv)
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -51,55 +102,58 @@ BAD_SPACE = "samples: 2\nfixed: {image_size: 16}\nparams:\n  latent_dim: {low: 6
         (["--data", "cifar10:/nonexistent/cifar"], ["/nonexistent/cifar"]),
     ],
 )
-def test_run_refuses_bad_options(tmp_path: Path, args: list[str], words: list[str]) -> None:
-    proc = search_cli("run", "--root", str(tmp_path / "root"), *args)
+def test_run_refuses_bad_options(cli: Cli, tmp_path: Path, args: list[str], words: list[str]) -> None:
+    proc = cli("run", "--root", str(tmp_path / "root"), *args)
     assert_user_error(proc, *words)
     assert not (tmp_path / "root").exists() or not any((tmp_path / "root").iterdir())
 
 
-def test_invalid_space_file_names_the_entry(tmp_path: Path) -> None:
+def test_invalid_space_file_names_the_entry(cli: Cli, tmp_path: Path) -> None:
     space = tmp_path / "bad.yaml"
     space.write_text(BAD_SPACE)
-    proc = search_cli("run", "--space", str(space), "--root", str(tmp_path / "root"))
+    proc = cli("run", "--space", str(space), "--root", str(tmp_path / "root"))
     assert_user_error(proc, "latent_dim", "low")
     assert not (tmp_path / "root").exists()
 
 
-def test_existing_study_is_never_overwritten(tmp_path: Path) -> None:
+def test_existing_study_is_never_overwritten(cli: Cli, tmp_path: Path) -> None:
     folder = tmp_path / "taken"
     folder.mkdir()
     (folder / "study.json").write_text(json.dumps({"name": "taken", "status": "done"}))
     (folder / "trials.csv").write_text("trial_id,number,status\nabc,0,COMPLETE\n")
     before = snapshot(tmp_path)
-    proc = search_cli("run", "--study", "taken", "--root", str(tmp_path))
+    proc = cli("run", "--study", "taken", "--root", str(tmp_path))
     assert_user_error(proc, "already exists", "resume")
     assert snapshot(tmp_path) == before
 
 
 def test_resume_of_unknown_study(tmp_path: Path) -> None:
+    # The one real `python -m search` of this file: it proves that the module form itself turns a user error
+    # into one line and exit code 2 (search/__main__.py: cae.cli.run), which every other case here takes as given.
     proc = search_cli("resume", "--study", "ghost", "--root", str(tmp_path))
     assert_user_error(proc, "ghost", "does not exist")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unwritable_root_is_detected_before_trials(tmp_path: Path) -> None:
+def test_unwritable_root_is_detected_before_trials(cli: Cli, tmp_path: Path) -> None:
     blocked = tmp_path / "file-not-folder"
     blocked.write_text("x")
-    proc = search_cli("run", "--root", str(blocked / "sub"))
+    proc = cli("run", "--root", str(blocked / "sub"))
     assert_user_error(proc, "not writable")
 
 
-def test_list_on_empty_root(tmp_path: Path) -> None:
-    proc = search_cli("list", "--root", str(tmp_path))
+def test_list_on_empty_root(cli: Cli, tmp_path: Path) -> None:
+    proc = cli("list", "--root", str(tmp_path))
     assert proc.returncode == 0 and "no studies" in proc.stdout
 
 
-def test_second_writer_is_refused_by_the_lock(tmp_path: Path) -> None:
+def test_second_writer_is_refused_by_the_lock(cli: Cli, tmp_path: Path) -> None:
     import sys
 
     folder = tmp_path / "busy"
     folder.mkdir()
     (folder / "study.json").write_text(json.dumps({"name": "busy", "options": {"study": "busy"}, "samples": 2}))
+    # The holder must be another process (the lock is per process); the refused writer may be this one.
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time, results; p = results.study_paths('busy', sys.argv[1])\n"
@@ -109,7 +163,7 @@ def test_second_writer_is_refused_by_the_lock(tmp_path: Path) -> None:
     try:
         assert holder.stdout.readline().strip() == "held"
         before = snapshot(tmp_path)
-        proc = search_cli("resume", "--study", "busy", "--root", str(tmp_path))
+        proc = cli("resume", "--study", "busy", "--root", str(tmp_path))
         assert_user_error(proc, "in use by", f"pid {holder.pid}")
         assert snapshot(tmp_path) == before
     finally:
@@ -117,12 +171,12 @@ def test_second_writer_is_refused_by_the_lock(tmp_path: Path) -> None:
         holder.wait()
 
 
-def test_corrupt_study_metadata_is_reported_not_trusted(tmp_path: Path) -> None:
+def test_corrupt_study_metadata_is_reported_not_trusted(cli: Cli, tmp_path: Path) -> None:
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "study.json").write_text('{"name": "broken", "opt')  # cut off mid-write
     before = snapshot(tmp_path)
-    proc = search_cli("resume", "--study", "broken", "--root", str(tmp_path))
+    proc = cli("resume", "--study", "broken", "--root", str(tmp_path))
     assert_user_error(proc, "corrupt")
     assert snapshot(tmp_path) == before
 
@@ -150,12 +204,12 @@ def test_a_torn_params_file_falls_back_to_optunas_params(tmp_path: Path) -> None
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny tmpfs (a full disk) needs root")
-def test_full_disk_is_detected_before_trials(tmp_path: Path) -> None:
+def test_full_disk_is_detected_before_trials(cli: Cli, tmp_path: Path) -> None:
     disk = tmp_path / "disk"
     disk.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(disk)], check=True)
     try:
-        proc = search_cli("run", "--root", str(disk / "results"), "--study", "full")
+        proc = cli("run", "--root", str(disk / "results"), "--study", "full")
         assert_user_error(proc, "No space left", "--root")
         assert list(disk.iterdir()) == []
     finally:
@@ -174,9 +228,9 @@ def test_full_disk_is_detected_before_trials(tmp_path: Path) -> None:
     ],
 )
 def test_what_can_be_checked_is_checked_before_the_study_exists(
-    tmp_path: Path, args: list[str], words: list[str]
+    cli: Cli, tmp_path: Path, args: list[str], words: list[str]
 ) -> None:
-    proc = search_cli("run", "--study", "early", "--root", str(tmp_path / "root"), "--limit", "16", *args)
+    proc = cli("run", "--study", "early", "--root", str(tmp_path / "root"), "--limit", "16", *args)
     assert_user_error(proc, *words)
     assert "hunter2" not in proc.stderr  # a password is never printed
     assert not (tmp_path / "root" / "early").exists()
@@ -190,7 +244,7 @@ def test_what_can_be_checked_is_checked_before_the_study_exists(
         (["--study", "ghost", "--repeats", "0"], ["--repeats 0"]),
     ],
 )
-def test_confirm_refuses_bad_input(tmp_path: Path, args: list[str], words: list[str]) -> None:
-    proc = search_cli("confirm", "--root", str(tmp_path), *args)
+def test_confirm_refuses_bad_input(cli: Cli, tmp_path: Path, args: list[str], words: list[str]) -> None:
+    proc = cli("confirm", "--root", str(tmp_path), *args)
     assert_user_error(proc, *words)
     assert list(tmp_path.iterdir()) == []
