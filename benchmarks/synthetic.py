@@ -82,10 +82,15 @@ def synthetic_trainable(
     def synthetic(config: dict[str, Any], data: Any, settings: Any) -> None:
         from ray import tune
 
-        from search.trial import node_label, resolve_config
+        from search.trial import finished_record, keep_final_record, node_label, resolve_config
 
         flat = resolve_config(settings, config)
         epochs, target, node = int(flat["max_epochs"]), known_loss(flat), node_label()
+        trial_id = tune.get_context().get_trial_id()
+        finished = finished_record(settings.models_dir, trial_id)
+        if finished is not None:  # finished before its driver stopped: the same final result, nothing again
+            tune.report(finished)
+            return
         first = _resumed_epoch(tune.get_checkpoint()) + 1
         started = time.time()
         for epoch in range(first, epochs + 1):
@@ -100,6 +105,7 @@ def synthetic_trainable(
             }
             if epoch == epochs:
                 report.update(final=True, epochs=epochs, best_epoch=epochs, test_mse=value, finished_at=time.time())
+                keep_final_record(settings.models_dir, trial_id, report)
             if not checkpoints:
                 tune.report(report)
                 continue

@@ -75,11 +75,13 @@ def options_from_args(args) -> SweepOptions:
     )
 
 
-def prepare(argv: Sequence[str] | None = None) -> Callable[[], int]:
+def prepare(argv: Sequence[str] | None = None, trainable: Callable[..., None] | None = None) -> Callable[[], int]:
     """Parse and check the whole command line, writing nothing; return the work itself.
 
     Split from :func:`main` so that everything a user can get wrong is checked first, and can be fuzzed
-    without starting Ray or training.
+    without starting Ray or training. ``trainable``: what each trial runs instead of caesweep's training (a
+    program that embeds this CLI, e.g. with a tabular benchmark's replay); the same one for run, resume and
+    confirm of a study.
     """
     args = build_parser().parse_args(argv)
     if args.command == "run":
@@ -87,11 +89,12 @@ def prepare(argv: Sequence[str] | None = None) -> Callable[[], int]:
 
         opts = options_from_args(args)
         results.validate_name(opts.study)
-        return commands.prepare_run(opts, verbose=args.verbose)
+        return commands.prepare_run(opts, trainable, verbose=args.verbose)
     if args.command == "resume":
-        return commands.prepare_resume(args.study, args.root, args.samples, args.verbose)
+        return commands.prepare_resume(args.study, args.root, args.samples, args.verbose, trainable)
     if args.command == "confirm":
-        return commands.prepare_confirm(args.study, args.root, args.top, args.repeats, args.verbose)
+        return commands.prepare_confirm(args.study, args.root, args.top, args.repeats, args.verbose,
+                                        trainable=trainable)
     return lambda: commands.list_studies(args.root)
 
 

@@ -148,7 +148,7 @@ def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) ->
         trial_id = tune.get_context().get_trial_id()
         logger = _tensorboard(settings.tensorboard_dir, trial_id, config, run)
         reporter = _Reporter(run, prepared, node, settings.models_dir, tune, started, logger)
-        finished = _finished_record(settings.models_dir, trial_id)
+        finished = finished_record(settings.models_dir, trial_id)
         if finished is not None:
             # Finished before the driver stopped, even if Ray had not registered its last checkpoint yet:
             # report the same final result; train and score nothing.
@@ -170,7 +170,16 @@ def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) ->
         tune.report({"failed": True, "error": reason, "node": node, "traceback": traceback.format_exc()[-4000:]})
 
 
-def _finished_record(models_dir: str | None, trial_id: str) -> dict[str, Any] | None:
+def keep_final_record(models_dir: str | None, trial_id: str, final: dict[str, Any]) -> None:
+    """Save a trial's final result as ``models/<trial_id>.json`` (local roots only), atomically and last: once it
+    exists the trial is finished for good, and a restart of it reports this record again (:func:`finished_record`)
+    instead of training. Every trainable that can be restarted keeps its final result so."""
+    if models_dir is not None:
+        Path(models_dir).mkdir(parents=True, exist_ok=True)
+        results.write_atomic(Path(models_dir) / f"{trial_id}.json", json.dumps(final))
+
+
+def finished_record(models_dir: str | None, trial_id: str) -> dict[str, Any] | None:
     """The final result a trial saved next to its kept model (``models/<trial_id>.json``), if any."""
     if models_dir is None:
         return None
@@ -289,7 +298,7 @@ class _Reporter:
             folder, trial_id = Path(self.models_dir), self.tune.get_context().get_trial_id()
             folder.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(saved_model, folder / f"{trial_id}.keras")
-            results.write_atomic(folder / f"{trial_id}.json", json.dumps(final))
+            keep_final_record(self.models_dir, trial_id, final)
 
     def _final(self, model: Any, epochs: int, best_epoch: int) -> dict[str, Any]:
         """Test scores of the kept weights: what makes a result ``final``."""

@@ -50,20 +50,28 @@ def tiny_space(tmp_path: Path) -> Path:
     return path
 
 
+SYNTHETIC = "tests.search.synthetic_driver"  # python -m search whose trials train nothing (see that module)
+
+
 def search_cli(
-    *args: str, timeout: float = 300, env: Mapping[str, str | None] | None = None, **kwargs
+    *args: str, timeout: float = 300, env: Mapping[str, str | None] | None = None, module: str = "search",
+    **kwargs
 ) -> subprocess.CompletedProcess:
-    """Run ``python -m search ARGS`` to completion (``env``: changes to :func:`sweep_env`)."""
+    """Run ``python -m search ARGS`` to completion (``env``: changes to :func:`sweep_env`; ``module``: SYNTHETIC
+    for the same CLI with synthetic trials)."""
     return subprocess.run(
-        [sys.executable, "-m", "search", *args],
+        [sys.executable, "-m", module, *args],
         cwd=REPO, env=sweep_env(env), capture_output=True, text=True, timeout=timeout, **kwargs,
     )
 
 
-def search_popen(*args: str, log: Path, env: Mapping[str, str | None] | None = None) -> subprocess.Popen:
-    """Start ``python -m search ARGS`` in its own process group, output to ``log``."""
+def search_popen(
+    *args: str, log: Path, env: Mapping[str, str | None] | None = None, module: str = "search"
+) -> subprocess.Popen:
+    """Start ``python -m search ARGS`` in its own process group, output to ``log`` (``module``: as for
+    :func:`search_cli`)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "search", *args],
+        [sys.executable, "-m", module, *args],
         cwd=REPO, env=sweep_env(env), stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmarks.synthetic import synthetic_trainable
 from tests.conftest import read_study_table
-from tests.search.conftest import search_cli, search_popen
+from tests.search.conftest import SYNTHETIC, search_cli, search_popen
 from tests.search.test_sweep import check_agreement, completed, first_epoch_reported, wait_for
 
 pytestmark = pytest.mark.slow
@@ -38,7 +39,7 @@ def assert_kept(after: pd.DataFrame, before: pd.DataFrame) -> None:
 
 
 def resume_to_the_end(root: Path, study: str, expected: int) -> pd.DataFrame:
-    out = search_cli("resume", "--study", study, "--root", str(root))
+    out = search_cli("resume", "--study", study, "--root", str(root), module=SYNTHETIC)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert status(root / study) == "done"
     trials = check_agreement(root, study, expected).set_index("trial_id")
@@ -55,12 +56,14 @@ def test_ctrl_c_then_sigterm_then_a_double_ctrl_c_and_the_study_still_ends_whole
     """One study through three interruptions, each resumed: Ctrl-C at the first epoch with trials running and
     pending; SIGTERM to the driver once the resume has finished a trial; a double Ctrl-C once the next resume
     trains again. Each leaves an interrupted, resumable study; the last resume ends it with exactly the requested
-    trials, every trial finished before an interruption kept as it was, nothing trained twice."""
+    trials, every trial finished before an interruption kept as it was, nothing trained twice. The drivers are
+    real ``python -m search`` processes whose trials report and checkpoint each epoch like real ones, half a
+    second an epoch, without training (what is tested is the processes and their signals)."""
     samples = 8  # at the SIGTERM, a second after a trial finished, trials are left to do (2 run at a time)
     args = ("--space", str(tiny_space), "--study", "i1", "--root", str(tmp_path), "--samples", str(samples),
             "--concurrency", "2", *COMMON)
     log = tmp_path / "run.log"
-    proc = search_popen("run", *args, log=log)
+    proc = search_popen("run", *args, log=log, module=SYNTHETIC)
     folder = tmp_path / "i1"
     wait_for(lambda: first_epoch_reported(folder), 240, proc)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground process group
@@ -77,7 +80,8 @@ def test_ctrl_c_then_sigterm_then_a_double_ctrl_c_and_the_study_still_ends_whole
     # Resume; SIGTERM to the driver only (SLURM's or Kubernetes' first signal) once it has finished a trial (seen
     # in Ray's result files, at once: the tables are rewritten at most every 2 s).
     ended = _trained_through(folder)
-    proc = search_popen("resume", "--study", "i1", "--root", str(tmp_path), log=tmp_path / "resume1.log")
+    proc = search_popen("resume", "--study", "i1", "--root", str(tmp_path), log=tmp_path / "resume1.log",
+                        module=SYNTHETIC)
     wait_for(lambda: _trained_through(folder) > ended, 240, proc)
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=120) == 143
@@ -87,7 +91,8 @@ def test_ctrl_c_then_sigterm_then_a_double_ctrl_c_and_the_study_still_ends_whole
 
     # Resume again, then Ctrl-C twice in a row once it trains again: it stops at once, still resumable.
     reported = _reports(folder)
-    proc = search_popen("resume", "--study", "i1", "--root", str(tmp_path), log=tmp_path / "resume2.log")
+    proc = search_popen("resume", "--study", "i1", "--root", str(tmp_path), log=tmp_path / "resume2.log",
+                        module=SYNTHETIC)
     wait_for(lambda: _reports(folder) > reported, 240, proc)  # an epoch trained by this resume
     os.killpg(proc.pid, signal.SIGINT)
     os.killpg(proc.pid, signal.SIGINT)
@@ -110,10 +115,11 @@ def _reports(folder: Path) -> int:
 
 
 def test_a_signal_while_the_final_tables_are_written(
-    tmp_path: Path, tiny_space: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_space: Path, monkeypatch: pytest.MonkeyPatch, private_ray
 ) -> None:
     """SIGTERM arrives, for real, in the middle of the last table rebuild: the tables still come out whole, the
-    study says interrupted, and resume finishes it without training anything again."""
+    study says interrupted, and resume finishes it without training anything again (synthetic trials: what is
+    tested is the tables' last write)."""
     import results
     from search import commands, ray_engine
     from search.options import SweepOptions
@@ -135,7 +141,7 @@ def test_a_signal_while_the_final_tables_are_written(
     monkeypatch.setattr(results, "write_tables", write_tables)
     opts = SweepOptions(study="f1", space=str(tiny_space), root=str(tmp_path), samples=3, max_epochs=2, limit=48,
                         scheduler="none", concurrency=1)
-    assert commands.run(opts) == 143
+    assert commands.run(opts, trainable=synthetic_trainable(checkpoints=True)) == 143
     folder = tmp_path / "f1"
     assert status(folder) == "interrupted"
     trials = read_study_table(folder / "trials.csv")
