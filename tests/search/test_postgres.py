@@ -2,9 +2,16 @@
 the password in no file of the study; and bad storage input refused before anything.
 
 One sweep is shared by the module (``flow``): the password is given only in the URL of ``run``; every later
-command gets it from PGPASSWORD, as a user would after the warning ``run`` prints. A SIGKILL of the driver and
-``resume``, ``search list`` and ``analysis.report`` on a PostgreSQL study run in the cluster guide's test
-(``test_cluster_guide.py``), on a two-node cluster; each Ray start costs seconds, so they are not repeated here.
+command gets it from PGPASSWORD, as a user would after the warning ``run`` prints. ``run`` and ``resume`` run the
+CLI in this process (a Python start, ``ray.init`` and Ray's shutdown less: ~10 s each), with real training, since
+the leak check reads every file a real study has (models, TensorBoard runs, Ray's pickles); their environment is
+set as a user's would be (PGPASSWORD and PGPASSFILE), and ``run`` starts the Ray that both use, as the CLI's does:
+after it put the password into PGPASSWORD, so that its trial workers inherit it. The checks of what a child
+process's environment gives (the dashboard, a resume without the password) stay subprocesses.
+
+A SIGKILL of the driver and ``resume``, ``search list`` and ``analysis.report`` on a PostgreSQL study run in the
+cluster guide's test (``test_cluster_guide.py``), on a two-node cluster; each Ray start costs seconds, so they are
+not repeated here.
 """
 
 from __future__ import annotations
@@ -23,9 +30,9 @@ import pandas as pd
 import pytest
 
 from cae.cli import run as run_cli
-from search.cli import prepare
+from search.cli import main, prepare
 from tests.analysis.test_dashboard import wait_for
-from tests.conftest import read_study_table
+from tests.conftest import in_process, read_study_table
 from tests.search.conftest import REPO, TINY_SPACE, search_cli, sweep_env
 from tests.search.postgres import PASSWORD, Server
 from tests.search.test_cli_errors import assert_user_error, snapshot
@@ -55,21 +62,42 @@ def no_password_but_the_urls(tmp: Path) -> dict[str, str | None]:
     return {"PGPASSWORD": None, "PGPASSFILE": str(tmp / "no-such-pgpass")}
 
 
+def set_environment(patch: pytest.MonkeyPatch, changes: dict[str, str | None]) -> None:
+    """Set (None: remove) environment variables; undone with ``patch``, including what the commands run in
+    between set (``run`` puts the password into PGPASSWORD)."""
+    for key, value in changes.items():
+        patch.setenv(key, value or "")  # recorded as it was before, so the undo restores it whatever happens
+        if value is None:
+            patch.delenv(key)
+
+
 @pytest.fixture(scope="module")
 def flow(postgres: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
+    import ray
+
     tmp = tmp_path_factory.mktemp("pg")
     space = tmp / "tiny.yaml"
     space.write_text(TINY_SPACE)
     root = tmp / "results"
     common = ("--root", str(root), "--study", STUDY)
-    ran = search_cli(
-        "run", *common, "--space", str(space), "--samples", "3", "--scheduler", "none", "--max-epochs", "2",
-        "--limit", "48", "--concurrency", "1", "--storage", postgres.url(password=True),
-        env=no_password_but_the_urls(tmp),
-    )
-    after_run = read_study_table(root / STUDY / "trials.csv")
-    env = {**no_password_but_the_urls(tmp), "PGPASSWORD": PASSWORD}
-    extended = search_cli("resume", *common, "--samples", "4", env=env)
+    if ray.is_initialized():
+        # The test process's private Ray (another module's sweeps, when several share this process) started
+        # without the password in its environment; the one ``run`` starts has it, as the CLI's has.
+        ray.shutdown()
+    with pytest.MonkeyPatch.context() as patch:
+        ray_env = {key: value for key, value in sweep_env().items() if key.startswith("RAY_")}
+        set_environment(patch, {**ray_env, "RAY_ADDRESS": None, **no_password_but_the_urls(tmp)})
+        try:
+            ran = in_process(
+                main, "run", *common, "--space", str(space), "--samples", "3", "--scheduler", "none",
+                "--max-epochs", "2", "--limit", "48", "--concurrency", "1", "--storage", postgres.url(password=True),
+            )
+            after_run = read_study_table(root / STUDY / "trials.csv")
+            env = {**no_password_but_the_urls(tmp), "PGPASSWORD": PASSWORD}
+            set_environment(patch, env)
+            extended = in_process(main, "resume", *common, "--samples", "4")
+        finally:
+            ray.shutdown()  # the Ray ``run`` started: the password leaves the test process with the undo
     yield Flow(postgres, root, ran.stdout + ran.stderr, ran, after_run, extended,
                read_study_table(root / STUDY / "trials.csv"), env)
 

@@ -1,6 +1,12 @@
 """Studies are self-contained: a copied or moved study resumes and extends in its new place without touching the
 original's files, and a study always runs the space it was started with, whatever its file says later. A grid
-study ends when its grid is exhausted."""
+study ends when its grid is exhausted.
+
+Both tests are about the search machinery (where a study's files are, which space and sampler it runs), not about
+processes or trained models: they run the CLI's code in this process, on the test process's one private Ray
+(``private_ray``), with the synthetic trainable (reports like a real trial, trains nothing); what the CLI prints
+(its notes, ``search list``, a refusal) is still checked, through ``capsys`` or :func:`tests.conftest.in_process`.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +17,29 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.conftest import read_study_table
-from tests.search.conftest import search_cli
+from benchmarks.synthetic import synthetic_trainable
+from search import commands
+from search.cli import main
+from tests.conftest import in_process, read_study_table
 from tests.search.test_cli_errors import assert_user_error, snapshot
-from tests.search.test_sweep import check_agreement
+from tests.search.test_sweep import check_agreement, run_options
 
 pytestmark = pytest.mark.slow
 
 COMMON = ("--max-epochs", "1", "--limit", "48", "--seed", "0", "--concurrency", "1")
 
 
-def test_a_copied_study_extends_in_place_and_the_original_is_untouched(tmp_path: Path, tiny_space: Path) -> None:
+def test_a_copied_study_extends_in_place_and_the_original_is_untouched(
+    tmp_path: Path, tiny_space: Path, private_ray: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The copy resumes with the trainable the original started with (Ray restores a run only with that one)."""
     first, second = tmp_path / "cluster", tmp_path / "laptop"
-    run = search_cli("run", "--space", str(tiny_space), "--study", "r1", "--root", str(first), "--samples", "2",
-                     "--sampler", "random", *COMMON)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    trainable = synthetic_trainable()
+    opts = run_options("--space", str(tiny_space), "--study", "r1", "--root", str(first), "--samples", "2",
+                       "--sampler", "random", *COMMON)
+    code = commands.run(opts, trainable=trainable)
+    out, err = capsys.readouterr()
+    assert code == 0, out[-3000:] + err[-3000:]
     meta = json.loads((first / "r1" / "study.json").read_text())
     assert meta["storage"] == "sqlite:///optuna.db"  # relative to the study folder, not an absolute path
     second.mkdir()
@@ -34,9 +48,10 @@ def test_a_copied_study_extends_in_place_and_the_original_is_untouched(tmp_path:
 
     # The space file changes after the study started (a pull, an edit): the study keeps its own space.
     tiny_space.write_text(tiny_space.read_text().replace('choices: [4, 16]', 'choices: [64, 128]'))
-    out = search_cli("resume", "--study", "r1", "--root", str(second), "--samples", "4")
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "has changed since the study started; continuing with the space stored in study.json" in out.stdout
+    code = commands.resume("r1", str(second), 4, trainable=trainable)
+    out, err = capsys.readouterr()
+    assert code == 0, out[-3000:] + err[-3000:]
+    assert "has changed since the study started; continuing with the space stored in study.json" in out
 
     assert snapshot(first) == original  # byte for byte: the copy wrote nothing into the original
     trials = check_agreement(second, "r1", 4)
@@ -46,13 +61,15 @@ def test_a_copied_study_extends_in_place_and_the_original_is_untouched(tmp_path:
     # A moved study (its old folder gone) reports and lists from where it is now.
     moved = tmp_path / "moved"
     shutil.move(str(second), str(moved))
-    listing = search_cli("list", "--root", str(moved))
+    listing = in_process(main, "list", "--root", str(moved))
     assert listing.returncode == 0 and "r1" in listing.stdout
-    out = search_cli("resume", "--study", "r1", "--root", str(moved), "--samples", "4")
-    assert_user_error(out, "already has 4 trials", "--samples 4")
+    refused = in_process(main, "resume", "--study", "r1", "--root", str(moved), "--samples", "4")
+    assert_user_error(refused, "already has 4 trials", "--samples 4")
 
 
-def test_a_grid_study_ends_when_the_grid_is_exhausted(tmp_path: Path) -> None:
+def test_a_grid_study_ends_when_the_grid_is_exhausted(
+    tmp_path: Path, private_ray: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     space = tmp_path / "grid.yaml"
     space.write_text(
         "samples: 9\n"
@@ -60,10 +77,12 @@ def test_a_grid_study_ends_when_the_grid_is_exhausted(tmp_path: Path) -> None:
         " filters: '4-8', lr: 3.0e-3}\n"
         "params:\n  latent_dim: {choices: [4, 8], role: scientific}\n  skip: {choices: [false, true]}\n"
     )
-    out = search_cli("run", "--space", str(space), "--study", "g1", "--root", str(tmp_path), "--sampler", "grid",
-                     "--max-failures", "0", *COMMON)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "has 4 points; running 4 trials instead of 9" in out.stdout
+    opts = run_options("--space", str(space), "--study", "g1", "--root", str(tmp_path), "--sampler", "grid",
+                       "--max-failures", "0", *COMMON)
+    code = commands.run(opts, trainable=synthetic_trainable())
+    out, err = capsys.readouterr()
+    assert code == 0, out[-3000:] + err[-3000:]
+    assert "has 4 points; running 4 trials instead of 9" in out
     trials = check_agreement(tmp_path, "g1", 4)
     assert (trials["status"] == "COMPLETE").all()
     assert sorted(zip(trials["latent_dim"], trials["skip"], strict=True)) == [(4, False), (4, True), (8, False),

@@ -1,5 +1,12 @@
 """Real sweeps through Ray Tune + Optuna on tiny data: tables and storage agree, ASHA prunes honestly,
-a SIGKILLed driver resumes with nothing lost or duplicated, finished studies extend."""
+a SIGKILLed driver resumes with nothing lost or duplicated, finished studies extend.
+
+Only the SIGKILL test runs ``python -m search`` in subprocesses (its guarantee is about a killed driver and its
+process group). The others run the CLI's code in this process, on the test process's one private Ray
+(``private_ray``): a sweep then costs its trials, not a Python start, ``ray.init`` and Ray's shutdown (~10 s
+each). Those whose checks need real training (saved models, kept epochs, ASHA pruning, test scores, a real run's
+progress output) train for real; those about the search machinery alone use the synthetic trainable
+(:func:`benchmarks.synthetic.synthetic_trainable`: reports like a real trial, trains nothing, no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -7,21 +14,32 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pandas as pd
 import pytest
 
+from benchmarks.synthetic import synthetic_trainable
+from search import commands
+from search.cli import build_parser, main, options_from_args
+from search.options import SweepOptions
 from search.ray_files import PARTIAL
 from search.searcher import ABANDONED_ATTR, RAY_TRIAL_ATTR
-from tests.conftest import read_study_table
+from tests.conftest import in_process, read_study_table
 from tests.search.conftest import search_cli, search_popen
 from tests.search.test_tensorboard import assert_curves_equal
 
 pytestmark = pytest.mark.slow
 
 COMMON = ("--max-epochs", "3", "--limit", "48", "--seed", "0")
+
+
+def run_options(*argv: str) -> SweepOptions:
+    """The options that ``python -m search run ARGV`` parses: for ``commands.run`` with a trainable of a test's."""
+    return options_from_args(build_parser().parse_args(["run", *argv]))
 
 
 def optuna_trials(root: Path, study: str) -> list[optuna.trial.FrozenTrial]:
@@ -63,9 +81,12 @@ def check_agreement(root: Path, study: str, expected: int) -> pd.DataFrame:
     return trials
 
 
-def test_sweep_tpe_asha(tmp_path: Path, tiny_space: Path) -> None:
-    proc = search_cli(
-        "run", "--space", str(tiny_space), "--study", "s1", "--root", str(tmp_path), "--samples", "8",
+def test_sweep_tpe_asha(tmp_path: Path, tiny_space: Path, private_ray: None) -> None:
+    """Real training (saved models, kept epochs that differ from the last, ASHA pruning a learning rate too small
+    to learn, test scores, a real run's progress output), but the CLI in this process: nothing here is about a
+    process."""
+    proc = in_process(
+        main, "run", "--space", str(tiny_space), "--study", "s1", "--root", str(tmp_path), "--samples", "8",
         "--concurrency", "1", *COMMON,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -107,7 +128,7 @@ def test_sweep_tpe_asha(tmp_path: Path, tiny_space: Path) -> None:
         # Checkpoints every epoch, but only the latest and the best are kept.
         assert 1 <= len(list(folder.glob("checkpoint_*"))) <= 2
 
-    listing = search_cli("list", "--root", str(tmp_path))
+    listing = in_process(main, "list", "--root", str(tmp_path))
     assert listing.returncode == 0 and "s1" in listing.stdout and "done" in listing.stdout
 
 
@@ -150,7 +171,11 @@ def kill_group(proc) -> None:
 
 def test_resume_after_driver_sigkill(tmp_path: Path, tiny_space: Path) -> None:
     """SIGKILLed at a trial's first epoch (its state files left cut short), resumed; that resume SIGKILLed once
-    two more trials have finished, resumed again: 5 trials, none lost, none trained twice, nothing duplicated."""
+    two more trials have finished, resumed again: 5 trials, none lost, none trained twice, nothing duplicated.
+
+    Subprocesses and real training, all three commands: the guarantee is about a driver killed with its process
+    group (Ray's processes too) and what a fresh process finds after it; the TensorBoard curves checked at the
+    end are real training's."""
     args = ("--space", str(tiny_space), "--study", "k1", "--root", str(tmp_path), "--samples", "5",
             "--scheduler", "none", "--concurrency", "2", *COMMON)
     folder = tmp_path / "k1"
@@ -207,15 +232,22 @@ def test_resume_after_driver_sigkill(tmp_path: Path, tiny_space: Path) -> None:
         assert_curves_equal(folder / "tensorboard" / tid, curve.reset_index(drop=True))
 
 
-def test_multi_objective_pareto_with_custom_storage(tmp_path: Path, tiny_space: Path) -> None:
+def test_multi_objective_pareto_with_custom_storage(
+    tmp_path: Path, tiny_space: Path, private_ray: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In this process, synthetic training: the Pareto set, the storage elsewhere and ASHA's note are the search
+    machinery's. (The synthetic trial reports val_mse and params as a real one does, its params the same for every
+    configuration: the Pareto set is then the trials of the least val_mse.)"""
     storage = f"sqlite:///{tmp_path / 'elsewhere.db'}"
-    proc = search_cli(
-        "run", "--space", str(tiny_space), "--study", "m1", "--root", str(tmp_path), "--samples", "3",
+    opts = run_options(
+        "--space", str(tiny_space), "--study", "m1", "--root", str(tmp_path), "--samples", "3",
         "--objectives", "val_mse,params", "--sampler", "nsga2", "--storage", storage, "--max-epochs", "1",
         "--limit", "48", "--concurrency", "1",
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "ASHA is off" in proc.stdout
+    code = commands.run(opts, trainable=synthetic_trainable())
+    out, err = capsys.readouterr()
+    assert code == 0, out[-3000:] + err[-3000:]
+    assert "ASHA is off" in out
     assert not (tmp_path / "m1" / "optuna.db").exists()
     study = optuna.load_study(study_name="m1", storage=storage)
     assert len(study.directions) == 2 and len(study.trials) == 3
@@ -224,21 +256,40 @@ def test_multi_objective_pareto_with_custom_storage(tmp_path: Path, tiny_space: 
     assert meta["pareto"] == sorted(t.number for t in study.best_trials) and meta["pareto"]
 
 
-def test_an_extension_trains_new_configurations_and_confirm_repeats_the_best(tmp_path: Path, tiny_space: Path) -> None:
+def distinct_losses() -> Callable[[dict[str, Any], Any, Any], None]:
+    """The synthetic trainable, its known loss made to depend on ``filters`` too (through the learning rate it is
+    given): the tiny space's 8 configurations then have 8 different losses, as real training's have, so "the
+    best 2" is one pair. The tables keep the sampled configuration."""
+    trainable = synthetic_trainable()
+
+    def run(config: dict[str, Any], data: Any, settings: Any) -> None:
+        if config["filters"] == "8-16":
+            config = {**config, "lr": config["lr"] * 1.5}
+        trainable(config, data, settings)
+
+    return run
+
+
+def test_an_extension_trains_new_configurations_and_confirm_repeats_the_best(
+    tmp_path: Path, tiny_space: Path, private_ray: None
+) -> None:
     """Random search over the tiny space's 8 configurations: 4 trials, extended to 8, give 8 different ones
     (run 2's sampler is seeded apart from run 1's, and a repeated proposal is never trained); the finished
     trials are kept as they were, and derived tables damaged in between are rebuilt. Then confirm re-trains the
-    best 2 with 2 new training seeds each, tells no sampler, and continues where it stopped."""
+    best 2 with 2 new training seeds each, tells no sampler, and continues where it stopped.
+
+    In this process, synthetic training (one trainable for the study's three runs, as Ray restores a run only with
+    the trainable it started with): all of it is the search machinery's; nothing checked needs a trained model."""
+    trainable = distinct_losses()
     args = ("--space", str(tiny_space), "--study", "d1", "--root", str(tmp_path), "--sampler", "random",
             "--scheduler", "none", "--max-epochs", "1", "--limit", "48", "--seed", "0", "--concurrency", "1")
-    assert search_cli("run", *args, "--samples", "4").returncode == 0
+    assert commands.run(run_options(*args, "--samples", "4"), trainable=trainable) == 0
     first = read_study_table(tmp_path / "d1" / "trials.csv").set_index("trial_id")
     # Damage the derived tables as a crash mid-write on a non-atomic filesystem would: resume rebuilds them.
     text = (tmp_path / "d1" / "trials.csv").read_text()
     (tmp_path / "d1" / "trials.csv").write_text(text[: len(text) // 2])
     (tmp_path / "d1" / "history.csv").write_text("trial_id,epo")
-    out = search_cli("resume", "--study", "d1", "--root", str(tmp_path), "--samples", "8")
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert commands.resume("d1", str(tmp_path), 8, trainable=trainable) == 0
     trials = check_agreement(tmp_path, "d1", 8)
     assert trials[["filters", "latent_dim", "lr"]].drop_duplicates().shape[0] == 8
     kept = trials.set_index("trial_id")
@@ -252,8 +303,7 @@ def test_an_extension_trains_new_configurations_and_confirm_repeats_the_best(tmp
     extended = json.loads((tmp_path / "d1" / "study.json").read_text())
     assert extended["samples"] == 8 and extended["runs"] == ["run-1", "run-2"] and extended["status"] == "done"
 
-    out = search_cli("confirm", "--study", "d1", "--root", str(tmp_path), "--top", "2", "--repeats", "2")
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert commands.confirm("d1", str(tmp_path), 2, 2, trainable=trainable) == 0
     table = read_study_table(tmp_path / "d1" / "trials.csv")
     search, repeats = table[table["repeat_of"].isna()], table[table["repeat_of"].notna()]
     best = search[search["status"] == "COMPLETE"].sort_values("val_mse").head(2)
@@ -267,8 +317,7 @@ def test_an_extension_trains_new_configurations_and_confirm_repeats_the_best(tmp
     meta = json.loads((tmp_path / "d1" / "study.json").read_text())
     assert meta["confirm"] == {"top": 2, "repeats": 2, "status": "done"} and meta["status"] == "done"
 
-    again = search_cli("confirm", "--study", "d1", "--root", str(tmp_path), "--top", "2", "--repeats", "2")
-    assert again.returncode == 0
+    assert commands.confirm("d1", str(tmp_path), 2, 2, trainable=trainable) == 0
     assert len(read_study_table(tmp_path / "d1" / "trials.csv")) == 12  # nothing trained twice
     check_agreement_search = read_study_table(tmp_path / "d1" / "history.csv")
     assert not check_agreement_search.duplicated(["trial_id", "epoch"]).any()
