@@ -184,10 +184,9 @@ def timed_replay(
         from ray import tune
 
         name = tune.get_context().get_trial_id()
-        found = tabular.replay_entry(table, config, settings)
-        if found is None:
+        replay = tabular.replay_entry(table, config, settings)
+        if replay is None:
             return
-        entry, epochs, node = found
         shared = clock.start(clock_name, workers, trials=trials) if time_scale is None else None
 
         def note(epoch: int, at: float, value: float) -> None:
@@ -198,7 +197,7 @@ def timed_replay(
         note(0, now, math.nan)
         ends = now
         try:
-            for report in tabular.replay_reports(entry, epochs, table.epochs, node, train_images):
+            for report in tabular.replay_reports(replay, table.epochs, train_images):
                 ends += report["seconds"]
                 if shared is not None:
                     at = ray.get(shared.advance.remote(name, ends))

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from results.reports import EpochReport, FinalReport
 from search.samplers import make_sampler
 
 OPTIMUM = 0.397887
@@ -97,21 +98,21 @@ def synthetic_trainable(
             if before_epoch is not None:
                 before_epoch(epoch)
             time.sleep(epoch_seconds)
-            value = target * (1.0 + 1.0 / epoch)
-            report: dict[str, Any] = {
-                "epoch": epoch, "loss": value, "val_loss": value, "val_mse": value, "seconds": epoch_seconds,
-                **{f"kept_{key}": value for key in ("val_mse", "val_loss")},
-                "params": 1000, "train_seconds": time.time() - started, "node": node,
-            }
+            value = target * (1.0 + 1.0 / epoch)  # falling: every epoch is the one kept so far
+            metrics = {"loss": value, "val_loss": value, "val_mse": value, "seconds": epoch_seconds}
+            this = EpochReport(epoch, metrics, kept={"val_mse": value, "val_loss": value},
+                               costs={"params": 1000, "train_seconds": time.time() - started}, node=node)
+            report: EpochReport | FinalReport = this
             if epoch == epochs:
-                report.update(final=True, epochs=epochs, best_epoch=epochs, test_mse=value, finished_at=time.time())
-                keep_final_record(settings.models_dir, trial_id, report)
+                report = FinalReport(this, epochs=epochs, best_epoch=epochs, scores={"test_mse": value},
+                                     finished_at=time.time())
+                keep_final_record(settings.models_dir, trial_id, report.to_dict())
             if not checkpoints:
-                tune.report(report)
+                tune.report(report.to_dict())
                 continue
             with tempfile.TemporaryDirectory() as folder:
                 (Path(folder) / "epoch.json").write_text(json.dumps({"epoch": epoch}))
-                tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+                tune.report(report.to_dict(), checkpoint=tune.Checkpoint.from_directory(folder))
 
     return synthetic
 

@@ -27,14 +27,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
 import results
 from benchmarks import evidence
 from cae.data import parse_spec
+from cae.epochs import at_best_epoch, kept_epoch
 from cae.errors import BenchmarkError, CaesweepError
+from results.reports import SCORE_KEYS, EpochReport, FailedReport, FinalReport
 from spaces import Space, load_space
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -181,41 +183,53 @@ def _entries(frame: pd.DataFrame, axes: Sequence[str], epochs: int) -> dict[tupl
 # -- replay -----------------------------------------------------------------------------------------------------
 
 
-def replay_reports(entry: Entry, epochs: int, table_epochs: int, node: str, train_images: int) -> list[dict[str, Any]]:
-    """What a replayed trial reports, epoch by epoch: the keys of :func:`search.trial.run_trial`.
+class Replay(NamedTuple):
+    """What a replay trial needs of its configuration: its table entry, epochs, node and monitored metric."""
 
-    The last report carries ``final=True``; the test scores only when the trial runs the table's full budget
-    (they belong to a model trained that long).
+    entry: Entry
+    epochs: int
+    node: str
+    monitor: str  # what the trial's run keeps its epoch by (the study's first objective, as for a real trial)
+
+
+def replay_reports(replay: Replay, table_epochs: int, train_images: int) -> list[dict[str, Any]]:
+    """What a replayed trial reports, epoch by epoch: the records of :mod:`results.reports`, as
+    :func:`search.trial.run_trial` reports them.
+
+    Each epoch's kept validation metrics are those of the epoch a real run would keep so far (the rule of
+    :mod:`cae.epochs` on the trial's monitor). The last report is final; it carries the table's test scores only
+    when the trial runs the table's full budget and keeps the epoch those scores belong to (the table's
+    ``best_epoch``): scores of another epoch's weights would be another model's.
     """
-    reports: list[dict[str, Any]] = []
+    entry, curve = replay.entry, replay.entry.curve[: replay.epochs]
+    params = int(entry.final["params"])
+    per_epoch: list[EpochReport] = []
     seconds = 0.0
-    best_loss, best_epoch = math.inf, 0
-    for index, record in enumerate(entry.curve[:epochs]):
+    for index, record in enumerate(curve):
         seconds += record["seconds"]
-        if record["val_loss"] < best_loss - 1e-6:  # cae.training's MIN_DELTA: the epoch early stopping keeps
-            best_loss, best_epoch = record["val_loss"], index + 1
-        report = {
-            **record,
-            "best_val_mse": min(r["val_mse"] for r in entry.curve[: index + 1]),
-            "best_val_loss": min(r["val_loss"] for r in entry.curve[: index + 1]),
-            "params": int(entry.final["params"]),
-            "train_seconds": seconds,
-            "images_per_second": train_images * (index + 1) / seconds if seconds > 0 else 0.0,
-            "node": node,
-            "replayed": True,
-        }
-        reports.append(report)
-    last = reports[-1]
-    last.update(final=True, epochs=epochs, best_epoch=best_epoch, stopped_early=False, finished_at=time.time())
-    if epochs == table_epochs:
-        last.update({k: v for k, v in entry.final.items() if k not in ("params", "best_epoch")})
-    return reports
+        so_far = curve[: index + 1]
+        per_epoch.append(EpochReport(
+            epoch=int(record["epoch"]),
+            record={k: v for k, v in record.items() if k != "epoch"},
+            kept=at_best_epoch(so_far, kept_epoch(so_far, replay.monitor)),
+            costs={"params": params, "train_seconds": seconds,
+                   "images_per_second": train_images * (index + 1) / seconds if seconds > 0 else 0.0},
+            node=replay.node,
+            extra={"replayed": True},
+        ))
+    kept = kept_epoch(curve, replay.monitor)
+    scored = replay.epochs == table_epochs and kept == int(entry.final.get("best_epoch", -1))
+    final = FinalReport(
+        last=per_epoch[-1], epochs=replay.epochs, best_epoch=kept,
+        scores={k: v for k, v in entry.final.items() if k in SCORE_KEYS} if scored else {},
+        finished_at=time.time(),
+    )
+    return [*(e.to_dict() for e in per_epoch[:-1]), final.to_dict()]
 
 
-def replay_entry(table: Table, config: dict[str, Any], settings: Any) -> tuple[Entry, int, str] | None:
-    """Inside a replay trial: the trial's table entry, its epochs and its node; None after reporting the trial
-    FAILED with the reason (a configuration outside the table, or a budget longer than its curves), as a failing
-    real trial does."""
+def replay_entry(table: Table, config: dict[str, Any], settings: Any) -> Replay | None:
+    """Inside a replay trial: what it replays; None after reporting the trial FAILED with the reason (a
+    configuration outside the table, or a budget longer than its curves), as a failing real trial does."""
     from ray import tune
 
     from search.trial import node_label, resolve_config
@@ -228,9 +242,9 @@ def replay_entry(table: Table, config: dict[str, Any], settings: Any) -> tuple[E
         if epochs > table.epochs:
             raise BenchmarkError(f"max_epochs {epochs} is longer than the table's curves ({table.epochs} epochs)")
     except CaesweepError as exc:
-        tune.report({"failed": True, "error": str(exc), "node": node})
+        tune.report(FailedReport(error=str(exc), node=node).to_dict())
         return None
-    return entry, epochs, node
+    return Replay(entry, epochs, node, str(flat.get("monitor", "val_mse")))
 
 
 def replay_trainable(table: Table) -> Callable[[dict[str, Any], Any, Any], None]:
@@ -244,11 +258,10 @@ def replay_trainable(table: Table) -> Callable[[dict[str, Any], Any, Any], None]
     def replay(config: dict[str, Any], data: Any, settings: Any) -> None:
         from ray import tune
 
-        found = replay_entry(table, config, settings)
-        if found is None:
+        replay = replay_entry(table, config, settings)
+        if replay is None:
             return
-        entry, epochs, node = found
-        for report in replay_reports(entry, epochs, table.epochs, node, train_images):
+        for report in replay_reports(replay, table.epochs, train_images):
             tune.report(report)
 
     return replay

@@ -7,8 +7,8 @@ early stopping with state that survives a restart, refuses to go on after a NaN/
 caller's hooks (the sweep reports to Ray Tune and checkpoints through them).
 
 Early stopping and the best-weights restore watch ``TrainConfig.monitor`` (default ``val_mse``, the sweep's
-objective), so the kept model is the one the objective ranks; :func:`at_best_epoch` gives the validation
-metrics of that epoch, the ones to report next to its test scores.
+objective), so the kept model is the one the objective ranks, by the rule of :mod:`cae.epochs`, whose
+``at_best_epoch`` gives the validation metrics of that epoch, the ones to report next to its test scores.
 
 Scores: ``val_mse`` / ``val_psnr`` / ``val_ssim`` and the ``test_*`` scores are computed in the task's
 *reference* space (RGB for colorization, after joining the true luminance), so tasks compare fairly;
@@ -30,15 +30,15 @@ import numpy as np
 
 from cae import checkpoint
 from cae.baselines import pca_scores
-from cae.config import VAL_METRICS, ModelConfig, RunConfig, monitor_mode
+from cae.config import ModelConfig, RunConfig
 from cae.data import Dataset
+from cae.epochs import MIN_DELTA, as_loss, at_best_epoch
 from cae.errors import CaesweepError
 from cae.losses import METRICS, get_loss, mse_np, psnr_np, ssim_np
 from cae.models import build_model
 from cae.runtime import keras
 from cae.tasks import Pair, Task, get_task
 
-MIN_DELTA = 1e-6  # a change of the monitored metric smaller than this is not an improvement
 PREDICT_BATCH = 512
 # Keras traces the train step of every new model (3-4 s on these 2 CPU cores, whatever the data) and then runs
 # a step at ~0.04 s; run eagerly, a small CAE's step costs ~0.25-0.35 s and nothing is traced: the same updates
@@ -131,30 +131,6 @@ class TrainResult:
         out["history"] = self.history
         return out
 
-
-
-def best_of(history: Sequence[dict[str, float]], key: str) -> float:
-    """The best (lowest, or highest for PSNR/SSIM) value of ``key`` over the epochs so far.
-
-    Each metric's best may come from a different epoch; report :func:`at_best_epoch` for the kept model.
-    """
-    values = [r[key] for r in history if key in r and math.isfinite(r[key])]
-    if not values:
-        return math.nan
-    return max(values) if monitor_mode(key) == "max" else min(values)
-
-
-def as_loss(monitor: str, value: float) -> float:
-    """The monitored metric as a loss, lower is better (PSNR and SSIM negated): how Progress.best_val holds it."""
-    return -value if monitor_mode(monitor) == "max" else value
-
-
-def at_best_epoch(history: Sequence[dict[str, float]], best_epoch: int) -> dict[str, float]:
-    """The validation metrics (:data:`VAL_METRICS`) of epoch ``best_epoch``: the epoch whose weights early
-    stopping keeps and the test scores come from. NaN for each metric when that epoch is not in ``history``
-    (``best_epoch`` 0: no epoch has ended)."""
-    record = next((r for r in history if int(r["epoch"]) == best_epoch), {})
-    return {key: float(record.get(key, math.nan)) for key in VAL_METRICS}
 
 
 class _EpochCallback(keras.callbacks.Callback):

@@ -23,6 +23,7 @@ import pandas as pd
 import results
 from cae.config import VAL_METRICS, from_flat
 from cae.errors import CaesweepError
+from results import reports
 from search.searcher import FAIL_REASON_ATTR, RAY_TRIAL_ATTR
 from search.storage import open_storage
 from search.trial import REPEAT_OF, SEED, TrialSettings, resolve_config
@@ -35,7 +36,6 @@ _OPTUNA_STATUS = {
     "WAITING": results.PENDING,
 }
 REPEAT = "repeat"  # a confirm run's trial config holds its configuration under this key
-_METRIC_KEYS = [c for c in results.TRIAL_COLUMNS if c not in ("trial_id", "number", "status", "architecture")]
 _HISTORY_KEYS = results.HISTORY_COLUMNS[1:]
 
 
@@ -90,12 +90,11 @@ def trial_folders(ray_dir: Path) -> Iterable[Path]:
     return sorted(p for p in found if p.is_dir())
 
 
-def _status(lines: list[dict[str, Any]], error_file: bool) -> str:
+def _status(last: reports.Report | None, error_file: bool) -> str:
     """Status from the trial's own reports, when Optuna has not been told (or the engine has no Optuna)."""
-    last = lines[-1] if lines else {}
-    if last.get("failed") or error_file:
+    if isinstance(last, reports.FailedReport) or error_file:
         return results.FAILED
-    if last.get("final"):
+    if isinstance(last, reports.FinalReport):
         return results.COMPLETE
     return results.RUNNING
 
@@ -120,55 +119,45 @@ def trial_dirname(trial: Any) -> str:
 def trial_row(
     folder: Path, settings: TrialSettings, optuna_info: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One trial's table row and history rows, from its Ray folder."""
+    """One trial's table row and history rows, from its Ray folder (its reports read by :mod:`results.reports`)."""
     lines = read_result_lines(folder / "result.json")
+    read = [r for r in map(reports.read, lines) if r is not None]
+    last = read[-1] if read else None
+    epochs = [e for e in map(reports.epoch_of, read) if e is not None]
     trial_id = folder.name.removeprefix("trial_")
     info = optuna_info.get(trial_id, {})
     params = read_params(folder / "params.json", info)
     error_txt = folder / "error.txt"
-    status = info.get("status") or _status(lines, error_txt.exists())
+    status = info.get("status") or _status(last, error_txt.exists())
     if status == results.RUNNING:
-        status = _status(lines, error_txt.exists())  # ended, but Optuna not told yet (driver stopped between)
+        status = _status(last, error_txt.exists())  # ended, but Optuna not told yet (driver stopped between)
     row: dict[str, Any] = {"trial_id": trial_id, "number": info.get("number", -1), "status": status}
     row["repeat_of"] = params.get(REPEAT_OF)  # a confirm run's repeat of a search trial; None otherwise
     row.update(config_columns(settings, params))
-    epochs = [line for line in lines if "epoch" in line and "val_loss" in line]
-    final = lines[-1] if lines else {}
-    for key in _METRIC_KEYS:
-        if key in final:
-            row[key] = final[key]
     if epochs:
-        row.update(kept_values(final, epochs))
-        row.setdefault("epochs", max(int(e["epoch"]) for e in epochs))
-    row["error"] = final.get("error") or _error_text(error_txt) or info.get("error")
+        row.update(epochs[-1].costs)
+        row.update({metric: epochs[-1].kept.get(metric) for metric in VAL_METRICS})  # the kept epoch's
+        row["epochs"] = max(e.epoch for e in epochs)
+    if isinstance(last, reports.FinalReport):
+        row.update(last.scores, epochs=last.epochs, best_epoch=last.best_epoch, eval_seconds=last.eval_seconds)
+    row["error"] = (last.error if isinstance(last, reports.FailedReport) else None) or _error_text(error_txt) \
+        or info.get("error")
     if status == results.PRUNED and not row["error"]:
         row["error"] = f"stopped early by the scheduler after epoch {row.get('epochs', '?')}"
     if lines:
         row["started_at"] = _iso(lines[0].get("timestamp", 0) - lines[0].get("time_this_iter_s", 0))
         ended = status != results.RUNNING
-        row["finished_at"] = _iso(final.get("finished_at", final.get("timestamp"))) if ended else None
-        row["node"] = final.get("node")
-    history = [{"trial_id": trial_id, **{k: e.get(k) for k in _HISTORY_KEYS}} for e in _dedupe(epochs)]
+        finished = last.finished_at if isinstance(last, reports.FinalReport) else None
+        row["finished_at"] = _iso(finished or lines[-1].get("timestamp")) if ended else None
+        row["node"] = last.node if last is not None else None
+    history = [{"trial_id": trial_id, "epoch": e.epoch, **{k: e.record.get(k) for k in _HISTORY_KEYS if k != "epoch"}}
+               for e in _dedupe(epochs)]
     return row, history
 
 
-def kept_values(final: Mapping[str, Any], epochs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The validation metrics of the epoch a trial keeps (``kept_val_*`` of its last report).
-
-    Studies recorded before trials reported ``kept_val_*`` had ``best_val_mse`` / ``best_val_loss`` only: their
-    other val metrics are the last epoch's, as they were then.
-    """
-    if any(key.startswith("kept_") for key in final):
-        return {key: final.get(f"kept_{key}") for key in VAL_METRICS}
-    return {
-        "val_mse": final.get("best_val_mse", min(e["val_mse"] for e in epochs)),
-        "val_loss": final.get("best_val_loss", min(e["val_loss"] for e in epochs)),
-    }
-
-
-def _dedupe(epochs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _dedupe(epochs: list[reports.EpochReport]) -> list[reports.EpochReport]:
     """One history row per epoch: a retried or resumed trial re-reports epochs; keep the latest."""
-    by_epoch = {int(e["epoch"]): e for e in epochs}
+    by_epoch = {e.epoch: e for e in epochs}
     return [by_epoch[k] for k in sorted(by_epoch)]
 
 

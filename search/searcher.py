@@ -10,8 +10,8 @@ Plain ``OptunaSearch`` tells Optuna that a trial ASHA stopped early is COMPLETE,
 - never trains a configuration twice: a proposal equal to an earlier trial (same sampled values; every search
   trial has the study's training seed) is told that trial's outcome, marked ``duplicate_of``, and another is
   drawn; when only repeats come, the space counts as exhausted and the search ends;
-- tells a COMPLETE trial its validation values at the kept epoch (``kept_val_*``: the weights it keeps and
-  tests), not the last epoch's;
+- tells a COMPLETE trial its validation values at the kept epoch (the weights it keeps and tests), not the
+  last epoch's, as :mod:`results.reports` reads them from the trial's final report;
 - keeps the Optuna study in RDB storage (SQLite by default) and records each Optuna trial's Ray trial id,
   so after a crash the two are reconciled: Optuna trials left RUNNING by a dead driver that Ray never
   recorded are *adopted* by the next suggestion (same parameters, same trial number), so nothing is lost
@@ -33,6 +33,8 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from results import reports
+from results.reports import FailedReport, FinalReport
 from search.storage import open_storage
 from spaces import Space
 
@@ -263,13 +265,17 @@ class StudySearch(OptunaSearch):
         self._report(trial_id, result)
 
     def _report(self, trial_id: str, result: dict | None) -> None:
-        if not result or isinstance(self.metric, list) or trial_id in self._completed_trials or result.get("failed"):
+        report = reports.read(result)
+        if isinstance(self.metric, list) or trial_id in self._completed_trials or isinstance(report, FailedReport):
             return  # Optuna has no intermediate values for multi-objective studies
+        epoch = reports.epoch_of(report)
         ot_trial = self._trial_for(trial_id)
-        value, step = result.get(self.metric), result.get("epoch")
-        if ot_trial is None or value is None or step is None or not math.isfinite(value):
+        if ot_trial is None or epoch is None:
             return
-        step = int(step)
+        value = epoch.record.get(self.metric, epoch.costs.get(self.metric))  # the epoch's own value, as ASHA sees
+        if value is None or not math.isfinite(value):
+            return
+        step = epoch.epoch
         done = self._reported.get(trial_id)
         if done is None:  # first seen by this driver: what a driver before it reported is in the storage
             done = self._reported[trial_id] = set(ot_trial.storage.get_trial(ot_trial._trial_id).intermediate_values)
@@ -295,32 +301,25 @@ class StudySearch(OptunaSearch):
             value = result.get(key)
             if isinstance(value, (str, int, float)) and not (isinstance(value, float) and not math.isfinite(value)):
                 ot_trial.set_user_attr(key, value)
-        if error or result.get("failed"):
-            reason = str(result.get("error") or "the trial raised an exception (see its error.txt under ray/)")
-            ot_trial.set_user_attr(FAIL_REASON_ATTR, reason[:500])
+        report = reports.read(result)
+        if error or isinstance(report, FailedReport):
+            reason = report.error if isinstance(report, FailedReport) else None
+            ot_trial.set_user_attr(FAIL_REASON_ATTR,
+                                   (reason or "the trial raised an exception (see its error.txt under ray/)")[:500])
             self._study.tell(ot_trial, state=TrialState.FAIL)
             return
-        if not result.get("final"):
+        if not isinstance(report, FinalReport):
             # Ended without the trial's own final report: the scheduler stopped it early.
             self._study.tell(ot_trial, state=TrialState.PRUNED)
             return
-        values = self._final_values(result)
-        if values is None:
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        values = [report.objective(metric) for metric in metrics]  # val metrics at the kept epoch, not the last
+        if any(value is None for value in values):
             ot_trial.set_user_attr(FAIL_REASON_ATTR, "objective missing or not finite in the final result")
             self._study.tell(ot_trial, state=TrialState.FAIL)
         else:
-            self._study.tell(ot_trial, values if len(values) > 1 else values[0])
-
-    def _final_values(self, result: dict) -> list[float] | None:
-        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-        values = []
-        for metric in metrics:
-            # A validation metric is told at the kept epoch (the model that is tested), never the last one.
-            value = result.get(f"kept_{metric}", result.get(f"best_{metric}", result.get(metric)))
-            if value is None or not math.isfinite(float(value)):
-                return None
-            values.append(float(value))
-        return values
+            told = [float(v) for v in values if v is not None]
+            self._study.tell(ot_trial, told if len(told) > 1 else told[0])
 
     def _trial_for(self, trial_id: str) -> optuna.Trial | None:
         """The Optuna trial of a Ray trial, found again through the storage after a restart."""

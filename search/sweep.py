@@ -44,8 +44,8 @@ class Sweep:
     samples: int  # the study's target number of trials
     max_epochs: int
     grid: Mapping[str, list[Any]] | None = None  # the finite space, when the sampler is ``grid``
-    # What each Ray trial runs: caesweep's training (the default), or e.g. a tabular benchmark's replay, which
-    # must report like search.trial.run_trial (per-epoch "epoch" and objectives, "final" with test scores). A
+    # What each Ray trial runs: caesweep's training (the default), or e.g. a tabular benchmark's replay; every
+    # trainable reports the records of results.reports (each epoch, then a final or a failed report). A
     # trainable may carry `tune_callbacks`, Ray Tune callbacks its trials need in the driver.
     trainable: Callable[..., None] = run_trial
     verbose: bool = False  # Ray Tune's own per-trial tables on the terminal, besides the progress view

@@ -24,6 +24,8 @@ from typing import Any
 
 import results
 from cae.data import Dataset
+from cae.epochs import at_best_epoch
+from results.reports import EpochReport, FailedReport, FinalReport
 from search.gpu import configure_devices
 from spaces import Space
 
@@ -164,10 +166,10 @@ def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) ->
             # Resumed after its last epoch had been checkpointed: report the final result once.
             reporter.send_final(result)
     except DivergedError as exc:
-        tune.report({"failed": True, "error": str(exc), "node": node, "seconds_total": time.time() - started})
+        tune.report(FailedReport(str(exc), node, extra={"seconds_total": time.time() - started}).to_dict())
     except Exception as exc:  # a failed trial is a row with its reason, never a crashed sweep
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-        tune.report({"failed": True, "error": reason, "node": node, "traceback": traceback.format_exc()[-4000:]})
+        tune.report(FailedReport(reason, node, traceback=traceback.format_exc()[-4000:]).to_dict())
 
 
 def keep_final_record(models_dir: str | None, trial_id: str, final: dict[str, Any]) -> None:
@@ -228,64 +230,68 @@ class _Reporter:
         entered = time.time()
         if self.setup_seconds is None:  # the first epoch of this process (a resumed trial: its restore too)
             self.setup_seconds = max(0.0, entered - state.record["seconds"] - self.started)
-        metrics = self._metrics(
+        epoch = self._epoch(
             state.record, state.progress.history, int(state.model.count_params()), state.progress.best_epoch
         )
+        report: EpochReport | FinalReport = epoch
         last = state.epoch >= self.run.train.epochs or state.model.stop_training
         if last:
             if state.best_weights is not None:
                 state.model.set_weights(state.best_weights)  # score and keep the epoch early stopping keeps
-            metrics.update(self._final(state.model, state.progress.epoch, state.progress.best_epoch))
-            self._log_final(metrics, state.progress.epoch)
+            report = self._final(epoch, state.model, state.progress.epoch, state.progress.best_epoch)
+            self._log_final(report)
+        metrics = report.to_dict()
         with scratch_folder() as folder:
             checkpoint.save(folder, state.model, state.progress, state.best_weights)
             if last:
                 (Path(folder) / FINAL_FILE).write_text(json.dumps(metrics))
                 self._keep(Path(folder) / checkpoint.MODEL_FILE, metrics)
             self.tune.report(metrics, checkpoint=self.tune.Checkpoint.from_directory(folder))
-        self.checkpoint_seconds += time.time() - entered - metrics.get("eval_seconds", 0.0)
+        eval_seconds = report.eval_seconds if isinstance(report, FinalReport) else None
+        self.checkpoint_seconds += time.time() - entered - (eval_seconds or 0.0)
         self.final_sent = self.final_sent or last
 
     def send_final(self, result: Any) -> None:
         """Report the final result of a run that had nothing left to train."""
         last = dict(result.history[-1]) if result.history else {"epoch": result.epochs}
-        metrics = self._metrics(last, result.history, result.params, result.best_epoch)
-        metrics.update(self._final(result.model, result.epochs, result.best_epoch))
-        self._log_final(metrics, result.epochs)
+        report = self._final(self._epoch(last, result.history, result.params, result.best_epoch), result.model,
+                             result.epochs, result.best_epoch)
+        self._log_final(report)
+        metrics = report.to_dict()
         with scratch_folder() as folder:
             result.model.save(Path(folder) / "model.keras")
             self._keep(Path(folder) / "model.keras", metrics)
         self.tune.report(metrics)
         self.final_sent = True
 
-    def _metrics(
+    def _epoch(
         self, record: dict[str, float], history: list[dict[str, float]], params: int, best_epoch: int
-    ) -> dict[str, Any]:
-        """This epoch's record, plus the validation metrics of the epoch kept so far (``kept_val_*``: what the
-        trial's row and Optuna get when it ends) and the trial's costs."""
-        from cae.training import at_best_epoch
-
+    ) -> EpochReport:
+        """This epoch's record, the validation metrics of the epoch kept so far (what the trial's row and Optuna
+        get when it ends) and the trial's costs."""
         seconds = sum(r["seconds"] for r in history)
-        kept = {f"kept_{k}": v for k, v in at_best_epoch(history, best_epoch).items()}
-        return {
-            **record,
-            **kept,
-            "params": params,
-            "train_seconds": seconds,
-            "images_per_second": len(self.prepared.train.x) * len(history) / seconds if seconds > 0 else 0.0,
-            "setup_seconds": self.setup_seconds,
-            "checkpoint_seconds": self.checkpoint_seconds,  # the epochs before this one (this one's is not over)
-            "node": self.node,
-        }
+        return EpochReport(
+            epoch=int(record["epoch"]),
+            record={k: v for k, v in record.items() if k != "epoch"},
+            kept=at_best_epoch(history, best_epoch),
+            costs={
+                "params": params,
+                "train_seconds": seconds,
+                "images_per_second": len(self.prepared.train.x) * len(history) / seconds if seconds > 0 else 0.0,
+                "setup_seconds": self.setup_seconds,
+                "checkpoint_seconds": self.checkpoint_seconds,  # the epochs before this one (this one's is not over)
+            },
+            node=self.node,
+        )
 
-    def _log_final(self, metrics: dict[str, Any], epochs: int) -> None:
+    def _log_final(self, report: FinalReport) -> None:
         """Close the trial's HParams session with its final scores and the kept epoch's val metrics."""
         if self.logger is None:
             return
         from search.tensorboard import write_final
 
-        kept = {key.removeprefix("kept_"): value for key, value in metrics.items() if key.startswith("kept_")}
-        write_final(self.logger.folder, self.logger.trial_id, self.logger.hparams, {**metrics, **kept}, step=epochs)
+        write_final(self.logger.folder, self.logger.trial_id, self.logger.hparams,
+                    {**report.to_dict(), **report.last.kept}, step=report.epochs)
 
     def _keep(self, saved_model: Path, final: dict[str, Any]) -> None:
         """Copy the kept model into the study's models/ folder with its final result (local roots only).
@@ -300,19 +306,14 @@ class _Reporter:
             shutil.copyfile(saved_model, folder / f"{trial_id}.keras")
             keep_final_record(self.models_dir, trial_id, final)
 
-    def _final(self, model: Any, epochs: int, best_epoch: int) -> dict[str, Any]:
-        """Test scores of the kept weights: what makes a result ``final``."""
+    def _final(self, last: EpochReport, model: Any, epochs: int, best_epoch: int) -> FinalReport:
+        """Test scores of the kept weights: what makes a result final."""
         from cae.training import evaluate
 
         started = time.time()
         scores = evaluate(model, self.prepared, self.run.model)  # with PCA at the model's latent size
-        return {
-            **scores,
-            "eval_seconds": time.time() - started,
-            "final": True,
-            "architecture": self.run.model.describe(),
-            "epochs": epochs,
-            "best_epoch": best_epoch,
-            "stopped_early": epochs < self.run.train.epochs,
-            "finished_at": time.time(),
-        }
+        return FinalReport(
+            last=last, epochs=epochs, best_epoch=best_epoch, scores=scores,
+            stopped_early=epochs < self.run.train.epochs, finished_at=time.time(),
+            architecture=self.run.model.describe(), eval_seconds=time.time() - started,
+        )

@@ -12,20 +12,19 @@ import numpy as np
 import pytest
 
 from cae import checkpoint, training
-from cae.config import ModelConfig, RunConfig, TrainConfig
+from cae.config import VAL_METRICS, ModelConfig, RunConfig, TrainConfig
 from cae.data import Dataset
+from cae.epochs import at_best_epoch
 from cae.errors import CaesweepError, ModelConfigError
 from cae.losses import mse_np, psnr_np, ssim_np
 from cae.runtime import keras
 from cae.tasks import Pair, get_task
 from cae.training import (
-    VAL_METRICS,
     DivergedError,
     EpochState,
     Prepared,
     TrainResult,
     _EpochCallback,
-    at_best_epoch,
     prepare,
     train,
 )

@@ -123,6 +123,7 @@ class TrialRunner:
 
     def _train(self, trial_id: str, run: RunConfig, budget: int, hook: _StageHook, parent_dir: Path | None) -> dict:
         from cae import training
+        from cae.epochs import at_best_epoch
 
         prepared = self.prepared(run)
         resume_from = str(parent_dir) if parent_dir is not None and parent_dir.is_dir() else None
@@ -136,7 +137,7 @@ class TrialRunner:
             # Nothing left to train: pass the parent's state on.
             shutil.copytree(resume_from, hook.checkpoint_dir, dirs_exist_ok=True)
         seconds = sum(r["seconds"] or 0.0 for r in hook.records)
-        metrics: dict[str, Any] = training.at_best_epoch(result.history, result.best_epoch)
+        metrics: dict[str, Any] = at_best_epoch(result.history, result.best_epoch)
         metrics.update(
             params=result.params,
             epochs=result.epochs,

@@ -4,7 +4,6 @@ directly (known values, no training), and tiny definitions derived from the regi
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +14,6 @@ import pytest
 
 from benchmarks import definitions, tabular
 from spaces import Space, load_space
-from tests.search.conftest import sweep_env
 
 TINY_TABLE_SPACE = """\
 description: a tiny tabular grid (8 configurations, 3 epochs)
@@ -29,20 +27,10 @@ params:
 TABLE_EPOCHS = 3
 
 
-@pytest.fixture(scope="package")
-def in_process_ray() -> Iterator[None]:
-    """Ray started by the first sweep of this folder and shut down after its last test."""
-    saved = {k: os.environ.get(k) for k in sweep_env() if k.startswith("RAY_")}
-    os.environ.update({k: v for k, v in sweep_env().items() if k.startswith("RAY_")})
+@pytest.fixture
+def in_process_ray(private_ray: None) -> Iterator[None]:
+    """The test process's private Ray (tests/conftest.py), shared with every other in-process sweep."""
     yield
-    import ray
-
-    ray.shutdown()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture(scope="package")

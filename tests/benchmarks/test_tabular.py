@@ -13,16 +13,14 @@ import results
 from benchmarks import analyzers, definitions, tabular
 from benchmarks.cli import main
 from cae.cli import run
+from cae.config import VAL_METRICS
+from cae.epochs import at_best_epoch, kept_epoch
 from cae.errors import BenchmarkError
+from results import reports
 from search import commands, records
 from search.options import SweepOptions
 from spaces import Space
 from tests.benchmarks.conftest import TABLE_EPOCHS
-
-RUN_TRIAL_KEYS = {"epoch", "val_mse", "best_val_mse", "val_loss", "best_val_loss", "params", "train_seconds",
-                  "node", "images_per_second", "val_native_mse", "seconds"}
-FINAL_KEYS = {"final", "epochs", "best_epoch", "stopped_early", "test_mse", "test_psnr", "test_ssim", "native_mse",
-              "trivial_mse", "skill"}
 
 
 def csv_rows(path: Path) -> pd.DataFrame:
@@ -60,20 +58,50 @@ def test_a_missing_table_or_its_json_is_a_benchmark_error_naming_the_build(tmp_p
         tabular.load_table(lone)
 
 
-def test_replay_reports_the_keys_of_run_trial_with_the_table_values(tiny_table: Path) -> None:
+def replay_of(entry: tabular.Entry, epochs: int = TABLE_EPOCHS, monitor: str = "val_mse") -> tabular.Replay:
+    return tabular.Replay(entry, epochs, "node", monitor)
+
+
+def test_replay_reports_the_records_of_a_real_trial_with_the_table_values(tiny_table: Path) -> None:
+    """Read back by the one reader of trial reports, a replay is a real trial's epochs and end: the table's values,
+    the validation metrics of the epoch a real run would keep so far (by its monitor), the table's test scores."""
     table = tabular.load_table(tiny_table)
     entry = next(iter(table.entries.values()))
-    reports = tabular.replay_reports(entry, TABLE_EPOCHS, TABLE_EPOCHS, "node", train_images=16)
-    assert [r["epoch"] for r in reports] == [1, 2, 3]
-    for index, report in enumerate(reports):
-        assert set(report) >= RUN_TRIAL_KEYS
-        assert report["val_mse"] == entry.curve[index]["val_mse"]
-        assert report["best_val_mse"] == min(r["val_mse"] for r in entry.curve[: index + 1])
-        assert report["train_seconds"] == pytest.approx(sum(r["seconds"] for r in entry.curve[: index + 1]))
-    assert set(reports[-1]) >= FINAL_KEYS and not any(r.get("final") for r in reports[:-1])
-    assert reports[-1]["test_mse"] == entry.final["test_mse"]
-    short = tabular.replay_reports(entry, 2, TABLE_EPOCHS, "node", train_images=16)
-    assert short[-1]["final"] and "test_mse" not in short[-1]  # test scores belong to the full budget
+    read = [reports.read(r) for r in tabular.replay_reports(replay_of(entry), TABLE_EPOCHS, train_images=16)]
+    assert all(isinstance(r, reports.EpochReport) for r in read[:-1]) and isinstance(read[-1], reports.FinalReport)
+    epochs = [reports.epoch_of(r) for r in read]
+    assert [e.epoch for e in epochs] == [1, 2, 3]
+    for index, epoch in enumerate(epochs):
+        so_far = entry.curve[: index + 1]
+        kept = kept_epoch(so_far, "val_mse")
+        assert epoch.record["val_mse"] == entry.curve[index]["val_mse"]
+        assert epoch.kept == at_best_epoch(so_far, kept) and set(epoch.kept) == set(VAL_METRICS)
+        assert epoch.costs["train_seconds"] == pytest.approx(sum(r["seconds"] for r in so_far))
+        assert epoch.costs["params"] == entry.final["params"]
+    final = read[-1]
+    assert final.best_epoch == kept_epoch(entry.curve, "val_mse") == entry.final["best_epoch"]
+    assert final.scores["test_mse"] == entry.final["test_mse"] and final.objective("val_mse") == min(
+        r["val_mse"] for r in entry.curve)
+    short = reports.read(tabular.replay_reports(replay_of(entry, epochs=2), TABLE_EPOCHS, train_images=16)[-1])
+    assert isinstance(short, reports.FinalReport) and not short.scores  # test scores belong to the full budget
+
+
+def test_a_replay_keeps_its_epoch_by_the_trials_monitor_and_scores_only_the_tables_epoch() -> None:
+    """A real trial keeps the epoch its monitor (the study's first objective) rates best, within MIN_DELTA; the
+    replay follows the same rule, not another metric's. Test scores belong to the table's kept epoch: a replay
+    that keeps another epoch reports none."""
+    curve = tuple({"epoch": e, "val_mse": mse, "val_loss": loss, "val_native_mse": mse, "val_psnr": psnr,
+                   "val_ssim": 0.5, "seconds": 1.0, "loss": loss}
+                  for e, mse, loss, psnr in ((1, 0.30, 0.10, 10.0), (2, 0.20, 0.30, 12.0), (3, 0.2000001, 0.40, 11.0)))
+    entry = tabular.Entry(curve=curve, final={"params": 10, "best_epoch": 2, "test_mse": 0.25})
+    by_mse = reports.read(tabular.replay_reports(replay_of(entry), 3, train_images=4)[-1])
+    assert isinstance(by_mse, reports.FinalReport)
+    assert by_mse.best_epoch == 2 and by_mse.objective("val_mse") == 0.20 and by_mse.scores == {"test_mse": 0.25}
+    by_loss = reports.read(tabular.replay_reports(replay_of(entry, monitor="val_loss"), 3, train_images=4)[-1])
+    assert isinstance(by_loss, reports.FinalReport)
+    assert by_loss.best_epoch == 1 and by_loss.objective("val_loss") == 0.10 and not by_loss.scores
+    by_psnr = reports.read(tabular.replay_reports(replay_of(entry, monitor="val_psnr"), 3, train_images=4)[-1])
+    assert isinstance(by_psnr, reports.FinalReport) and by_psnr.best_epoch == 2  # higher is better
 
 
 def test_a_real_sweep_replaying_the_table_returns_its_values_exactly(

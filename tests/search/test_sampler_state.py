@@ -18,6 +18,7 @@ import pytest
 from ray import cloudpickle
 
 from benchmarks.synthetic import known_loss, synthetic_trainable
+from results.reports import EpochReport, FinalReport
 from search import commands
 from search.options import SAMPLERS, STARTUP_SAMPLERS, SweepOptions
 from search.samplers import make_sampler
@@ -41,9 +42,11 @@ def searcher(name: str, space: Path, storage: str) -> StudySearch:
                        study_name="s", grid=grid is not None)
 
 
-def final(config: dict[str, Any], name: str) -> dict[str, Any]:
+def final(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's final report with the synthetic trainable's loss (val_mse, and params for two objectives)."""
     value = known_loss(config)
-    return {"final": True, "kept_val_mse": value, **({"kept_params": 1000} if name in MULTI else {})}
+    return FinalReport(EpochReport(1, {"val_mse": value}, kept={"val_mse": value}, costs={"params": 1000}),
+                       epochs=1, best_epoch=1).to_dict()
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
@@ -58,7 +61,7 @@ def test_each_samplers_searcher_is_pickled_and_restored_as_ray_does(
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     first = searcher(name, tiny_space, storage)
     for rid in ("a", "b"):  # a model-based sampler fits its model after one start-up trial: it has state
-        first.on_trial_complete(rid, final(first.suggest(rid), name))
+        first.on_trial_complete(rid, final(first.suggest(rid)))
     first.suggest("c")
     copy = cloudpickle.loads(cloudpickle.dumps(first))  # what Tuner writes to tuner.pkl and restore reads
     assert type(copy._sampler) is type(first._sampler)
@@ -68,7 +71,7 @@ def test_each_samplers_searcher_is_pickled_and_restored_as_ray_does(
     restored = searcher(name, tiny_space, storage)
     restored.restore(str(state))
     assert type(restored._sampler) is type(first._sampler)
-    restored.on_trial_complete("c", final({"lr": 1e-3}, name))
+    restored.on_trial_complete("c", final({"lr": 1e-3}))
     proposal = restored.suggest("d")
     assert isinstance(proposal, dict) and set(proposal) == {"filters", "latent_dim", "lr"}
     study = optuna.load_study(study_name="s", storage=storage)

@@ -9,6 +9,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from results.reports import EpochReport, FinalReport
 from search.reconcile import release_unrecorded
 from search.samplers import make_sampler
 from search.searcher import ABANDONED_ATTR, DUPLICATE_ATTR, RAY_TRIAL_ATTR, StudySearch
@@ -18,6 +19,12 @@ from spaces import load_space
 def searcher(space: Path, storage: str) -> StudySearch:
     return StudySearch(load_space(str(space)), objectives=["val_mse"], modes=["min"],
                        sampler=make_sampler("random", 0), storage_url=storage, study_name="s")
+
+
+def final(val_mse: float, params: int = 1000) -> dict:
+    """A trial's final report, as every trainable writes it (``results.reports``): one epoch, kept."""
+    last = EpochReport(1, {"val_mse": val_mse}, kept={"val_mse": val_mse}, costs={"params": params})
+    return FinalReport(last, epochs=1, best_epoch=1).to_dict()
 
 
 def trained(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -51,8 +58,8 @@ def test_a_trial_missing_from_rays_saved_trials_is_trained_again_under_its_optun
     assert trials[1].user_attrs[ABANDONED_ATTR] == "b" and ABANDONED_ATTR not in trials[0].user_attrs
     assert fresh == trials[2].params
     # Results of the Ray trials reach the Optuna trials that own them now.
-    restored.on_trial_complete("c", {"final": True, "kept_val_mse": 0.25})
-    restored.on_trial_complete("a", {"final": True, "kept_val_mse": 0.5})
+    restored.on_trial_complete("c", final(0.25))
+    restored.on_trial_complete("a", final(0.5))
     assert [t.value for t in trained(study)[:2]] == [0.5, 0.25]
 
 
@@ -61,7 +68,7 @@ def test_a_finished_trial_missing_from_rays_saved_trials_is_kept(tmp_path: Path,
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     first = searcher(tiny_space, storage)
     first.suggest("a")
-    first.on_trial_complete("a", {"final": True, "kept_val_mse": 0.5})
+    first.on_trial_complete("a", final(0.5))
     assert release_unrecorded(storage, "s", {"a", "x"}) == {"x": None}
     (trial,) = optuna.load_study(study_name="s", storage=storage).get_trials(deepcopy=False)
     assert trial.state == TrialState.COMPLETE and trial.user_attrs[RAY_TRIAL_ATTR] == "a"
