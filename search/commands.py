@@ -191,7 +191,8 @@ def repeat_configs(
             raise UsageError(f"study {meta['name']!r} has no finished search trial {', '.join(unknown)} to confirm")
         best = done[done["trial_id"].astype(str).isin(set(map(str, trial_ids)))]
     else:
-        best = done.sort_values(metric, ascending=mode == "min").head(top)
+        # Ties (equal values) go to the earlier trial: the same trials are confirmed at every call.
+        best = done.sort_values([metric, "number"], ascending=[mode == "min", True], kind="stable").head(top)
     params = records.raw_params(sweep.paths, sweep.storage_url)
     repeats_done = records.repeats_done(trials)
     base = int(meta.get("seed", sweep.opts.seed))
