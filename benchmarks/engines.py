@@ -30,7 +30,6 @@ import math
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from benchmarks import analyzers, clock, output, tabular
 from benchmarks.definitions import RunPlan, derived_space
 from benchmarks.sweeps import run_study, sweep_options
 from cae.errors import BenchmarkError
+from search.sweep import Trainable
 from spaces import Space
 
 # Epochs a TPE + ASHA trial averages, on the low side so that its trials spend the whole budget (what is left
@@ -171,7 +171,7 @@ def ray_events(
 def timed_replay(
     table: tabular.Table, clock_name: str, workers: int, probe: Path, time_scale: float | None,
     trials: int | None = None,
-) -> Callable[[dict[str, Any], Any, Any], None]:
+) -> Trainable:
     """The replay trainable (:func:`benchmarks.tabular.replay_trainable`) with time: every epoch finishes at its
     simulated time (the study's :class:`benchmarks.clock.Clock`), or after ``time_scale`` times its recorded
     seconds of sleep; each trial appends its start (epoch 0) and every epoch (trial, epoch, time, val_mse) to
@@ -212,9 +212,8 @@ def timed_replay(
             if shared is not None:
                 ray.get(shared.leave.remote(name))
 
-    if time_scale is None:
-        trial.tune_callbacks = [clock.leave_on_end(clock_name)]  # type: ignore[attr-defined]  # see search.sweep.Sweep
-    return trial
+    # The simulated clock must hear in the driver when Tune ends a trial (see benchmarks.clock.leave_on_end).
+    return Trainable(trial, driver_callbacks=(clock.leave_on_end(clock_name),) if time_scale is None else ())
 
 
 def read_probe(probe: Path, time_scale: float | None, numbers: dict[str, int] | None = None) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from benchmarks.definitions import RunPlan, write_space
 from cae.errors import BenchmarkError
 from search import commands
 from search.options import SweepOptions
+from search.sweep import Trainable
 from spaces import Space
 
 
@@ -44,7 +45,7 @@ def sweep_options(plan: RunPlan, space: Space, study: str, **changes: Any) -> Sw
 
 
 def run_study(
-    opts: SweepOptions, space: Space, trainable: Callable[..., None] | None = None, rerun: bool = False
+    opts: SweepOptions, space: Space, trainable: Trainable | Callable[..., None] | None = None, rerun: bool = False
 ) -> results.Study:
     """Run (or reuse, or continue) the study ``opts`` describes; return it read back through ``results``.
 

@@ -14,51 +14,44 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pandas as pd
 
 import results
 from cae.errors import StudyError, UsageError
+from search.engine import Engine, get_engine
 from search.interrupt import Interrupted, Interruption, exit_code, interruption_in
 from search.metadata import new_meta, now, update_meta
 from search.options import SweepOptions
+from search.plan import plan_new, plan_resume
 from search.summary import interrupted_line, resume_command, summarise, summarise_repeats
-from search.sweep import Sweep, plan_new, plan_resume
+from search.sweep import Sweep, Trainable
+
+TrainableLike = Trainable | Callable[..., None]  # a Trainable, or a plain function with no driver callbacks
 
 EXIT_FAILED = 1
 FAILURE_LOG = "failure.log"  # in the study folder: the traceback of a failure of Ray or of caesweep itself
 
 
-def _engine(sweep: Sweep) -> ModuleType:
-    if sweep.opts.engine == "keras-tuner":
-        from search.kt import engine
-
-        return engine
-    from search import ray_engine
-
-    return ray_engine
-
-
 def prepare_run(
-    opts: SweepOptions, trainable: Callable[..., None] | None = None, verbose: bool = False
+    opts: SweepOptions, trainable: TrainableLike | None = None, verbose: bool = False
 ) -> Callable[[], int]:
     """Check a new study completely (writing nothing) and return the run itself (``trainable``: see
-    :class:`search.sweep.Sweep`)."""
+    :class:`search.sweep.Trainable`)."""
     sweep = replace(plan_new(opts, trainable), verbose=verbose)
     return lambda: _run(sweep)
 
 
-def run(opts: SweepOptions, trainable: Callable[..., None] | None = None, verbose: bool = False) -> int:
+def run(opts: SweepOptions, trainable: TrainableLike | None = None, verbose: bool = False) -> int:
     """``search run``: a new study."""
     return prepare_run(opts, trainable, verbose)()
 
 
 def _run(sweep: Sweep) -> int:
     opts = sweep.opts
-    engine = _engine(sweep)
-    engine.check_cluster(sweep)  # joins Ray (or refuses options the engine cannot honour)
+    engine = get_engine(opts.engine)
+    engine.prepare(sweep)  # joins Ray, or sets up TensorFlow's devices
     if opts.multi_objective and opts.scheduler == "asha":
         print(f"note: ASHA is off for the multi-objective study ({', '.join(opts.objectives)}); every trial runs "
               "to its end so the Pareto set compares finished models")
@@ -67,7 +60,7 @@ def _run(sweep: Sweep) -> int:
         meta = new_meta(sweep)
         results.write_meta(sweep.paths, meta)
         code = _execute(engine, sweep, meta, resume=False)
-    if meta.get("failure") and meta["status"] == "failed" and _nothing_started(sweep):
+    if meta.get("failure") and meta["status"] == "failed" and not engine.started(sweep):
         shutil.rmtree(sweep.paths.folder, ignore_errors=True)  # its traceback was kept beside it (_failed)
     return code
 
@@ -84,19 +77,19 @@ def _stored(name: str, root: str | None) -> tuple[results.StudyPaths, dict[str, 
 
 def prepare_resume(
     name: str, root: str | None, samples: int | None, verbose: bool = False,
-    trainable: Callable[..., None] | None = None,
+    trainable: TrainableLike | None = None,
 ) -> Callable[[], int]:
     """Check that a stored study can continue (writing nothing) and return the continuation (``trainable``: the
     one the study was started with, when it was not caesweep's training)."""
     paths, meta = _stored(name, root)
     sweep, _ = plan_resume(paths, meta, root, samples)
-    sweep = replace(sweep, verbose=verbose, trainable=trainable or sweep.trainable)
+    sweep = replace(sweep, verbose=verbose, trainable=Trainable.of(trainable or sweep.trainable))
     return lambda: _resume(sweep)
 
 
 def resume(
     name: str, root: str | None, samples: int | None, verbose: bool = False,
-    trainable: Callable[..., None] | None = None,
+    trainable: TrainableLike | None = None,
 ) -> int:
     """``search resume``: continue an interrupted study, or extend a finished one to ``samples`` trials."""
     return prepare_resume(name, root, samples, verbose, trainable)()
@@ -105,15 +98,15 @@ def resume(
 def _resume(sweep: Sweep) -> int:
     with results.StudyLock(sweep.paths):
         meta = results.read_meta(sweep.paths)  # as it is now that this process is the study's one writer
-        engine = _engine(sweep)
-        engine.check_cluster(sweep)
+        engine = get_engine(sweep.opts.engine)
+        engine.prepare(sweep)
         meta["samples"] = sweep.samples
         return _execute(engine, sweep, meta, resume=True)
 
 
 def prepare_confirm(
     name: str, root: str | None, top: int, repeats: int, verbose: bool = False, trial_ids: Sequence[str] = (),
-    trainable: Callable[..., None] | None = None,
+    trainable: TrainableLike | None = None,
 ) -> Callable[[], int]:
     """Check a confirm request (writing nothing) and return the confirm run.
 
@@ -123,17 +116,17 @@ def prepare_confirm(
     if top < 1 or repeats < 1:
         raise UsageError(f"--top {top} --repeats {repeats}: both must be at least 1")
     paths, meta = _stored(name, root)
-    if meta.get("engine") == "keras-tuner":
-        raise UsageError(f"study {name!r} ran on keras-tuner; confirm runs on the Ray engine (a Ray study)")
     sweep, _ = plan_resume(paths, meta, root, None)
-    sweep = replace(sweep, verbose=verbose, trainable=trainable or sweep.trainable)
+    if not get_engine(sweep.opts.engine).confirms:
+        raise UsageError(f"study {name!r} ran on {sweep.opts.engine}; confirm runs on the Ray engine (a Ray study)")
+    sweep = replace(sweep, verbose=verbose, trainable=Trainable.of(trainable or sweep.trainable))
     configs, target = repeat_configs(sweep, meta, top, repeats, trial_ids)
     return lambda: _confirm(sweep, configs, target, top, repeats)
 
 
 def confirm(
     name: str, root: str | None, top: int, repeats: int, verbose: bool = False,
-    trainable: Callable[..., None] | None = None,
+    trainable: TrainableLike | None = None,
 ) -> int:
     """``search confirm``: re-train the ``top`` best finished configurations with ``repeats`` new training seeds
     each (same data split), in a run of their own that no sampler is told about; run it again to continue."""
@@ -141,19 +134,17 @@ def confirm(
 
 
 def _confirm(sweep: Sweep, configs: list[dict[str, Any]], target: int, top: int, repeats: int) -> int:
-    from search import ray_engine
-
-    paths = sweep.paths
+    paths, engine = sweep.paths, get_engine(sweep.opts.engine)
     with results.StudyLock(paths):
         meta = results.read_meta(paths)
         unfinished = meta.get("confirm", {}).get("status") not in (None, "done")
         if configs or unfinished:  # every repeat trained: the tables are rebuilt without starting Ray
-            ray_engine.check_cluster(sweep)
+            engine.prepare(sweep)
         settings = {"top": top, "repeats": repeats}
         with Interruption() as stop:
             update_meta(paths, meta, confirm={**settings, "status": "running"})
             try:
-                trials = ray_engine.run_repeats(sweep, meta, stop, configs, target, unfinished)
+                trials = engine.confirm(sweep, meta, stop, configs, target, unfinished)
             except (Interrupted, Exception) as exc:
                 if (second := interruption_in(exc)) is not None:  # stop now, the study stays resumable
                     update_meta(paths, meta, confirm={**settings, "status": "interrupted"})
@@ -211,7 +202,7 @@ def _confirm_interrupted(meta: dict[str, Any], paths: results.StudyPaths, signum
     return exit_code(signum)
 
 
-def _execute(engine: ModuleType, sweep: Sweep, meta: dict[str, Any], resume: bool) -> int:
+def _execute(engine: Engine, sweep: Sweep, meta: dict[str, Any], resume: bool) -> int:
     """Run the engine under signal handling and record how it ended in ``study.json``."""
     folder = sweep.paths.folder
     with Interruption() as stop:
@@ -242,7 +233,7 @@ def _failed(
     free; its traceback is then kept beside it, as ``<root>/<study>.failure.log``, and the message says so."""
     reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
     folder = sweep.paths.folder
-    removed = new and _nothing_started(sweep)
+    removed = new and not get_engine(sweep.opts.engine).started(sweep)
     log = sweep.paths.root / f"{sweep.paths.name}.{FAILURE_LOG}" if removed else folder / FAILURE_LOG
     results.write_atomic(log, traceback.format_exc())
     update_meta(sweep.paths, meta, status=status, failure=reason)
@@ -250,12 +241,6 @@ def _failed(
              else f"the study is resumable: {resume_command(meta, folder)}")
     print(f"error: the sweep failed: {reason}\n(traceback in {log}; {after})", file=sys.stderr)
     return EXIT_FAILED
-
-
-def _nothing_started(sweep: Sweep) -> bool:
-    """True when the study holds no trial of any engine (only its metadata and logs)."""
-    folder = sweep.paths.folder
-    return not any(folder.glob("ray/run-*/trial_*")) and not any(folder.glob("kt/trial_*"))
 
 
 def list_studies(root: str | None) -> int:

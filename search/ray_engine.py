@@ -21,7 +21,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from search.ray_files import clear_partials, recorded_trials, restore_deleted_ch
 from search.records import REPEAT
 from search.searcher import StudySearch
 from search.storage import refuse_network_sqlite, warn_network_sqlite
-from search.sweep import Sweep
+from search.sweep import Sweep, Trainable
 from search.trial import REPEAT_OF, SEED
 
 logger = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ def _callbacks(sweep: Sweep, stop: Interruption, writer: TableWriter) -> list[An
     # Each trial's result.json: what the study's tables are rebuilt from; in a local study folder written there
     # directly (see search.ray_files), under a URI root through Ray's staging folder.
     files = [JsonLoggerCallback(), CSVLoggerCallback()] if sweep.ray_filesystem is None else [TrialFiles()]
-    return [*files, _callback(writer), stop.tune_callback(), *getattr(sweep.trainable, "tune_callbacks", ())]
+    return [*files, _callback(writer), stop.tune_callback(), *sweep.trainable.driver_callbacks]
 
 
 def _scheduler(sweep: Sweep) -> Any:
@@ -219,7 +219,7 @@ def _trainable(sweep: Sweep) -> Any:
     from ray import tune
 
     resources = {"cpu": sweep.opts.cpus_per_trial, "gpu": sweep.opts.gpus_per_trial}
-    bound = tune.with_parameters(sweep.trainable, data=sweep.data, settings=sweep.settings)
+    bound = tune.with_parameters(sweep.trainable.fn, data=sweep.data, settings=sweep.settings)
     return tune.with_resources(bound, resources)
 
 
@@ -393,13 +393,14 @@ def _confirm_runs(
              len(configs))
 
 
-def _repeating(trainable: Any) -> Any:
+def _repeating(trainable: Trainable) -> Trainable:
     """A confirm run's trainable: the study's own, given the configuration listed under ``REPEAT``."""
+    fn = trainable.fn
 
     def run_repeat(config: dict[str, Any], **bound: Any) -> None:
-        trainable(dict(config[REPEAT]), **bound)
+        fn(dict(config[REPEAT]), **bound)
 
-    return run_repeat
+    return replace(trainable, fn=run_repeat)
 
 
 def _set_aside(sweep: Sweep, name: str) -> None:
@@ -546,3 +547,31 @@ def local_root_is_visible(root: Path) -> tuple[bool, str]:
     here = ray.util.get_node_ip_address()
     others = sorted({n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")} - {here})
     return (not others, ", ".join(others))
+
+
+class RayEngine:
+    """Ray Tune + Optuna (:mod:`search.engine`'s protocol over this module's functions)."""
+
+    name = "ray"
+    confirms = True
+
+    def check_options(self, sweep: Sweep) -> Sweep:
+        return sweep  # every option is the Ray engine's own
+
+    def prepare(self, sweep: Sweep) -> None:
+        check_cluster(sweep)
+
+    def run(self, sweep: Sweep, meta: dict[str, Any], stop: Interruption, resume: bool) -> pd.DataFrame:
+        return run(sweep, meta, stop, resume)
+
+    def trial_count(self, sweep: Sweep) -> int:
+        return trial_count(sweep)
+
+    def started(self, sweep: Sweep) -> bool:
+        return any(sweep.paths.folder.glob("ray/run-*/trial_*"))
+
+    def confirm(
+        self, sweep: Sweep, meta: dict[str, Any], stop: Interruption, configs: Sequence[dict[str, Any]],
+        target: int, unfinished: bool,
+    ) -> pd.DataFrame:
+        return run_repeats(sweep, meta, stop, list(configs), target, unfinished)

@@ -1,34 +1,36 @@
-"""One validated :class:`Sweep`: everything a study needs, checked before anything is written.
+"""A :class:`Sweep`: everything a study needs, checked (:mod:`search.plan` builds it), for an engine to run.
 
-``search run`` and ``search resume`` build a :class:`Sweep` first (:func:`plan_new`, :func:`plan_resume`) and
-hand it to an engine (:mod:`search.ray_engine` or :mod:`search.kt.engine`). Building it checks every input a
-user can get wrong — the space, the options against the space (a grid needs a finite space), the data, the
-Optuna storage (its driver importable, its database reachable), the results root and the Ray address — so a
-mistake is one line and exit code 2 with nothing created. What can still fail afterwards is Ray itself; the
-commands record that in ``study.json`` (:mod:`search.commands`).
-
-A resumed study runs the space stored in its ``study.json``, never the space file on disk, and finds its
-files relative to where the study folder is now (a study can be copied or moved).
+A sweep's :class:`Trainable` is what each trial runs: caesweep's training by default, or another function that
+reports the same records (:mod:`results.reports`), e.g. a tabular benchmark's replay; it goes with the sweep to
+``run``, ``resume`` and ``confirm`` alike.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import results
-from cae.config import MONITORS, from_flat
-from cae.data import Dataset, load_dataset, parse_spec
-from cae.errors import CaesweepError, StudyError, UsageError
-from cae.tasks import get_task
+from cae.data import Dataset
 from search.options import SweepOptions
 from search.samplers import make_sampler
-from search.storage import check_storage, keep_password
 from search.trial import TrialSettings, run_trial
-from spaces import Space, load_space, space_from_dict
+from spaces import Space
+
+
+@dataclass(frozen=True)
+class Trainable:
+    """What each Ray trial runs (``fn(config, data, settings)``), and the Ray Tune callbacks its trials need in
+    the driver (a benchmark's simulated clock, say)."""
+
+    fn: Callable[..., None] = run_trial
+    driver_callbacks: Sequence[Any] = field(default_factory=tuple)
+
+    @classmethod
+    def of(cls, value: Trainable | Callable[..., None]) -> Trainable:
+        """A trainable as given: a :class:`Trainable` as it is, a plain function with no driver callbacks."""
+        return value if isinstance(value, Trainable) else cls(value)
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,8 @@ class Sweep:
     max_epochs: int
     grid: Mapping[str, list[Any]] | None = None  # the finite space, when the sampler is ``grid``
     # What each Ray trial runs: caesweep's training (the default), or e.g. a tabular benchmark's replay; every
-    # trainable reports the records of results.reports (each epoch, then a final or a failed report). A
-    # trainable may carry `tune_callbacks`, Ray Tune callbacks its trials need in the driver.
-    trainable: Callable[..., None] = run_trial
+    # trainable reports the records of results.reports (each epoch, then a final or a failed report).
+    trainable: Trainable = field(default_factory=Trainable)
     verbose: bool = False  # Ray Tune's own per-trial tables on the terminal, besides the progress view
 
     @property
@@ -74,180 +75,3 @@ class Sweep:
         seed = self.opts.seed + 1_000_003 * (run - 1)
         return make_sampler(self.opts.sampler, seed, grid=dict(self.grid) if self.grid else None,
                             startup_trials=self.opts.startup_trials)
-
-
-def overrides(opts: SweepOptions, space: Space) -> dict[str, Any]:
-    """The CLI settings that replace the space's fixed ones (checked against the space's axes)."""
-    out: dict[str, Any] = {}
-    axes = {p.name for p in space.params}
-    if opts.task is not None:
-        if "task" in axes:
-            raise UsageError(f"space {space.name!r} searches the task itself; drop --task")
-        get_task(opts.task)
-        out["task"] = opts.task
-    if opts.data is not None:
-        parse_spec(opts.data)
-        out["data"] = opts.data
-    if opts.max_epochs is not None:
-        out["max_epochs"] = opts.max_epochs
-    out["seed"] = opts.seed  # one training seed for every trial: common random numbers, fair comparisons
-    if opts.objectives[0] in MONITORS:
-        # Early stopping and the restored weights follow the objective: the kept model is the one it ranks.
-        out["monitor"] = opts.objectives[0]
-    return out
-
-
-def grid_size(grid: Mapping[str, list[Any]]) -> int:
-    return math.prod(len(values) for values in grid.values())
-
-
-def _grid(opts: SweepOptions, space: Space) -> dict[str, list[Any]] | None:
-    if opts.sampler != "grid":
-        return None
-    try:
-        return space.grid()
-    except CaesweepError as exc:
-        raise UsageError(f"--sampler grid needs a finite space: {exc}, or choose another sampler") from None
-
-
-def _target(opts: SweepOptions, space: Space, grid: Mapping[str, list[Any]] | None, samples: int) -> int:
-    """The number of trials: a grid study runs each grid point once, at most."""
-    if grid is None or samples <= grid_size(grid):
-        return samples
-    print(f"note: the grid of space {space.name!r} has {grid_size(grid)} points; running {grid_size(grid)} "
-          f"trials instead of {samples}")
-    return grid_size(grid)
-
-
-def _build(
-    opts: SweepOptions, space: Space, paths: results.StudyPaths, storage_url: str | None, samples: int
-) -> Sweep:
-    """Check the options against the space, load the data and settle the trial settings (writes nothing)."""
-    extra = overrides(opts, space)
-    fixed = {**space.fixed, **extra}
-    from_flat({k: v for k, v in fixed.items() if k in ("task", "data", "image_size", "max_epochs", "seed")})
-    grid = _grid(opts, space)
-    if grid is not None:
-        make_sampler("grid", opts.seed, grid=grid)  # refuses values Optuna's GridSampler cannot take
-    limit = opts.limit if opts.limit is not None else fixed.get("limit")
-    data = load_dataset(str(fixed["data"]), image_size=int(fixed["image_size"]), seed=opts.split_seed, limit=limit)
-    local = not results.is_uri(opts.root)
-    settings = TrialSettings(
-        space=space, overrides=extra, gpus=opts.gpus_per_trial, cpus=opts.cpus_per_trial,
-        gpu_memory=opts.gpu_memory, models_dir=str(paths.models_dir.resolve()) if local else None,
-        tensorboard_dir=str(paths.tensorboard_dir.resolve()) if local else None,
-    )
-    max_epochs = int(fixed.get("max_epochs", 10))
-    return Sweep(opts, space, data, settings, paths, storage_url, _target(opts, space, grid, samples), max_epochs,
-                 grid)
-
-
-def local_paths(opts: SweepOptions) -> results.StudyPaths:
-    """The study folder on this machine (a URI root keeps only Ray's experiment remote)."""
-    root = results.DEFAULT_ROOT if results.is_uri(opts.root) else Path(opts.root)
-    return results.study_paths(opts.study, root)
-
-
-def plan_new(opts: SweepOptions, trainable: Callable[..., None] | None = None) -> Sweep:
-    """A new study's :class:`Sweep`; raises a :class:`CaesweepError` for any bad input, having written nothing."""
-    paths = local_paths(opts)
-    if paths.folder.exists():
-        raise UsageError(
-            f"study {opts.study!r} already exists at {paths.folder}; continue it with "
-            f"`python -m search resume --study {opts.study}` or pick another --study name"
-        )
-    space = load_space(opts.space)
-    samples = opts.samples or space.samples
-    storage_url = None
-    if opts.engine == "ray":
-        storage_url = check_storage(opts.storage) if opts.storage else paths.default_storage_url()
-    given = opts.storage
-    if given:  # study.json records the options: the URL as checked, without a password
-        opts = replace(opts, storage=storage_url)
-    sweep = _build(opts, space, paths, storage_url, samples)
-    if opts.engine == "keras-tuner":
-        from search.kt.engine import check_options
-
-        sweep = check_options(sweep)
-    results.check_root_writable(paths.root)
-    if given and opts.engine == "ray":
-        keep_password(given)  # last: a warning only once nothing else can refuse the study
-    return sweep if trainable is None else replace(sweep, trainable=trainable)
-
-
-def plan_resume(
-    paths: results.StudyPaths, meta: Mapping[str, Any], root: str | None, samples: int | None
-) -> tuple[Sweep, int]:
-    """A stored study's :class:`Sweep` and its current number of trials.
-
-    The space is the one stored in ``study.json``; when the file it came from has changed since, one line
-    says so and the stored space is used. ``root`` (the folder the study is found in now) replaces the root
-    it was created under, so a copied or moved study never touches the original's files.
-    """
-    opts, space, target = _stored_settings(paths, meta, samples)
-    if root is None or not results.is_uri(root):
-        here = str(paths.root)
-        opts = replace(opts, root=here if not results.is_uri(opts.root) else opts.root)
-    else:
-        opts = replace(opts, root=root)
-    _note_changed_space(space, opts.space)
-    storage_url = results.storage_url(meta, paths)
-    if storage_url is not None and storage_url != paths.default_storage_url():
-        check_storage(storage_url, label=f"study {paths.name!r} uses the storage")
-    sweep = _build(opts, space, paths, storage_url, target)
-    if opts.engine == "keras-tuner":
-        from search.kt.engine import check_options
-
-        sweep = check_options(sweep)
-    existing = _existing(sweep)
-    if samples is not None and samples <= existing:
-        raise UsageError(
-            f"study {paths.name!r} already has {existing} trials; --samples {samples} would add none (give more "
-            f"than {existing}, or resume without --samples to finish the trials it has)"
-        )
-    return sweep, existing
-
-
-def _stored_settings(
-    paths: results.StudyPaths, meta: Mapping[str, Any], samples: int | None
-) -> tuple[SweepOptions, Space, int]:
-    """The options, space and target a study.json records; a damaged record is a :class:`StudyError`."""
-    try:
-        opts = SweepOptions.from_dict(meta["options"])
-        space = space_from_dict(meta["space"])
-        target = samples if samples is not None else int(meta["samples"])
-    except CaesweepError as exc:
-        raise StudyError(f"{paths.meta} records settings that no longer hold ({exc}); restore it from a copy "
-                         "or start a new study") from None
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise StudyError(f"{paths.meta} is damaged ({type(exc).__name__}: {str(exc)[:120]}); restore it from a "
-                         "copy or start a new study") from None
-    return opts, space, target
-
-
-def _existing(sweep: Sweep) -> int:
-    if sweep.opts.engine == "keras-tuner":
-        from search.kt.engine import trial_count as kt_count
-
-        return kt_count(sweep)
-    from search.records import collect, search_trials
-
-    trials, _ = collect(sweep.paths, sweep.settings, sweep.storage_url)
-    return len(search_trials(trials))
-
-
-def _note_changed_space(stored: Space, source: str) -> None:
-    """One line when the space file a study was started from now says something else."""
-    try:
-        current: dict[str, Any] | None = _content(load_space(source))
-    except CaesweepError:
-        current = None
-    if current != _content(stored):
-        state = "is gone or unreadable" if current is None else "has changed"
-        print(f"note: space {source} {state} since the study started; continuing with the space stored in "
-              "study.json")
-
-
-def _content(space: Space) -> dict[str, Any]:
-    """What a space says, without where its file lies (a fresh clone moves the shipped files)."""
-    return {k: v for k, v in space.to_dict().items() if k != "path"}

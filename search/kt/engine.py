@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -110,3 +111,33 @@ def run(sweep: Sweep, meta: dict[str, Any], stop: Interruption, resume: bool) ->
 def trial_count(sweep: Sweep) -> int:
     """Trials keras-tuner has created so far: its ``trial_<id>`` folders (read without starting a search)."""
     return sum(1 for p in sweep.paths.kt_dir.glob("trial_*") if p.is_dir())
+
+
+class KerasTunerEngine:
+    """keras-tuner (:mod:`search.engine`'s protocol over this module's functions): one trial at a time, in this
+    process, no Ray; no confirm runs."""
+
+    name = "keras-tuner"
+    confirms = False
+
+    def check_options(self, sweep: Sweep) -> Sweep:
+        return check_options(sweep)
+
+    def prepare(self, sweep: Sweep) -> None:
+        check_cluster(sweep)
+
+    def run(self, sweep: Sweep, meta: dict[str, Any], stop: Interruption, resume: bool) -> pd.DataFrame:
+        return run(sweep, meta, stop, resume)
+
+    def trial_count(self, sweep: Sweep) -> int:
+        return trial_count(sweep)
+
+    def started(self, sweep: Sweep) -> bool:
+        return any(sweep.paths.folder.glob("kt/trial_*"))
+
+    def confirm(
+        self, sweep: Sweep, meta: dict[str, Any], stop: Interruption, configs: Sequence[dict[str, Any]],
+        target: int, unfinished: bool,
+    ) -> pd.DataFrame:
+        raise UsageError(f"study {sweep.paths.name!r} ran on keras-tuner; confirm runs on the Ray engine (a Ray "
+                         "study)")

@@ -15,7 +15,8 @@ import results
 from benchmarks import scale
 from benchmarks.cli import main
 from search import records
-from search.sweep import Sweep, plan_resume
+from search.plan import plan_resume
+from search.sweep import Sweep
 
 TRIALS = 20
 WORKERS = 4

@@ -147,7 +147,7 @@ def test_driver_never_imports_tensorflow() -> None:
         import sys
         import search.cli, search.commands, search.ray_engine, search.records, search.searcher, search.trial
         from search.options import SweepOptions
-        from search.sweep import plan_new
+        from search.plan import plan_new
         import tempfile
         opts = SweepOptions(study="x", space="quick", limit=16, root=tempfile.mkdtemp())
         sweep = plan_new(opts)

@@ -288,7 +288,7 @@ def test_a_hyperband_stage_rerun_over_a_leftover_checkpoint_folder(tmp_path: Pat
     from search.interrupt import Interruption
     from search.kt.trial import CHECKPOINT_DIR, TrialRunner
     from search.options import SweepOptions
-    from search.sweep import plan_new
+    from search.plan import plan_new
 
     space = write_space(tmp_path, CONDITIONAL_SPACE.replace("max_epochs: 1", "max_epochs: 2"))
     opts = SweepOptions(study="left", space=str(space), root=str(tmp_path), engine="keras-tuner", limit=16)
