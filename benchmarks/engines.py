@@ -41,6 +41,7 @@ from benchmarks import analyzers, clock, output, tabular
 from benchmarks.definitions import RunPlan, derived_space
 from benchmarks.sweeps import run_study, sweep_options
 from cae.errors import BenchmarkError
+from search import compat
 from search.sweep import Trainable
 from spaces import Space
 
@@ -250,7 +251,7 @@ def hyperband_events(space: Space, table: tabular.Table, seed: int, budget: int)
     rows: list[dict[str, Any]] = []
     clock = 0.0  # one trial at a time: simulated time is the sum of the replayed epochs' seconds
     with tempfile.TemporaryDirectory(prefix="caesweep-hyperband-") as folder:
-        oracle._set_project_dir(folder, "kt")  # keras-tuner's own setter; the oracle saves its trials there
+        compat.set_oracle_folder(oracle, folder, "kt")  # the oracle saves its trials there
         while len(rows) < budget:
             trial = oracle.create_trial("replay")
             if trial.status != "RUNNING":  # STOPPED: the space is exhausted (IDLE needs a parallel trial)

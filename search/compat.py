@@ -1,5 +1,12 @@
 """What caesweep needs of its dependencies beyond their public APIs, and the versions it was tested with.
 
+Every use of a dependency's private attributes lives here, each behind a check that the installed version is
+one it was tested with (:func:`require`), so an untested release fails in one clear line instead of somewhere
+deep in a sweep: Optuna has no public call to re-open a RUNNING trial by its number, nor to read one trial
+without reading the whole study (:func:`open_trial`, :func:`trial_by_number`); Ray Tune restores a run with the
+callbacks and searcher it pickled, with no public way to give it new ones (:func:`rebind_restored`); a
+keras-tuner oracle is given its folder only by a Tuner (:func:`set_oracle_folder`).
+
 A study outlives the process that started it: Ray pickles the searcher (and with it the Optuna sampler) into the
 run's state, and a resume months later unpickles it with whatever versions are installed then. So the
 dependencies that can break a study are bounded in ``pyproject.toml`` below their next minor release, the
@@ -22,8 +29,9 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 # The dependencies a study's files or a sweep's behaviour depend on: Ray's and Optuna's pickled state, Keras's
-# model files, TensorFlow's kernels, optuna-dashboard's and TensorBoard's readers of the study folder.
-GUARDED = ("ray", "optuna", "keras", "tensorflow", "optuna-dashboard", "tensorboard")
+# model files, TensorFlow's kernels, optuna-dashboard's and TensorBoard's readers of the study folder, and
+# keras-tuner's oracle state (a keras-tuner study's record).
+GUARDED = ("ray", "optuna", "keras", "tensorflow", "optuna-dashboard", "tensorboard", "keras-tuner")
 
 # The versions `make test` last passed with on a fresh install (2026-12-06, Python 3.11, 2 CPU cores, no GPU).
 TESTED: Mapping[str, str] = {
@@ -33,6 +41,7 @@ TESTED: Mapping[str, str] = {
     "tensorflow": "2.21.0",
     "optuna-dashboard": "0.21.0",
     "tensorboard": "2.21.0",
+    "keras-tuner": "1.4.8",
 }
 
 _LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
@@ -118,6 +127,61 @@ class PicklableLocks:
         self.__dict__.update(state)
         for name, reentrant in locks.items():
             setattr(self, name, threading.RLock() if reentrant else threading.Lock())
+
+
+class UntestedVersion(RuntimeError):
+    """A private attribute is used with a version of its package it was not tested with."""
+
+
+_checked: dict[str, bool] = {}
+
+
+def require(package: str, what: str) -> None:
+    """Refuse, in one line, to use ``package``'s private ``what`` unless its installed version is within the
+    bounds caesweep declares (the tested range)."""
+    if _checked.get(package):
+        return
+    requirement = bounds().get(package)
+    version = installed(package)
+    if requirement is None or version is None or not requirement.specifier.contains(Version(version), True):
+        allowed = spec_text(requirement) if requirement is not None else "undeclared"
+        raise UntestedVersion(f"caesweep uses {package}'s {what}, tested with {package} {allowed}; {package} "
+                              f"{version or 'missing'} is installed: run `make install` for a tested version")
+    _checked[package] = True
+
+
+def open_trial(study: Any, frozen: Any) -> Any:
+    """An ``optuna.Trial`` for a trial already in the study (RUNNING, asked by this or an earlier driver), to
+    report to, tell and annotate: Optuna builds one only from the trial's storage id."""
+    import optuna
+
+    require("optuna", "trial storage ids (FrozenTrial._trial_id)")
+    return optuna.Trial(study, frozen._trial_id)
+
+
+def trial_by_number(study: Any, number: int) -> Any:
+    """The FrozenTrial of trial ``number``, read alone (``study.get_trials`` reads every trial of the study)."""
+    require("optuna", "storage (Study._storage, Study._study_id)")
+    storage = study._storage
+    return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
+
+
+def rebind_restored(tuner: Any, callbacks: list[Any], searcher: Any | None) -> None:
+    """Give a Tuner made by ``Tuner.restore`` this driver's callbacks and, when the restored run had a searcher,
+    ``searcher`` in its place: Tune unpickles the ones the run was started with, bound to where the study was
+    then (a copied or moved study must never write into the original)."""
+    require("ray", "restored Tuner internals (Tuner._local_tuner)")
+    internal = tuner._local_tuner  # a local Tuner (no Ray client): always set
+    internal._run_config.callbacks = callbacks
+    if searcher is not None and internal._tune_config.search_alg is not None:
+        internal._tune_config.search_alg = searcher
+
+
+def set_oracle_folder(oracle: Any, folder: str, name: str) -> None:
+    """Where a keras-tuner oracle used without a Tuner (a benchmark's replay) keeps its trials: a Tuner would set
+    it through the same private setter."""
+    require("keras-tuner", "oracle folder setter (Oracle._set_project_dir)")
+    oracle._set_project_dir(folder, name)
 
 
 def main() -> int:

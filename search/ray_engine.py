@@ -30,7 +30,7 @@ import pandas as pd
 
 import results
 from cae.errors import UsageError
-from search import records
+from search import compat, records
 from search.interrupt import Interruption
 from search.progress import ProgressView
 from search.ray_files import clear_partials, recorded_trials, restore_deleted_checkpoints
@@ -325,14 +325,9 @@ def _restore_run(
         _set_aside_unrecorded(sweep, name)
     tuner = tune.Tuner.restore(path, trainable=_trainable(sweep), resume_unfinished=True, resume_errored=True,
                                storage_filesystem=filesystem)
-    # Tune unpickles the callbacks and the searcher the run was started with, bound to the study folder and
-    # the Optuna storage *where the study was then*. Bind them to where it is now (a copied or moved study
-    # must never write into the original); the searcher's own state (sampler, trials) is restored onto the
-    # new one from the experiment folder (StudySearch.restore keeps the new storage).
-    internal: Any = tuner._local_tuner  # a local Tuner (no Ray client): always set
-    internal._run_config.callbacks = _callbacks(sweep, stop, writer)
-    if isinstance(internal._tune_config.search_alg, StudySearch):  # a confirm run has no searcher
-        internal._tune_config.search_alg = _searcher(sweep)
+    # Bind the restored run to where the study is now; its searcher's bookkeeping is restored onto the new one
+    # from the experiment folder (StudySearch.restore: plain JSON, checked against the study's own storage).
+    compat.rebind_restored(tuner, _callbacks(sweep, stop, writer), _searcher(sweep))
     stop.run_started()
     _fit(tuner, sweep.samples)
     return True

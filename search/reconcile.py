@@ -5,6 +5,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
+from search import compat
 from search.searcher import ABANDONED_ATTR, FAIL_REASON_ATTR, RAY_TRIAL_ATTR
 from search.storage import open_storage
 
@@ -21,8 +22,8 @@ def close_orphans(storage_url: str, study_name: str, ray_trial_ids: set[str]) ->
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.user_attrs.get(RAY_TRIAL_ATTR) in ray_trial_ids:
             continue
-        study._storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, "orphaned: its driver stopped first")
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        compat.open_trial(study, trial).set_user_attr(FAIL_REASON_ATTR, "orphaned: its driver stopped first")
+        study.tell(trial.number, state=TrialState.FAIL)
         closed += 1
     return closed
 
@@ -44,8 +45,9 @@ def release_unrecorded(storage_url: str, study_name: str, ray_trial_ids: set[str
         if trial.state.is_finished():
             found.pop(rid)
             continue
-        study._storage.set_trial_user_attr(trial._trial_id, ABANDONED_ATTR, rid)
-        study._storage.set_trial_user_attr(trial._trial_id, RAY_TRIAL_ATTR, None)
+        running = compat.open_trial(study, trial)
+        running.set_user_attr(ABANDONED_ATTR, rid)
+        running.set_user_attr(RAY_TRIAL_ATTR, None)
         found[rid] = trial.number
     return found
 
