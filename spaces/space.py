@@ -27,13 +27,13 @@ from cae.config import (
     parse_filters,
 )
 from cae.errors import ModelConfigError, SpaceError
+from cae.tasks import TASKS as TASK_NAMES
 
 # Tuning-playbook vocabulary: what we compare, what we tune so the comparison is fair, what we hold still.
 ROLES = ("scientific", "nuisance", "fixed")
 KINDS = ("int", "float", "categorical")
-# The tasks of cae.tasks, repeated so that importing spaces stays cheap (a test keeps the two in step); the
-# colour-space axis lives here: colorize-rgb/-yuv/-lab differ only in the colour space of the target.
-TASKS = ("reconstruct", "reconstruct-gray", "colorize-rgb", "colorize-yuv", "colorize-lab", "denoise")
+# The task axis is cae.tasks' table (colorize-rgb/-yuv/-lab differ only in the colour space of the target).
+TASKS = tuple(TASK_NAMES)
 MAX_DEPTH = 8  # 8 halvings already need 256px images; the image size usually limits depth further
 MAX_FILTERS = 4096  # per level; beyond this a 2-core machine cannot train a single epoch
 # Filled in when a space leaves them out: the embedded tiles, reconstruction, and a 10-epoch budget.
@@ -305,6 +305,116 @@ class Param:
         return {**{k: v for k, v in entry.items() if v is not None}, "role": self.role}
 
 
+class _Axis(Protocol):
+    """One independent dimension of a space as the sampler sees it: a searched :class:`Param` on its own, or the
+    per-level filters together with the depth they depend on (:class:`_FilterLevels`)."""
+
+    @property
+    def resolved(self) -> str:
+        """The flat config key it gives."""
+        ...
+
+    def suggest(self, trial: TrialLike, grid: bool) -> dict[str, Any]:
+        """Its raw values, drawn with Optuna's ``suggest_*`` calls (``grid``: as the grid sampler needs them)."""
+        ...
+
+    def grid(self) -> list[Any]:
+        """Every value of its flat key (a :class:`SpaceError` when not finite)."""
+        ...
+
+    def size(self, grid: bool) -> int:
+        """How many different sets of raw values it samples (a :class:`SpaceError` when not finite)."""
+        ...
+
+    def take(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Remove its raw values from ``raw``; its flat key and value ({} when ``raw`` has none of them)."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Single:
+    """A searched :class:`Param` on its own: its raw value is its flat value."""
+
+    param: Param
+
+    @property
+    def resolved(self) -> str:
+        return self.param.name
+
+    def suggest(self, trial: TrialLike, grid: bool) -> dict[str, Any]:
+        return {self.param.name: self.param.suggest(trial)}
+
+    def grid(self) -> list[Any]:
+        return self.param.grid_values()
+
+    def size(self, grid: bool) -> int:
+        return len(self.param.grid_values())
+
+    def take(self, raw: dict[str, Any]) -> dict[str, Any]:
+        return {self.param.name: raw.pop(self.param.name)} if self.param.name in raw else {}
+
+
+@dataclass(frozen=True)
+class _FilterLevels:
+    """Per-level filters and their depth, one axis: ``depth`` (searched, or fixed) then ``filters_1`` ..
+    ``filters_<depth>``, conditional on it; for the grid sampler, instead, one ``filters`` choice among every
+    list ("a-b-c", ascending lists only when ``increasing``)."""
+
+    levels: Param  # the filters axis, per_level
+    depth: Param | None  # the depth axis; None when depth is fixed
+    fixed_depth: int | None
+    space: str  # the space's name, for messages
+
+    @property
+    def resolved(self) -> str:
+        return "filters"
+
+    def depths(self) -> list[int]:
+        return self.depth.grid_values() if self.depth is not None else [cast(int, self.fixed_depth)]
+
+    def grid(self) -> list[str]:
+        lists: list[str] = []
+        for depth in self.depths():
+            if self.levels.increasing:
+                combos: Iterator[tuple[Any, ...]] = itertools.combinations_with_replacement(
+                    sorted(self.levels.choices), depth
+                )
+            else:
+                combos = itertools.product(self.levels.choices, repeat=depth)
+            lists.extend(format_filters(c) for c in combos)
+        return lists
+
+    def size(self, grid: bool) -> int:
+        if grid:
+            return len(self.grid())
+        return sum(len(self.levels.choices) ** depth for depth in self.depths())
+
+    def suggest(self, trial: TrialLike, grid: bool) -> dict[str, Any]:
+        if grid:
+            return {"filters": trial.suggest_categorical("filters", self.grid())}
+        values: dict[str, Any] = {}
+        if self.depth is not None:
+            values["depth"] = depth = self.depth.suggest(trial)
+        else:
+            depth = cast(int, self.fixed_depth)
+        for level in range(1, depth + 1):
+            values[f"filters_{level}"] = trial.suggest_categorical(f"filters_{level}", self.levels.choices)
+        return values
+
+    def take(self, raw: dict[str, Any]) -> dict[str, Any]:
+        if "filters" in raw:  # sampled for the grid: the list itself
+            raw.pop("depth", None)
+            return {"filters": raw.pop("filters")}
+        depth = raw.pop("depth", self.fixed_depth)
+        if isinstance(depth, bool) or not isinstance(depth, int):
+            raise SpaceError(f"space {self.space!r}: sampled values lack an integer depth (got {depth!r})")
+        missing = [f"filters_{i}" for i in range(1, depth + 1) if f"filters_{i}" not in raw]
+        if missing:
+            raise SpaceError(f"space {self.space!r}: depth {depth} but no value for {', '.join(missing)}")
+        counts = [raw.pop(f"filters_{i}") for i in range(1, depth + 1)]
+        return {"filters": format_filters(sorted(counts) if self.levels.increasing else counts)}
+
+
 class _FrozenMapping(Mapping[str, Any]):
     """A read-only, hashable, picklable mapping (Ray pickles spaces; a ``MappingProxyType`` cannot be)."""
 
@@ -417,39 +527,20 @@ class Space:
     def _param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
 
-    def _per_level(self) -> Param | None:
-        filters = self._param("filters")
-        return filters if filters is not None and filters.per_level else None
-
-    def _depths(self) -> list[int]:
-        depth = self._param("depth")
-        return depth.grid_values() if depth is not None else [self.fixed["depth"]]
-
-    def _filter_grid(self, levels: Param) -> list[str]:
-        """Every per-level filters list as "a-b-c" (ascending lists only when ``increasing``)."""
-        grid: list[str] = []
-        for depth in self._depths():
-            if levels.increasing:
-                combos: Iterator[tuple[Any, ...]] = itertools.combinations_with_replacement(
-                    sorted(levels.choices), depth
-                )
-            else:
-                combos = itertools.product(levels.choices, repeat=depth)
-            grid.extend(format_filters(c) for c in combos)
-        return grid
+    def _axes(self) -> tuple[_Axis, ...]:
+        """The space's independent axes, in the order they are sampled: each searched parameter on its own, then
+        per-level filters with their depth as one axis (last, so that adding it changed no other draw)."""
+        filters, depth = self._param("filters"), self._param("depth")
+        if filters is None or not filters.per_level:
+            return tuple(_Single(p) for p in self.params)
+        singles = tuple(_Single(p) for p in self.params if p.name not in ("depth", "filters"))
+        return (*singles, _FilterLevels(filters, depth, self.fixed.get("depth"), self.name))
 
     def size(self, *, grid: bool = False) -> int | None:
         """How many different sets of raw values :meth:`sample` can return (``grid``: as it samples for the grid
         sampler); None when an axis is continuous."""
         try:
-            levels = self._per_level()
-            rest = [p for p in self.params if levels is None or p.name not in ("depth", "filters")]
-            count = math.prod(len(p.grid_values()) for p in rest)
-            if levels is None:
-                return count
-            if grid:
-                return count * len(self._filter_grid(levels))
-            return count * sum(len(levels.choices) ** depth for depth in self._depths())
+            return math.prod(axis.size(grid) for axis in self._axes())
         except SpaceError:
             return None
 
@@ -460,24 +551,9 @@ class Space:
         they are suggested instead as one ``filters`` choice among :meth:`grid`'s lists (and depth is
         implied), which is what Optuna's ``GridSampler`` expects.
         """
-        levels = self._per_level()
-        values = {
-            p.name: p.suggest(trial)
-            for p in self.params
-            if levels is None or p.name not in ("depth", "filters")
-        }
-        if levels is None:
-            return values
-        if grid:
-            values["filters"] = trial.suggest_categorical("filters", self._filter_grid(levels))
-            return values
-        depth_axis = self._param("depth")
-        if depth_axis is not None:
-            values["depth"] = depth = depth_axis.suggest(trial)
-        else:
-            depth = self.fixed["depth"]
-        for level in range(1, depth + 1):
-            values[f"filters_{level}"] = trial.suggest_categorical(f"filters_{level}", levels.choices)
+        values: dict[str, Any] = {}
+        for axis in self._axes():
+            values.update(axis.suggest(trial, grid))
         return values
 
     def resolve(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -487,27 +563,18 @@ class Space:
         from the filters. Raises :class:`SpaceError` for values this space does not sample or for a
         combination the model cannot be built with.
         """
-        raw = dict(params)
-        levels = self._per_level()
-        if levels is not None and "filters" not in raw:
-            depth = raw.pop("depth", self.fixed.get("depth"))
-            if isinstance(depth, bool) or not isinstance(depth, int):
-                raise SpaceError(f"space {self.name!r}: sampled values lack an integer depth (got {depth!r})")
-            missing = [f"filters_{i}" for i in range(1, depth + 1) if f"filters_{i}" not in raw]
-            if missing:
-                raise SpaceError(f"space {self.name!r}: depth {depth} but no value for {', '.join(missing)}")
-            counts = [raw.pop(f"filters_{i}") for i in range(1, depth + 1)]
-            raw["filters"] = format_filters(sorted(counts) if levels.increasing else counts)
-        elif levels is not None:
-            raw.pop("depth", None)
-        expected = {p.name for p in self.params} - ({"depth"} if levels is not None else set())
-        unknown, missing = sorted(set(raw) - expected), sorted(expected - set(raw))
+        raw, axes = dict(params), self._axes()
+        taken: dict[str, Any] = {}
+        for axis in axes:
+            taken.update(axis.take(raw))
+        expected = {axis.resolved for axis in axes}
+        unknown, missing = sorted(raw), sorted(expected - set(taken))
         if unknown or missing:
             raise SpaceError(
                 f"space {self.name!r}: sampled values do not match the space (unknown: {unknown}, missing: "
                 f"{missing}); it samples {sorted(expected)}"
             )
-        flat = {**self.fixed, **raw}
+        flat = {**self.fixed, **taken}
         if "filters" in flat:
             flat["depth"] = len(parse_filters(flat["filters"]))
         try:
@@ -533,11 +600,7 @@ class Space:
         Per-level filters become explicit "a-b-c" lists under ``filters`` (depth is implied); sample with
         ``sample(trial, grid=True)`` so the trial suggests the same keys. A float range needs a step.
         """
-        levels = self._per_level()
-        if levels is None:
-            return {p.name: p.grid_values() for p in self.params}
-        grid = {p.name: p.grid_values() for p in self.params if p.name not in ("depth", "filters")}
-        return {**grid, "filters": self._filter_grid(levels)}
+        return {axis.resolved: axis.grid() for axis in self._axes()}
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly description in space-file form (``spaces.space_from_dict`` reads it back)."""
