@@ -21,7 +21,7 @@ from analysis import findings, tables
 from analysis.importance import Importance, importance
 from analysis.metrics import mode as metric_mode
 from analysis.optuna_view import distributions, is_numeric, search_study
-from results import Study
+from results import PRUNED, Study
 
 CURVES = 5  # learning curves are drawn for this many of the leaderboard's trials
 COSTS = ("params", "train_seconds")  # the Pareto fronts: metric vs size and vs training time
@@ -46,10 +46,10 @@ class StudyReport:
     status: pd.DataFrame
     failures: pd.DataFrame
     leaderboard: pd.DataFrame
-    seeds: pd.DataFrame  # per configuration with seed repeats: mean, std and 95 % CI over seeds, vs the best
+    seeds: pd.DataFrame  # per configuration with seed repeats: mean, std, 95 % CI over fresh seeds, tested vs best
     scientific: list[str]  # searched, varying, role scientific (in study order)
     nuisance: list[str]  # searched, varying, role nuisance
-    groups: dict[str, pd.DataFrame]  # hyperparameter -> mean/std/n/best of the metric per value
+    groups: dict[str, pd.DataFrame]  # hyperparameter -> mean/std/n/best/pruned per value, each tested vs the best
     pivot: tuple[str, str] | None
     pivot_mean: pd.DataFrame | None
     pivot_count: pd.DataFrame | None
@@ -91,6 +91,7 @@ def study_report(study: Study, metric: str, top: int) -> StudyReport:
     logs = study.paths.tensorboard_dir
     dists = distributions(study.meta, trials, compared)
     ranked = importance(done, compared, metric, mode)
+    pruned = trials[trials["status"] == PRUNED]
     report = StudyReport(
         name=study.name,
         meta=study.meta,
@@ -105,7 +106,7 @@ def study_report(study: Study, metric: str, top: int) -> StudyReport:
         seeds=seeds,
         scientific=scientific,
         nuisance=nuisance,
-        groups={p: tables.group_summary(done, p, metric, mode) for p in compared},
+        groups={p: tables.group_summary(done, p, metric, mode, pruned) for p in compared},
         pivot=pivot,
         pivot_mean=None if pivot is None else tables.pivot(done, *pivot, metric),
         pivot_count=None if pivot is None else tables.pivot(done, *pivot, metric, how="count"),
@@ -140,14 +141,16 @@ def _contour_pair(candidates: Sequence[str], dists: Mapping[str, BaseDistributio
 def study_findings(report: StudyReport) -> list[str]:
     """The report's sentences, most important first."""
     n = len(report.done)
+    sampler = report.meta.get("sampler")
     sentences = findings.status(report.status, report.failures, report.meta.get("status"))
     sentences += findings.best(report.done, report.metric)
     sentences += findings.seeds(report.seeds, report.repeats, tables.seed_metric(report.metric),
                                 report.meta.get("confirm"))
     sentences += findings.beat_baseline(report.done)
     sentences += findings.importance(report.importance, report.metric, n)
-    sentences += findings.groups({p: report.groups[p] for p in report.scientific}, report.metric, report.mode)
-    sentences += findings.correlations(report.correlations, report.metric, report.mode)
+    sentences += findings.groups({p: report.groups[p] for p in report.scientific}, report.metric, report.mode,
+                                 sampler)
+    sentences += findings.correlations(report.correlations, report.metric, report.mode, sampler)
     for cost, front in report.pareto.items():
         sentences += findings.pareto(front, report.metric, cost, n)
     return sentences

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from analysis import tables
 from analysis.build import Comparison, StudyReport
 from analysis.metrics import fmt, fmt_ci, label
 
@@ -33,11 +34,24 @@ class Bullets:
     items: list[str]
 
 
+# Said by every table that shows an MSE (Table.title): on [-1, 1] an error is 4x what it is on [0, 1].
+PIXEL_RANGE = f"MSE on pixel values in {tables.PIXEL_RANGE}, 4x the same error on [0, 1]"
+
+
 @dataclass(frozen=True)
 class Table:
     frame: pd.DataFrame
     caption: str = ""
     formats: Mapping[str, str] = field(default_factory=dict)  # column -> the column whose number format it uses
+
+    @property
+    def title(self) -> str:
+        """The caption, followed by the pixel range when the table shows an MSE (a column or the caption names
+        one): every MSE table says its range."""
+        names = [str(c).lower() for c in self.frame.columns] + [self.caption.lower()]
+        if not any("mse" in name for name in names) or PIXEL_RANGE in self.caption:
+            return self.caption
+        return f"{self.caption} ({PIXEL_RANGE})" if self.caption else PIXEL_RANGE
 
 
 @dataclass(frozen=True)
@@ -78,11 +92,16 @@ def better(metric: str, mode: str) -> str:
 def study_blocks(report: StudyReport, images: Mapping[str, str], grid_note: str, level: int = 1) -> list[Block]:
     """The sections of one study's report; ``images`` maps a figure's stem to its PNG file name."""
     metric, meta = report.metric, report.meta
-    blocks: list[Block] = [Heading(f"Study {report.name}", level), Text(_describe(meta)), Text(_logs(report))]
+    blocks: list[Block] = [Heading(f"Study {report.name}", level)]
+    if tables.test_metric_note(metric):
+        blocks.append(Text(f"Caution: {tables.test_metric_note(metric)}"))
+    blocks += [Text(_describe(meta)), Text(_logs(report))]
     blocks += [Heading("Findings", level + 1), Bullets(report.findings)]
     ranked = (
         f"The top {len(report.leaderboard)} of {len(report.done)} finished trials, ranked by "
-        f"{better(metric, report.mode)}."
+        f"{better(metric, report.mode)}; each row is one run with one training seed, and the top row is the best "
+        f"of {len(report.done)} such runs, so its scores are likely optimistic: a fresh run of the same "
+        "configuration tends to score worse (`python -m search confirm` measures by how much)."
         if len(report.done)
         else f"No trial has finished with a {label(metric)} yet."
     )
@@ -167,7 +186,11 @@ def _comparison_blocks(report: StudyReport, level: int) -> list[Block]:
     blocks: list[Block] = [
         Heading("Architecture comparison", level),
         Text(f"{better(metric, report.mode)}: mean, standard deviation and number of finished trials per value "
-             "of each hyperparameter that varied (numeric ones with many values are binned)."),
+             "of each hyperparameter that varied (numeric ones with many values are binned), how many trials of "
+             "each value were pruned (they are not in its mean), and each value against the one with the best "
+             "mean: Welch's t-test with Holm's correction over the other values (p vs best, adjusted; \"no "
+             "difference detected\" is not equality). The trials of one value differ in every other "
+             "hyperparameter, so these compare values over the trials the search ran, not at equal settings."),
     ]
     if not report.groups:
         blocks.append(Text("No hyperparameter varied among the finished trials, so there is nothing to compare."))
@@ -193,15 +216,20 @@ def pivot_cells(mean: pd.DataFrame, count: pd.DataFrame, metric: str) -> pd.Data
     return cells
 
 
-# Said under the seed repeats table: what the interval is and what "not distinguishable" means.
+# Said under the seed repeats table: what the interval includes and what the test says.
 SEEDS = (
-    "Each configuration re-trained with new training seeds on the same data split (python -m search confirm), "
-    "pooled with its original run: mean ± half-width of the 95 % confidence interval of the mean "
-    "(Student t with n - 1 degrees of freedom) over the n runs that finished, and the sample standard deviation "
-    "between seeds. vs best: \"not distinguishable from the best\" when the interval overlaps that of the "
-    "configuration with the best mean; intervals that are apart are a conservative sign of a real difference. "
-    "The leaderboard's own ranking rests on one seed per configuration."
+    "Each configuration re-trained with fresh training seeds on the same data split (python -m search confirm): "
+    "mean ± half-width of the 95 % confidence interval of the mean (Student t with n - 1 degrees of freedom) over "
+    "the n fresh runs that finished, and their sample standard deviation. The interval includes the training "
+    "seed's variance only: the split, and so the test images, are the same in every run. The selected run, the "
+    "search's own run of the configuration, is shown apart (selected): it won its place on its own scores, so "
+    "it is biased towards luck and is no evidence for itself. vs best: each configuration's fresh seeds against "
+    "those of the configuration with the best mean, Welch's t-test with Holm's correction over the K - 1 "
+    "comparisons (p vs best is the adjusted p-value); \"no difference detected\" means the test did not find one, "
+    "not that the two are equal: with a few seeds a side it misses differences of a few standard deviations."
 )
+SEED_CELL = "over fresh seeds (95 % CI, training seeds)"  # the header of a joined seed-statistics column
+TEST_IMAGES_CELL = "(95 % CI, test images)"  # the header of a score joined with its interval over test images
 
 
 def seed_blocks(report: StudyReport, level: int) -> list[Block]:
@@ -212,33 +240,53 @@ def seed_blocks(report: StudyReport, level: int) -> list[Block]:
     if report.seeds.empty:
         return [*blocks, Text("No seed repeat of a ranked configuration has been recorded yet.")]
     frame = seed_cells(report.seeds, std=True).rename(columns={"rank": "search rank"})
-    return [*blocks, Table(frame, "Scores over training seeds")]
+    return [*blocks, Table(frame, "Scores over fresh training seeds")]
 
 
 def leaderboard_cells(board: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard as shown: its seed statistics joined into text cells (:func:`seed_cells`), or left out
-    when no configuration on it was re-trained with new seeds; the PCA columns left out when no trial on it has
-    a PCA number (leaderboard.csv keeps every column)."""
+    """The leaderboard as shown: each score joined with its interval into text cells, the seed statistics
+    (:func:`seed_cells`) left out when no configuration on it has an interval over fresh seeds, the PCA columns
+    when no trial on it has a PCA number, and the pixel range (the table's title says it); leaderboard.csv keeps
+    every column."""
+    board = board.drop(columns=[c for c in ("pixel_range",) if c in board.columns])
     if not _has_pca(board):
         board = board.drop(columns=[c for c in PCA_COLUMNS if c in board.columns])
+    board = _with_interval(board, "test_mse", "test_mse_ci95")
     if "n_seeds" in board and (board["n_seeds"] >= 2).any():
         return seed_cells(board, std=False)
-    drop = [c for c in board.columns if c in ("n_seeds", "vs_best") or c.endswith(("_mean", "_std", "_ci95"))]
+    drop = [c for c in board.columns if c in ("n_seeds", "p_vs_best", "vs_best") or c.endswith(SEED_SUFFIXES)]
     return board.drop(columns=drop)
 
 
+SEED_SUFFIXES = ("_seed_mean", "_seed_std", "_seed_ci95")
+
+
+def _with_interval(board: pd.DataFrame, score: str, half: str) -> pd.DataFrame:
+    """``score`` and its interval over test images (``half``, a half-width) as one text column, when any trial
+    has the interval; else the interval column is left out."""
+    if half not in board:
+        return board
+    if score not in board or board[half].isna().all():
+        return board.drop(columns=half)
+    cells = [fmt_ci(score, m, h) or fmt(score, m) for m, h in zip(board[score], board[half], strict=True)]
+    out = board.drop(columns=half)
+    out[score] = cells
+    return out.rename(columns={score: f"{score} {TEST_IMAGES_CELL}"})
+
+
 def seed_cells(frame: pd.DataFrame, std: bool) -> pd.DataFrame:
-    """Join each score's ``_mean``, ``_ci95`` and n_seeds into one column ``"<score> over seeds (95 % CI)"``
-    whose cells read ``"0.01230 ± 0.00041 (n=4)"`` (empty without an interval); with ``std`` the standard
-    deviation stays as ``"<score> std"``, else it is left out."""
+    """Join each score's ``_seed_mean``, ``_seed_ci95`` and n_seeds into one column ``"<score> over fresh seeds
+    (95 % CI, training seeds)"`` whose cells read ``"0.01230 ± 0.00041 (n=4)"`` (empty without an interval); with
+    ``std`` the standard deviation stays as ``"<score> seed std"``, else it is left out."""
     out = frame.copy()
-    for mean in [c for c in frame.columns if c.endswith("_mean")]:
-        score = mean.removesuffix("_mean")
-        pairs = zip(frame[mean], frame[f"{score}_ci95"], frame["n_seeds"], strict=True)
+    for mean in [c for c in frame.columns if c.endswith("_seed_mean")]:
+        score = mean.removesuffix("_seed_mean")
+        pairs = zip(frame[mean], frame[f"{score}_seed_ci95"], frame["n_seeds"], strict=True)
         cells = [f"{fmt_ci(score, m, h)} (n={n})" if fmt_ci(score, m, h) else "" for m, h, n in pairs]
-        out.insert(out.columns.get_loc(mean), f"{score} over seeds (95 % CI)", cells)
-        out = out.drop(columns=[mean, f"{score}_ci95"])
-        out = out.rename(columns={f"{score}_std": f"{score} std"}) if std else out.drop(columns=f"{score}_std")
+        out.insert(out.columns.get_loc(mean), f"{score} {SEED_CELL}", cells)
+        out = out.drop(columns=[mean, f"{score}_seed_ci95"])
+        std_column = f"{score}_seed_std"
+        out = out.rename(columns={std_column: f"{score} seed std"}) if std else out.drop(columns=std_column)
     return out.drop(columns="n_seeds")
 
 
@@ -248,7 +296,9 @@ def _statistics_blocks(report: StudyReport, level: int) -> list[Block]:
     if report.correlations.empty:
         blocks.append(Text("No numeric hyperparameter varied among at least 3 finished trials."))
     else:
-        blocks.append(Table(report.correlations, f"Spearman rank correlation with {label(metric)}"))
+        family = len(report.correlations)
+        blocks.append(Table(report.correlations, f"Spearman rank correlation with {label(metric)}; p_holm is "
+                            f"Holm-adjusted over the {family} hyperparameter{'' if family == 1 else 's'}"))
     blocks.append(Heading("Hyperparameter importance", level))
     if report.importance.table.empty:
         blocks.append(Text(report.importance.note))
@@ -264,10 +314,13 @@ def _statistics_blocks(report: StudyReport, level: int) -> list[Block]:
 
 def comparison_blocks(comparison: Comparison, figure: str | None) -> list[Block]:
     """The side-by-side section that opens a several-study report."""
-    blocks: list[Block] = [
-        Heading("Comparison of studies", 1),
+    blocks: list[Block] = [Heading("Comparison of studies", 1)]
+    if tables.test_metric_note(comparison.metric):
+        blocks.append(Text(f"Caution: {tables.test_metric_note(comparison.metric)}"))
+    blocks += [
         Text(f"Each study's best and median {better(comparison.metric, comparison.mode)}; test MSE, trivial "
-             "MSE, skill, PCA MSE and skill vs PCA are those of each study's best trial."),
+             "MSE, skill, PCA MSE and skill vs PCA are those of each study's best trial, one run each: the best "
+             "of its study's complete trials (N), so a study with more trials is favoured by selection alone."),
         Table(comparison.table),
     ]
     if comparison.findings:

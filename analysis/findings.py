@@ -11,15 +11,17 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import tables
+from analysis import inference, tables
 from analysis.importance import Importance
 from analysis.metrics import fmt, fmt_ci, label
 from results import COMPLETE, FAILED, PENDING, PRUNED, RUNNING
 
 SMALL_N = 10  # fewer trials than this behind a correlation: say it is uncertain
-SMALL_GROUP = 3  # a group mean over fewer trials than this is uncertain
 SMALL_IMPORTANCE = 20  # importance estimates from fewer trials than this are uncertain
-ALPHA = 0.05  # a correlation with a larger p-value is "not significant"
+ALPHA = inference.ALPHA  # a comparison or correlation with a larger (Holm-adjusted) p-value is not detected
+# Samplers that draw every trial independently of the results so far; any other sampler (TPE, CMA-ES, GP,
+# NSGA-II, keras-tuner's) chooses where to sample from earlier results.
+INDEPENDENT_SAMPLERS = frozenset({"random", "grid", "qmc"})
 _COSTS = {"params": "size", "train_seconds": "training time"}
 SHOW = 3  # how many items a sentence lists (top parameters, Pareto points)
 
@@ -106,9 +108,9 @@ def _against_trivial(top: pd.Series) -> str:
 
 
 def seeds(table: pd.DataFrame, repeats: pd.DataFrame, basis: str, confirm: Mapping[str, Any] | None) -> list[str]:
-    """What the seed repeats say: how many ran, each re-trained configuration's mean and 95 % CI over seeds
-    (on ``basis``, :func:`analysis.tables.seed_metric`), which are not distinguishable from the best, and
-    whether the search's own first place held up.
+    """What the seed repeats say: how many ran, each re-trained configuration's mean and 95 % CI over its fresh
+    seeds (on ``basis``, :func:`analysis.tables.seed_metric`) next to its selected run, the test of each against
+    the best mean, and whether the search's own first place held up.
 
     ``table`` is :func:`analysis.tables.seed_statistics`; ``confirm`` the study's ``{"top": K, "repeats": R}``.
     """
@@ -120,51 +122,65 @@ def seeds(table: pd.DataFrame, repeats: pd.DataFrame, basis: str, confirm: Mappi
     counts = repeats["status"].value_counts()
     ended = ", ".join(f"{counts[s]} {s.lower()}" for s in (COMPLETE, FAILED, PRUNED, RUNNING, PENDING) if s in counts)
     sentences = [f"Seed repeats{asked}: {len(repeats)} run{'' if len(repeats) == 1 else 's'}, {ended}."]
-    shown = table[table["vs_best"] != ""]
+    shown = table[table[f"{basis}_seed_ci95"].notna()]
     if len(shown):
         items = "; ".join(
-            f"{r['architecture']} ({r['trial_id']}): {label(basis)} "
-            f"{fmt_ci(basis, r[f'{basis}_mean'], r[f'{basis}_ci95'])} (95 % CI, n = {r['n_seeds']} seeds)"
+            f"{_name(r)}: {label(basis)} {fmt_ci(basis, r[f'{basis}_seed_mean'], r[f'{basis}_seed_ci95'])} "
+            f"(n = {r['n_seeds']}; selected run {fmt(basis, r[f'{basis}_selected'])})"
             for _, r in shown.iterrows()
         )
-        sentences.append(f"Over training seeds, same data split: {items}.")
-    lonely = table[table["vs_best"] == ""]["trial_id"].tolist()
+        sentences.append(
+            "Over fresh training seeds, same data split, mean ± 95 % CI (training-seed variance only; the selected "
+            f"run is left out: it won the ranking on its own scores, so it is no evidence for itself): {items}."
+        )
+    lonely = table[table[f"{basis}_seed_ci95"].isna()]["trial_id"].tolist()
     if lonely:
-        sentences.append(
-            f"{', '.join(lonely)}: no repeat finished with test scores, so {'its' if len(lonely) == 1 else 'their'} "
-            "numbers rest on one seed."
-        )
-    return sentences + _seed_verdict(shown, basis)
+        have = "it has" if len(lonely) == 1 else "they have"
+        sentences.append(f"{', '.join(lonely)}: fewer than 2 fresh seeds finished with test scores, so {have} no "
+                         "interval over seeds and no test against the best.")
+    return sentences + _seed_verdict(table[table["vs_best"] != ""], basis)
 
 
-def _seed_verdict(shown: pd.DataFrame, basis: str) -> list[str]:
-    """Which confirmed configurations the seeds do not separate from the best, and whether the search's first
-    place among them is still first."""
-    if len(shown) < 2:
+def _name(row: Mapping[str, Any]) -> str:
+    return f"{row['architecture']} ({row['trial_id']})"
+
+
+def _p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+
+def _seed_verdict(tested: pd.DataFrame, basis: str) -> list[str]:
+    """Each confirmed configuration tested against the best mean over fresh seeds, and whether the search's first
+    place among them still stands."""
+    if len(tested) < 2:
         return []
-    best = shown[shown["vs_best"] == tables.BEST].iloc[0]
-    name = f"{best['architecture']} ({best['trial_id']})"
-    tied = shown[shown["vs_best"] == tables.TIED]
-    if len(tied):
-        listed = ", ".join(f"{r['architecture']} ({r['trial_id']})" for _, r in tied.iterrows())
-        verb = "is" if len(tied) == 1 else "are"
-        sentence = (
-            f"{listed} {verb} not distinguishable from the best over seeds, {name}: their 95 % intervals of "
-            f"{label(basis)} overlap, so these seeds do not tell them apart."
-        )
-    else:
-        others = len(shown) - 1
-        sentence = (
-            f"The best over seeds, {name}, is distinguishable from the other {others} confirmed "
-            f"configuration{'' if others == 1 else 's'}: no 95 % interval of {label(basis)} overlaps its own."
-        )
+    best = tested[tested["vs_best"] == tables.BEST].iloc[0]
+    others = len(tested) - 1
+    parts = []
+    for kind in (tables.WORSE, tables.NO_DIFFERENCE):
+        rows = tested[tested["vs_best"] == kind]
+        if len(rows):
+            listed = ", ".join(f"{_name(r)} ({_p(r['p_vs_best'])})" for _, r in rows.iterrows())
+            parts.append(f"{'worse' if kind == tables.WORSE else 'no difference detected'}: {listed}")
+    sentence = (f"Against the best mean over fresh seeds, {_name(best)} (Welch's t-test on {label(basis)}, "
+                f"Holm-adjusted over {others} comparison{'' if others == 1 else 's'}): {'; '.join(parts)}.")
+    if (tested["vs_best"] == tables.NO_DIFFERENCE).any():
+        sentence += (" No difference detected is not equality: with a few seeds a side the test misses "
+                     "differences of a few standard deviations.")
     sentences = [sentence]
-    first = shown.iloc[0]  # rows follow the search's ranking
+    first = tested.iloc[0]  # rows follow the search's ranking
     if first["trial_id"] != best["trial_id"]:
-        sentences.append(
-            f"The search ranked {first['architecture']} ({first['trial_id']}) first among these, but over seeds "
-            f"{name} has the better mean {label(basis)}: a single seed's ranking did not hold."
-        )
+        if first["vs_best"] == tables.WORSE:
+            sentences.append(
+                f"The search ranked {_name(first)} first among these, but over fresh seeds it is worse than "
+                f"{_name(best)} ({_p(first['p_vs_best'])}): a single seed's ranking did not hold."
+            )
+        else:
+            sentences.append(
+                f"The search ranked {_name(first)} first among these; over fresh seeds {_name(best)} has the better "
+                f"mean {label(basis)}, but no difference between them is detected ({_p(first['p_vs_best'])}), so "
+                "the seeds neither confirm nor overturn the search's order."
+            )
     return sentences
 
 
@@ -218,44 +234,94 @@ def importance(result: Importance, metric: str, n_done: int) -> list[str]:
     return [sentence]
 
 
-def correlations(table: pd.DataFrame, metric: str, mode: str) -> list[str]:
-    """One sentence per numeric hyperparameter: Spearman's rho, its p-value and n, and what it means."""
+def adaptive(sampler: str | None) -> list[str]:
+    """Said before the group comparisons and correlations when the trials were not independent draws."""
+    if not sampler or sampler in INDEPENDENT_SAMPLERS:
+        return []
+    return [f"The group comparisons and correlations below rest on adaptively sampled trials ({sampler} chose "
+            "each trial from the results before it, sampling more where scores were good), not on independent "
+            "draws: their tests describe these trials, not the whole space."]
+
+
+def correlations(table: pd.DataFrame, metric: str, mode: str, sampler: str | None = None) -> list[str]:
+    """One sentence per numeric hyperparameter: Spearman's rho, its Holm-adjusted p-value and n, and what it
+    means; a relation is said only where the adjusted p-value is below :data:`ALPHA`."""
     sentences = []
+    family = len(table)
+    adapted = "" if not sampler or sampler in INDEPENDENT_SAMPLERS else ", adaptively sampled trials"
     for row in table.itertuples():
-        p = "p < 0.001" if row.p_value < 0.001 else f"p = {row.p_value:.2f}"
-        text = f"{label(row.param)} vs {label(metric)}: Spearman rho = {row.rho:.2f} ({p}), n = {row.n}: "
-        if row.strength == "none":
-            text += "no monotone relation"
+        p = "p < 0.001" if row.p_holm < 0.001 else f"p = {row.p_holm:.2f}"
+        text = (f"{label(row.param)} vs {label(metric)}: Spearman rho = {row.rho:.2f} (Holm-adjusted {p} over "
+                f"{family} hyperparameter{'' if family == 1 else 's'}{adapted}), n = {row.n}: ")
+        better = (row.rho < 0) == (mode == "min")
+        direction = f"larger {label(row.param)} goes with {'better' if better else 'worse'} {label(metric)}"
+        if row.p_holm < ALPHA:
+            text += f"{row.strength} monotone relation, {direction}"
         else:
-            better = (row.rho < 0) == (mode == "min")
-            text += f"{row.strength} monotone relation, larger {label(row.param)} goes with "
-            text += f"{'better' if better else 'worse'} {label(metric)}"
-            if row.p_value >= ALPHA:
-                text += " (not significant at 5%)"
+            text += "no monotone relation detected"
+            if row.strength != "none":
+                text += f" (the estimate is {row.strength}: {direction})"
         if row.n < SMALL_N:
             text += f"; uncertain with only {row.n} trials"
         sentences.append(text + ".")
     return sentences
 
 
-def groups(summaries: dict[str, pd.DataFrame], metric: str, mode: str) -> list[str]:
-    """For each scientific hyperparameter: its best and worst value on average."""
+def groups(summaries: dict[str, pd.DataFrame], metric: str, mode: str, sampler: str | None = None) -> list[str]:
+    """For each scientific hyperparameter: the value with the best mean, and each other value tested against it
+    (:func:`analysis.tables.group_summary`); "best on average" only when every other value is worse by the test.
+    Pruned trials, which are not in the means, are counted per value."""
     sentences = []
     mean = f"{metric} mean"
     for param, table in summaries.items():
         if len(table) < 2:
             continue
-        ordered = table.sort_values(mean, ascending=mode == "min", kind="stable")
-        first, last = ordered.iloc[0], ordered.iloc[-1]
-        text = (
-            f"{label(param)}: {fmt(param, first[param])} is best on average (mean {label(metric)} "
-            f"{fmt(metric, first[mean])}, n = {int(first['n'])}), {fmt(param, last[param])} worst "
-            f"({fmt(metric, last[mean])}, n = {int(last['n'])})"
-        )
-        if table["n"].min() < SMALL_GROUP:
-            text += f"; groups of fewer than {SMALL_GROUP} trials make this uncertain"
+        tested = table[table["vs_best"] != ""]
+        if tested.empty:
+            first = table.sort_values(mean, ascending=mode == "min", kind="stable").iloc[0]
+            text = (f"{label(param)}: {fmt(param, first[param])} has the best mean {label(metric)} "
+                    f"({fmt(metric, first[mean])}, n = {int(first['n'])}); no two values have 2 finished trials "
+                    "each, so nothing is tested")
+        else:
+            text = _group_sentence(param, table, metric)
+        if table["pruned"].sum():
+            counts = ", ".join(f"{int(r['pruned'])} of {fmt(param, r[param])}" for _, r in table.iterrows()
+                               if r["pruned"])
+            text += (f"; pruned trials are not in these means ({counts}): a scheduler stops the trials that look "
+                     "worse early, so a value with many pruned trials looks better in its mean than its trials were")
         sentences.append(text + ".")
-    return sentences
+    return (adaptive(sampler) if sentences else []) + sentences
+
+
+def _group_sentence(param: str, table: pd.DataFrame, metric: str) -> str:
+    mean = f"{metric} mean"
+    best = table[table["vs_best"] == tables.BEST].iloc[0]
+    others = table[table.index != best.name]
+    worse = others[others["vs_best"] == tables.WORSE]
+    tested = others[others["vs_best"] != ""]
+    head = f"{fmt(param, best[param])}"
+    where = f"(mean {label(metric)} {fmt(metric, best[mean])}, n = {int(best['n'])})"
+    test = (f"Welch's t-test against {head}, Holm-adjusted over {len(tested)} comparison"
+            f"{'' if len(tested) == 1 else 's'}")
+
+    def listed(rows: pd.DataFrame, p: bool = True) -> str:
+        return ", ".join(f"{fmt(param, r[param])} ({fmt(metric, r[mean])}, n = {int(r['n'])}"
+                         + (f", {_p(r['p_vs_best'])})" if p else ")") for _, r in rows.iterrows())
+
+    if len(worse) == len(others):
+        return f"{label(param)}: {head} is best on average {where}: every other value is worse ({listed(worse)}; " \
+            f"{test})"
+    parts = [f"{label(param)}: {head} has the best mean {label(metric)} ({fmt(metric, best[mean])}, n = "
+             f"{int(best['n'])})"]
+    if len(worse):
+        parts.append(f"worse: {listed(worse)}")
+    same = others[others["vs_best"] == tables.NO_DIFFERENCE]
+    if len(same):
+        parts.append(f"no difference detected: {listed(same)}")
+    untested = others[others["vs_best"] == ""]
+    if len(untested):
+        parts.append(f"untested (fewer than 2 finished trials): {listed(untested, p=False)}")
+    return "; ".join(parts) + f" ({test})"
 
 
 def pareto(front: pd.DataFrame, metric: str, cost: str, n_done: int) -> list[str]:
@@ -280,13 +346,16 @@ def _amount(cost: str, value: float) -> str:
 
 
 def comparison(table: pd.DataFrame, metric: str, mode: str) -> list[str]:
-    """Which of several studies reached the best ``metric``."""
+    """Which of several studies reached the best ``metric``, each with the N its best is the best of."""
     column = f"best {metric}"
     ranked = table.dropna(subset=[column]).sort_values(column, ascending=mode == "min", kind="stable")
     if len(ranked) < 2:
         return []
-    listed = ", ".join(f"{r['study']} {fmt(metric, r[column])}" for _, r in ranked.iterrows())
-    sentence = f"Best {label(metric)} by study: {listed} (best first; compare skill when the tasks differ)."
+    listed = ", ".join(f"{r['study']} {fmt(metric, r[column])} (best of {trials(int(r['complete']), 'finished')})"
+                       for _, r in ranked.iterrows())
+    sentence = (f"Best {label(metric)} by study: {listed} (best first; compare skill when the tasks differ). Each "
+                "is one run, the best of its study's N: the best of more trials is better by selection alone, so "
+                "unequal N favour the larger study, and these values are not tested against each other.")
     if ranked["complete"].min() < SMALL_N:
         sentence += f" A study with fewer than {SMALL_N} finished trials makes this ranking uncertain."
     return [sentence]

@@ -21,7 +21,11 @@ NOT_METRICS = frozenset(
     {"trial_id", "number", "status", "repeat_of", "architecture", "pca_k", "pca_matched", "node", "error", "started_at",
      "finished_at"}
 )
-METRICS = tuple(c for c in TRIAL_COLUMNS if c not in NOT_METRICS)
+# An interval's half-width (``test_mse_ci95``) says how sure a score is; it is not a score to rank by.
+METRICS = tuple(c for c in TRIAL_COLUMNS if c not in NOT_METRICS and not c.endswith("_ci95"))
+# Scores measured on the held-out test split (skill and skill_pca are ratios of test scores): ranking by one
+# selects on the test split.
+TEST_SCORES = ("native_mse", "skill", "skill_pca")
 
 # Higher is better for these name parts; everything else (mse, loss, params, seconds, epochs) is better low.
 _HIGHER_IS_BETTER = ("psnr", "ssim", "skill", "images_per_second")
@@ -62,6 +66,9 @@ LABELS = {
     "batch_norm": "batch norm",
     "cumulative_seconds": "cumulative train time (s)",
     "vs_best": "vs best",
+    "p_vs_best": "p vs best",
+    "n_seeds": "fresh seeds",
+    "pixel_range": "pixel range",
 }
 
 
@@ -70,8 +77,16 @@ def mode(metric: str) -> str:
     return "max" if any(part in metric for part in _HIGHER_IS_BETTER) else "min"
 
 
+def is_test_metric(metric: str) -> bool:
+    """True for a score of the held-out test split (``test_*``, native_mse, skill, skill_pca)."""
+    return metric.startswith("test_") or metric in TEST_SCORES
+
+
 def label(column: str) -> str:
-    """The readable name of a column, e.g. ``"test_psnr"`` -> ``"test PSNR (dB)"``."""
+    """The readable name of a column, e.g. ``"test_psnr"`` -> ``"test PSNR (dB)"``, ``"test_mse_selected"`` ->
+    ``"test MSE, selected run"``."""
+    if column.endswith("_selected") and column not in LABELS:
+        return f"{label(column.removesuffix('_selected'))}, selected run"
     return LABELS.get(column, column)
 
 
@@ -83,7 +98,8 @@ def check_metric(metric: str) -> str:
 
 
 # Columns that count things: shown as integers with thousands separators.
-_COUNTS = ("params", "epochs", "best_epoch", "batch_size", "n", "rank", "number", "latent_dim", "trials", "pca_k")
+_COUNTS = ("params", "epochs", "best_epoch", "batch_size", "n", "rank", "number", "latent_dim", "trials", "pca_k",
+           "n_seeds", "pruned")
 
 
 def fmt(column: str, value: Any) -> str:
@@ -103,7 +119,7 @@ def fmt(column: str, value: Any) -> str:
         return f"{number:.3f}"
     if "seconds" in column:
         return f"{number:.1f}"
-    if column in ("lr", "p_value"):
+    if column in ("lr", "p_value", "p_holm", "p_vs_best"):
         return f"{number:.2g}"
     return str(int(number)) if whole else f"{number:.4g}"
 

@@ -64,8 +64,8 @@ def terminal(blocks: Sequence[Block]) -> str:
         elif isinstance(block, Bullets):
             lines += [f"- {item}" for item in block.items]
         elif isinstance(block, Table):
-            if block.caption:
-                lines.append(block.caption + ":")
+            if block.title:
+                lines.append(block.title + ":")
             lines.append(cells(block).to_string(index=False) if len(block.frame) else "(none)")
         elif isinstance(block, Image):
             lines.append(f"[{block.caption}: {block.filename}]")
@@ -88,8 +88,8 @@ def markdown(title: str, blocks: Sequence[Block]) -> str:
         elif isinstance(block, Bullets):
             lines += [*(f"- {_md(item)}" for item in block.items), ""]
         elif isinstance(block, Table):
-            if block.caption:
-                lines += [f"**{_md(block.caption)}**", ""]
+            if block.title:
+                lines += [f"**{_md(block.title)}**", ""]
             lines += [*_md_table(cells(block)), ""]
         elif isinstance(block, Image):
             lines += [f"![{_md(block.caption)}]({block.filename})", ""]
@@ -139,7 +139,7 @@ def to_html(title: str, blocks: Sequence[Block], images: Mapping[str, bytes]) ->
 
 def _html_table(table: Table) -> str:
     frame = cells(table)
-    caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
+    caption = f"<caption>{html.escape(table.title)}</caption>" if table.title else ""
     if frame.empty:
         return f'<div class="table"><table>{caption}<tr><td class="text muted">(none)</td></tr></table></div>'
     text_columns = {

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.metrics import METRICS
+from analysis import inference
+from analysis.metrics import METRICS, is_test_metric, label
 from cae.config import from_flat
 from cae.errors import CaesweepError
 from results import COMPLETE, FAILED, PRUNED, STATUSES
@@ -25,24 +26,30 @@ REASON_CHARS = 100  # failure reasons are cut to their first line and this many 
 # The leaderboard: identity, what was trained, then scores, the baselines and cost. Reconstruction is judged
 # against PCA at the model's code size (pca_mse, skill_pca); pca_comparison says in words whether that
 # comparison is compression-matched. skill is against the task's trivial baseline.
-# After test_mse come its statistics over training seeds (see seed_statistics): NaN, and n_seeds 1, for a
-# configuration that was not re-trained with new seeds.
+# test_mse is the ranked run's own score and test_mse_ci95 (when the trial table has it) the half-width of its
+# 95 % interval over the test split's images. After it come the configuration's statistics over fresh training
+# seeds (see seed_statistics): NaN, and n_seeds 0, for a configuration that was not re-trained with new seeds.
+# selection says, on the top row, how that row was chosen; pixel_range is the range every MSE column is on.
 LEADERBOARD = (
-    "rank", "trial_id", "architecture", "lr", "batch_size", "loss", "val_mse", "test_mse", "test_mse_mean",
-    "test_mse_std", "test_mse_ci95", "n_seeds", "vs_best", "test_psnr", "test_ssim", "pca_mse", "skill_pca",
-    "pca_comparison", "skill", "params", "epochs", "train_seconds",
+    "rank", "trial_id", "architecture", "lr", "batch_size", "loss", "val_mse", "test_mse", "test_mse_ci95",
+    "test_mse_seed_mean", "test_mse_seed_std", "test_mse_seed_ci95", "n_seeds", "p_vs_best", "vs_best",
+    "test_psnr", "test_ssim", "pca_mse", "skill_pca", "pca_comparison", "skill", "params", "epochs",
+    "train_seconds", "selection", "pixel_range",
 )
 MATCHED = "compression-matched"
 NOT_MATCHED = "not compression-matched (skip connections bypass the bottleneck)"
-# Seed repeats (``python -m search confirm``) are pooled with their original run into a mean and a Student-t
-# confidence interval of that mean. The seeds are compared on the report's metric when it is a test-split
-# score, else on test_mse: validation scores chose the configurations, so the original run's validation
-# score is biased by that choice (the winner's curse) while its test score is not.
+# Seed repeats (``python -m search confirm``) re-train a configuration with fresh training seeds on the same
+# split; their mean and Student-t confidence interval come from those fresh runs only. The selected run (the
+# search's own, which won the ranking) is shown apart as <score>_selected: its place at the top was chosen on
+# its scores, so it is biased low (the winner's curse) and is no evidence for itself. The seeds are compared on
+# the report's metric when it is a test-split score, else on test_mse: validation scores chose the
+# configurations.
 CONFIDENCE = 0.95
 SEED_SCORES = ("test_mse", "test_psnr", "test_ssim", "native_mse", "skill", "skill_pca")
-BEST = "best"
-TIED = "not distinguishable from the best"  # its interval overlaps the best one's
-WORSE = "worse than the best"  # the intervals are apart: a conservative sign of a real difference
+BEST, NO_DIFFERENCE, WORSE = inference.BEST, inference.NO_DIFFERENCE, inference.WORSE
+# Every MSE in a trial table is on pixel values in [-1, 1] (RGB; a native colour space's channels are scaled
+# to the same range): 4x the MSE of the same error on [0, 1], the range most papers use.
+PIXEL_RANGE = "[-1, 1]"
 # Hyperparameters that the architecture label already shows.
 IN_ARCHITECTURE = ("filters", "depth", "kernel_size", "latent_dim", "convs_per_level", "batch_norm", "skip", "upsample")
 _MODEL_KEYS = (*IN_ARCHITECTURE, "activation", "image_size")
@@ -51,7 +58,7 @@ _MODEL_KEYS = (*IN_ARCHITECTURE, "activation", "image_size")
 def prepare_trials(trials: pd.DataFrame) -> pd.DataFrame:
     """The trial table with numeric metric columns and an architecture label on every row that can have one."""
     df = trials.copy()
-    for column in METRICS:
+    for column in [*METRICS, *(c for c in df.columns if str(c).endswith("_ci95"))]:
         if column in df:
             df[column] = pd.to_numeric(df[column], errors="coerce")
     if "pca_matched" in df:
@@ -126,66 +133,66 @@ def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[fl
     return float(x.mean()), std, half
 
 
-def _stat_columns(column: str) -> list[str]:
-    return [f"{column}_mean", f"{column}_std", f"{column}_ci95"]
+def seed_columns(score: str) -> list[str]:
+    """The columns of ``score``'s statistics over fresh training seeds: mean, std and 95 % CI half-width."""
+    return [f"{score}_seed_mean", f"{score}_seed_std", f"{score}_seed_ci95"]
 
 
 def seed_statistics(done: pd.DataFrame, repeats: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
-    """One row per finished search trial that has seed repeats: its configuration's scores over seeds.
+    """One row per finished search trial that has seed repeats: its configuration's scores over fresh seeds.
 
-    The group of a configuration is its original run and its COMPLETE repeats that report test_mse (and the
-    seed metric, :func:`seed_metric`); ``n_seeds`` is its size. Columns: rank (the search's rank by
-    ``metric``), trial_id, architecture, seeds (the training seeds of the group, original first), n_seeds,
-    ``test_mse_mean/_std/_ci95`` (:func:`mean_ci`; NaN below 2 seeds), the same for the seed metric when it
-    is not test_mse, and vs_best (:func:`vs_best`). Rows follow the search's ranking.
+    The selected run (the search trial itself) won its place on its own scores, so it is no evidence for
+    itself: the statistics come from its COMPLETE repeats that report test_mse (and the seed metric,
+    :func:`seed_metric`) only, and ``n_seeds`` counts them. Columns: rank (the search's rank by ``metric``),
+    trial_id, architecture, seeds (the fresh training seeds), n_seeds, ``<score>_selected`` (the selected run's
+    own score), ``<score>_seed_mean/_std/_ci95`` (:func:`mean_ci`; NaN below 2 seeds) for test_mse and the seed
+    metric, then p_vs_best and vs_best (:func:`analysis.inference.against_best` on the seed metric: Welch's
+    t-test of each configuration's fresh seeds against those of the best mean, Holm-adjusted over the K - 1
+    comparisons). Rows follow the search's ranking.
     """
     basis = seed_metric(metric)
     scores = list(dict.fromkeys(["test_mse", basis]))
-    columns = ["rank", "trial_id", "architecture", "seeds", "n_seeds", *(c for s in scores for c in _stat_columns(s))]
+    selected = [f"{s}_selected" for s in scores]
+    stats_columns = [c for s in scores for c in seed_columns(s)]
+    columns = ["rank", "trial_id", "architecture", "seeds", "n_seeds", *selected, *stats_columns]
     ranked = rank(done, metric, mode)
     complete = repeats[repeats["status"] == COMPLETE]
-    rows = []
-    for position, original in enumerate(ranked.itertuples(index=False), start=1):
-        if not (repeats["repeat_of"] == original.trial_id).any():
+    rows, groups = [], []
+    for position, original in enumerate(ranked.to_dict("records"), start=1):
+        if not (repeats["repeat_of"] == original["trial_id"]).any():
             continue
-        group = pd.concat([ranked.iloc[[position - 1]], complete[complete["repeat_of"] == original.trial_id]])
-        group = group.dropna(subset=scores)
+        group = complete[complete["repeat_of"] == original["trial_id"]].dropna(subset=scores)
         seeds = ", ".join(_seed_text(v) for v in group["seed"]) if "seed" in group else ""
-        row: list[Any] = [position, original.trial_id, original.architecture, seeds, len(group)]
+        row: list[Any] = [position, original["trial_id"], original["architecture"], seeds, len(group)]
+        row += [original.get(s, np.nan) for s in scores]
         for score in scores:
             row += mean_ci(group[score].tolist())
         rows.append(row)
+        groups.append(group[basis].tolist())
     table = pd.DataFrame(rows, columns=columns).astype({c: float for c in columns[5:]} | {"n_seeds": int})
-    table["vs_best"] = vs_best(table[f"{basis}_mean"], table[f"{basis}_ci95"], mode)
-    return table
+    table["vs_best"], table["p_vs_best"] = inference.against_best(groups, mode)
+    return table[[*columns, "p_vs_best", "vs_best"]]
 
 
 def _seed_text(value: Any) -> str:
     return "?" if pd.isna(value) else str(int(value)) if float(value).is_integer() else str(value)
 
 
-def vs_best(means: pd.Series, half_widths: pd.Series, mode: str) -> list[str]:
-    """Each configuration against the best one (lowest mean for ``mode`` min, highest for max) among those with
-    an interval: :data:`BEST`, :data:`TIED` when the two intervals overlap (``|mean - best| <= half + best
-    half``), else :data:`WORSE`; "" for a configuration without an interval (fewer than 2 seeds).
+def selection(n_done: int, metric: str) -> str:
+    """How the leaderboard's top row was chosen, e.g. ``"best of 14 finished trials by val_mse, one training seed
+    each"`` (a test metric says that choosing on it makes the top score optimistic)."""
+    text = f"best of {n_done} finished trial{'' if n_done == 1 else 's'} by {metric}, one training seed each"
+    return text + ("; selected on the test split, so its test score is optimistic" if is_test_metric(metric) else "")
 
-    Overlapping 95 % intervals do not show a difference; intervals that are apart are a conservative sign
-    of one (a t-test on the difference can still find two overlapping intervals' means different).
-    """
-    known = means.notna() & half_widths.notna()
-    if not known.any():
-        return [""] * len(means)
-    best = means[known].idxmin() if mode == "min" else means[known].idxmax()
-    out = []
-    for index in means.index:
-        if not known[index]:
-            out.append("")
-        elif index == best:
-            out.append(BEST)
-        else:
-            apart = abs(means[index] - means[best]) > half_widths[index] + half_widths[best]
-            out.append(WORSE if apart else TIED)
-    return out
+
+def test_metric_note(metric: str) -> str:
+    """``"ranked by a test metric: ..."``, what ranking on the held-out split means; "" for any other metric."""
+    if not is_test_metric(metric):
+        return ""
+    return (f"ranked by a test metric: {label(metric)} is measured on the held-out test split, so choosing the "
+            "best by it makes the top scores optimistic (the best of many noisy test scores is low by luck as "
+            "well as by merit), and no held-out number is left to check them; rank by a validation metric "
+            "(val_mse) to keep the test split for the final estimate.")
 
 
 def status_counts(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -232,18 +239,23 @@ def leaderboard(
 
     ``extra`` names hyperparameters to show after ``loss`` (those that vary but the architecture label
     does not show, e.g. ``activation`` or ``task``); ``metric`` is added when it is not a standard column.
-    ``seeds`` (:func:`seed_statistics`) adds each configuration's statistics over training seeds after its
-    score; a trial without repeats has n_seeds 1, NaN statistics and an empty vs_best.
+    ``seeds`` (:func:`seed_statistics`) adds each configuration's statistics over fresh training seeds after its
+    score, with p_vs_best and vs_best; a trial without repeats has n_seeds 0, NaN statistics and an empty
+    vs_best. The top row's ``selection`` says how it was chosen (:func:`selection`); ``pixel_range`` is the
+    range of every MSE column.
     """
     ranked = rank(done, metric, mode).head(top).copy()
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
     basis = seed_metric(metric)
     if seeds is None:
-        seeds = seed_statistics(done, done.head(0), metric, mode)
-    stat_columns = [c for c in seeds.columns if c.endswith(("_mean", "_std", "_ci95"))]
-    ranked = ranked.merge(seeds[["trial_id", "n_seeds", *stat_columns, "vs_best"]], on="trial_id", how="left")
-    ranked["n_seeds"] = ranked["n_seeds"].fillna(1).astype(int)
+        seeds = seed_statistics(done, done.head(0).assign(repeat_of=pd.Series(dtype=object)), metric, mode)
+    stat_columns = [c for s in dict.fromkeys(["test_mse", basis]) for c in seed_columns(s)]
+    ranked = ranked.merge(seeds[["trial_id", "n_seeds", *stat_columns, "p_vs_best", "vs_best"]], on="trial_id",
+                          how="left")
+    ranked["n_seeds"] = ranked["n_seeds"].fillna(0).astype(int)
     ranked["vs_best"] = ranked["vs_best"].fillna("")
+    ranked["selection"] = [selection(len(done), metric) if r == 1 else "" for r in ranked["rank"]]
+    ranked["pixel_range"] = PIXEL_RANGE
     if "pca_mse" in ranked and "pca_matched" in ranked:
         pairs = zip(ranked["pca_mse"], ranked["pca_matched"], strict=True)
         ranked["pca_comparison"] = [pca_comparison(mse, matched) for mse, matched in pairs]
@@ -254,7 +266,7 @@ def leaderboard(
         columns.insert(columns.index("val_mse"), metric)
     if basis != "test_mse":
         at = columns.index(basis) + 1
-        columns[at:at] = _stat_columns(basis)
+        columns[at:at] = seed_columns(basis)
     return ranked[[c for c in columns if c in ranked.columns]].reset_index(drop=True)
 
 
@@ -278,14 +290,30 @@ def levels(values: pd.Series) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(codes, categories=labels, ordered=True), index=values.index)
 
 
-def group_summary(done: pd.DataFrame, param: str, metric: str, mode: str) -> pd.DataFrame:
-    """``metric`` per value (or bin) of ``param``: mean, std, n and the best value (one row per level)."""
-    groups = done.groupby(levels(done[param]).rename(param), observed=True, sort=False)[metric]
+def group_summary(
+    done: pd.DataFrame, param: str, metric: str, mode: str, pruned: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """``metric`` per value (or bin) of ``param``: mean, std, n and the best value (one row per level), how many
+    ``pruned`` trials had that value (they are not in its mean: a scheduler stops the trials that look worse
+    early, so a value with many pruned trials looks better in the mean than its trials were), and each value
+    against the one with the best mean: ``p_vs_best`` and ``vs_best`` (Welch's t-test, Holm-adjusted over the
+    K - 1 comparisons, :func:`analysis.inference.against_best`; "" for a value with fewer than 2 trials).
+
+    Numeric hyperparameters with many values are binned over the finished and pruned trials together.
+    """
+    stopped = pruned if pruned is not None else done.head(0)
+    keys = levels(pd.concat([done[param], stopped[param]], ignore_index=True)).rename(param)
+    done_keys, stopped_keys = keys.iloc[: len(done)].set_axis(done.index), keys.iloc[len(done):]
+    groups = done[metric].groupby(done_keys, observed=True, sort=False)
     best = groups.min() if mode == "min" else groups.max()
     table = pd.DataFrame(
         {f"{metric} mean": groups.mean(), f"{metric} std": groups.std(), "n": groups.size(), f"{metric} best": best}
-    ).reset_index()
-    return _sort_levels(table, param)
+    )
+    table["pruned"] = stopped_keys.value_counts().reindex(table.index, fill_value=0).astype(int)
+    table = _sort_levels(table.reset_index(), param)
+    values = [groups.get_group(level).tolist() for level in table[param]]
+    table["vs_best"], table["p_vs_best"] = inference.against_best(values, mode)
+    return table[[param, f"{metric} mean", f"{metric} std", "n", f"{metric} best", "pruned", "p_vs_best", "vs_best"]]
 
 
 def level_order(values: pd.Series) -> list[Any]:
@@ -337,8 +365,10 @@ def best_nuisance(done: pd.DataFrame, scientific: str, nuisance: Sequence[str], 
 def correlations(done: pd.DataFrame, params: Sequence[str], metric: str) -> pd.DataFrame:
     """Spearman rank correlation of each numeric hyperparameter with ``metric``.
 
-    Columns: param, rho, p_value, n, strength (none / weak / moderate / strong for |rho| below 0.2, 0.4, 0.7
-    and above). Parameters that are not numeric or are constant are left out.
+    Columns: param, rho, p_value, p_holm (Holm-adjusted over the hyperparameters in the table: one test per
+    hyperparameter is a family, and the smallest of several p-values is small by chance), n, strength (none /
+    weak / moderate / strong for |rho| below 0.2, 0.4, 0.7 and above). Parameters that are not numeric or are
+    constant are left out.
     """
     rows = []
     for param in params:
@@ -347,7 +377,9 @@ def correlations(done: pd.DataFrame, params: Sequence[str], metric: str) -> pd.D
             continue
         rho, p_value = stats.spearmanr(pair[param], pair[metric])
         rows.append((param, float(rho), float(p_value), len(pair), _strength(float(rho))))
-    return pd.DataFrame(rows, columns=["param", "rho", "p_value", "n", "strength"])
+    table = pd.DataFrame(rows, columns=["param", "rho", "p_value", "n", "strength"])
+    table.insert(3, "p_holm", inference.holm(table["p_value"].tolist()))
+    return table
 
 
 def _strength(rho: float) -> str:

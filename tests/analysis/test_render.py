@@ -30,6 +30,7 @@ def test_markdown_escapes_html_and_pipes() -> None:
     text = render.markdown("report", BLOCKS)
     assert EVIL not in text
     assert "engine: ray \\| sampler: tpe" in text
+    assert "**Top (MSE on pixel values in [-1, 1], 4x the same error on [0, 1])**" in text
     assert "| rank | activation | val MSE |" in text
     assert "| 1 | &lt;script>alert('x')&lt;/script> | 0.01235 |" in text  # no tag can open
     assert render.markdown("t", [Text("needs >180 epochs & more")]).splitlines()[2] == "needs >180 epochs &amp; more"
@@ -38,8 +39,19 @@ def test_markdown_escapes_html_and_pipes() -> None:
 
 def test_terminal_shows_tables_aligned() -> None:
     text = render.terminal(BLOCKS)
-    assert "Top:\nrank" in text and "   1 <script>alert(" in text  # a terminal shows text as it is
+    assert "Top (MSE on pixel values in [-1, 1], 4x the same error on [0, 1]):\nrank" in text
+    assert "   1 <script>alert(" in text  # a terminal shows text as it is
     assert "[A plot: plot.png]" in text
+
+
+def test_every_table_with_an_mse_says_its_pixel_range() -> None:
+    mse = pd.DataFrame({"val_mse mean": [0.01]})
+    assert Table(mse).title == "MSE on pixel values in [-1, 1], 4x the same error on [0, 1]"
+    assert Table(mse, "By kernel").title == "By kernel (MSE on pixel values in [-1, 1], 4x the same error on [0, 1])"
+    assert Table(pd.DataFrame({"kernel_size=3": ["0.01 (2)"]}), "Mean val MSE (n)").title.endswith("[0, 1])")
+    assert Table(pd.DataFrame({"params": [1]}), "Sizes").title == "Sizes"  # no MSE: nothing to say
+    page = render.to_html("t", [Table(mse, "By kernel")], {})
+    assert "<caption>By kernel (MSE on pixel values in [-1, 1], 4x the same error on [0, 1])</caption>" in page
 
 
 def test_pivot_cells_join_means_and_counts() -> None:

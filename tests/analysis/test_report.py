@@ -149,8 +149,20 @@ def test_rank_by_a_higher_is_better_metric(study_root: Path, tmp_path: Path) -> 
     assert ran.code == 0
     raw = read_study_table(study_root / "realistic" / "trials.csv")
     expected = raw.sort_values("test_psnr", ascending=False)["trial_id"].head(3).tolist()
-    assert pd.read_csv(tmp_path / "leaderboard.csv")["trial_id"].tolist() == expected
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert board["trial_id"].tolist() == expected
     assert "ranked by test PSNR (dB), higher is better" in ran.out
+    # Ranking on the held-out split is said at the top of the terminal output and of the report, and on the top row.
+    caution = ("Caution: ranked by a test metric: test PSNR (dB) is measured on the held-out test split, so "
+               "choosing the best by it makes the top scores optimistic")
+    assert ran.out.splitlines()[1].startswith(caution)
+    markdown = (tmp_path / "report.md").read_text()
+    assert markdown.index(caution) < markdown.index("## Findings")
+    assert board["selection"][0].endswith("by test_psnr, one training seed each; selected on the test split, so "
+                                          "its test score is optimistic")
+    by_val = run_report(["--study", "realistic", "--root", str(study_root), "--top", "3", "--out", str(tmp_path),
+                         "--no-images"], tmp_path)
+    assert "ranked by a test metric" not in by_val.out
 
 
 def test_html_in_parameter_values_is_escaped(make_study: StudyFactory) -> None:
@@ -187,8 +199,9 @@ def test_several_studies_side_by_side(make_study: StudyFactory) -> None:
     assert "comparison.png" in pngs(folder) and "lab-pareto.png" in pngs(folder) and "yuv-pareto.png" in pngs(folder)
     board = pd.read_csv(folder / "leaderboard.csv")
     assert board.groupby("study").size().to_dict() == {"lab": 4, "yuv": 4}
-    assert "Best val MSE by study: yuv 0.01, lab 0.015 (best first; compare skill when the tasks differ). A study " \
-        "with fewer than 10 finished trials makes this ranking uncertain." in ran.out
+    assert "Best val MSE by study: yuv 0.01 (best of 4 finished trials), lab 0.015 (best of 4 finished trials) " \
+        "(best first; compare skill when the tasks differ)." in ran.out
+    assert "A study with fewer than 10 finished trials makes this ranking uncertain." in ran.out
     assert "| lab | ray | colorize-lab | done | 5 | 4 | 0 | 1 | 0.015 |" in (folder / "report.md").read_text()
     assert "Study lab" in ran.out and "Study yuv" in ran.out
 

@@ -1,7 +1,9 @@
-"""Seed repeats (``python -m search confirm``): pooled into mean, std and 95 % CI, never ranked on their own.
+"""Seed repeats (``python -m search confirm``): mean, std and 95 % CI over the fresh seeds only (the selected run
+apart), tested against the best, never ranked on their own.
 
 The numbers come from :func:`tests.analysis.built_studies.confirmed_rows`, whose test MSEs are chosen so that every
-mean, standard deviation and interval can be worked out by hand (written here as literals, not recomputed).
+mean, standard deviation, interval and p-value can be worked out by hand (written here as closed forms, not
+recomputed with the code under test).
 """
 
 from __future__ import annotations
@@ -25,7 +27,21 @@ from tests.conftest import read_study_table
 # t(0.975, 3) = 3.18244630528 from tables of the t distribution.
 T975_2 = 0.95 / math.sqrt(2 * 0.975 * 0.025)
 T975_3 = 3.18244630528
-TIED, WORSE = "not distinguishable from the best", "worse than the best"
+NO_DIFFERENCE, WORSE = "no difference detected", "worse"
+HALF = 0.001 * T975_2 / math.sqrt(3)  # every fresh triple has std 0.001 and n 3
+
+
+def t4_two_sided(t2: float) -> float:
+    """Two-sided p of Student's t with 4 degrees of freedom at t^2 = ``t2``, in closed form: 1 - 3/2 sqrt(s) (1 -
+    s/3) with s = t^2 / (t^2 + 4). Welch's test of two triples with equal spread has exactly 4 degrees of
+    freedom."""
+    s = t2 / (t2 + 4)
+    return 1 - 1.5 * math.sqrt(s) * (1 - s / 3)
+
+
+# t00 vs t01: means 0.014 and 0.012, each std 0.001, n 3: t^2 = 0.002^2 / (2e-6 / 3) = 6. t02 vs t01: 0.021 vs
+# 0.012, t^2 = 0.009^2 / (2e-6 / 3) = 121.5. Holm over the two: t02's smaller p x 2, t00's p x 1 (not below it).
+P_T00, P_T02 = t4_two_sided(6.0), 2 * t4_two_sided(121.5)
 
 
 @pytest.fixture
@@ -46,40 +62,42 @@ def test_mean_ci_known_answer() -> None:
     assert all(math.isnan(v) for v in tables.mean_ci([0.5]))  # one seed: no spread, no interval
 
 
-def test_seed_statistics_of_the_confirmed_study(confirmed: Path) -> None:
+def test_seed_statistics_leave_the_selected_run_out(confirmed: Path) -> None:
     seeds = report_of(confirmed).seeds
     assert list(seeds.columns) == [
-        "rank", "trial_id", "architecture", "seeds", "n_seeds", "test_mse_mean", "test_mse_std", "test_mse_ci95",
-        "vs_best",
+        "rank", "trial_id", "architecture", "seeds", "n_seeds", "test_mse_selected", "test_mse_seed_mean",
+        "test_mse_seed_std", "test_mse_seed_ci95", "p_vs_best", "vs_best",
     ]
     assert seeds[["rank", "trial_id", "architecture", "seeds", "n_seeds", "vs_best"]].to_dict("list") == {
         "rank": [1, 2, 3, 4],
         "trial_id": ["t00", "t01", "t02", "t03"],
         "architecture": ["32-48-64 k3 z128", "16-32 k3 z128", "8-16 k3 z64", "8-16 k3 z16"],
-        "seeds": ["0, 101, 102, 103", "0, 101, 102, 103", "0, 101, 102", "0"],
-        "n_seeds": [4, 4, 3, 1],  # t02's third repeat failed; t03's repeats are running or failed
-        "vs_best": [TIED, "best", WORSE, ""],
+        "seeds": ["101, 102, 103", "101, 102, 103", "101, 102, 103", ""],  # the selected run's seed 0 is not one
+        "n_seeds": [3, 3, 3, 0],  # t03's repeats are running or failed
+        "vs_best": [NO_DIFFERENCE, "best", WORSE, ""],
     }
-    # t00: 0.011..0.014, std sqrt(5e-6 / 3); t01: 0.010, 0.010, 0.011, 0.012; t02: 0.020 +- 0.001 ("1, 2, 3").
-    assert seeds["test_mse_mean"].tolist()[:3] == pytest.approx([0.0125, 0.01075, 0.020], rel=1e-12)
-    assert seeds["test_mse_std"].tolist()[:3] == pytest.approx([math.sqrt(5e-6 / 3), math.sqrt(2.75e-6 / 3), 0.001])
-    assert seeds["test_mse_ci95"].tolist()[:3] == pytest.approx(
-        [T975_3 * math.sqrt(5e-6 / 3) / 2, T975_3 * math.sqrt(2.75e-6 / 3) / 2, 0.001 * T975_2 / math.sqrt(3)],
-        rel=1e-10,
-    )
-    assert seeds.loc[3, ["test_mse_mean", "test_mse_std", "test_mse_ci95"]].isna().all()
+    assert seeds["test_mse_selected"].tolist() == [0.011, 0.010, 0.020, 0.021]  # shown apart
+    assert seeds["test_mse_seed_mean"].tolist()[:3] == pytest.approx([0.014, 0.012, 0.021], rel=1e-12)
+    assert seeds["test_mse_seed_std"].tolist()[:3] == pytest.approx([0.001] * 3, rel=1e-9)
+    assert seeds["test_mse_seed_ci95"].tolist()[:3] == pytest.approx([HALF] * 3, rel=1e-9)
+    assert seeds.loc[3, ["test_mse_seed_mean", "test_mse_seed_std", "test_mse_seed_ci95"]].isna().all()
+    # Welch's t-test against the best fresh mean (t01), Holm-adjusted over the two comparisons.
+    assert seeds["p_vs_best"].tolist()[0] == pytest.approx(P_T00, rel=1e-9)
+    assert seeds["p_vs_best"].tolist()[2] == pytest.approx(P_T02, rel=1e-6)
+    assert abs(P_T00 - 0.0705) < 1e-4 and P_T02 < 0.001
+    assert math.isnan(seeds["p_vs_best"][1]) and math.isnan(seeds["p_vs_best"][3])
 
 
 def test_leaderboard_ranks_search_trials_and_carries_the_seed_statistics(confirmed: Path) -> None:
     report = report_of(confirmed)
     board = report.leaderboard
-    assert list(board.columns) == list(tables.LEADERBOARD)
+    assert list(board.columns) == [c for c in tables.LEADERBOARD if c != "test_mse_ci95"]
     assert board["trial_id"].tolist() == ["t00", "t01", "t02", "t03", "t04", "t05"]  # no repeat is ranked
     assert board["rank"].tolist() == [1, 2, 3, 4, 5, 6]
-    assert board["test_mse"].tolist() == [0.011, 0.010, 0.020, 0.021, 0.022, 0.023]  # the original run's own
-    assert board["n_seeds"].tolist() == [4, 4, 3, 1, 1, 1]
-    assert board["vs_best"].tolist() == [TIED, "best", WORSE, "", "", ""]
-    stats = ["test_mse_mean", "test_mse_std", "test_mse_ci95"]
+    assert board["test_mse"].tolist() == [0.011, 0.010, 0.020, 0.021, 0.022, 0.023]  # the selected run's own
+    assert board["n_seeds"].tolist() == [3, 3, 3, 0, 0, 0]
+    assert board["vs_best"].tolist() == [NO_DIFFERENCE, "best", WORSE, "", "", ""]
+    stats = ["test_mse_seed_mean", "test_mse_seed_std", "test_mse_seed_ci95", "p_vs_best"]
     pd.testing.assert_frame_equal(board.loc[:2, stats], report.seeds.loc[:2, stats])
     assert board.loc[3:, stats].isna().all().all()
     # Repeats stay out of every search table: status counts, the history, the groups and the trial count.
@@ -98,41 +116,49 @@ def test_a_test_metric_is_compared_on_itself(confirmed: Path) -> None:
     report = report_of(confirmed, "test_psnr")
     board = report.leaderboard
     at = list(board.columns).index("test_psnr")
-    assert list(board.columns)[at: at + 4] == ["test_psnr", "test_psnr_mean", "test_psnr_std", "test_psnr_ci95"]
+    assert list(board.columns)[at: at + 4] == ["test_psnr", "test_psnr_seed_mean", "test_psnr_seed_std",
+                                               "test_psnr_seed_ci95"]
     raw = read_study_table(confirmed / "confirmed" / "trials.csv")
-    psnr = raw[(raw["status"] == COMPLETE) & (raw["trial_id"].isin(["t01"]) | (raw["repeat_of"] == "t01"))]
+    psnr = raw[(raw["status"] == COMPLETE) & (raw["repeat_of"] == "t01")]
     row = report.seeds.set_index("trial_id").loc["t01"]
     values = psnr["test_psnr"].to_numpy()
-    assert row["test_psnr_mean"] == pytest.approx(values.mean())
-    assert row["test_psnr_ci95"] == pytest.approx(T975_3 * values.std(ddof=1) / 2, rel=1e-10)
+    assert len(values) == 3 and row["test_psnr_selected"] == raw.set_index("trial_id").loc["t01", "test_psnr"]
+    assert row["test_psnr_seed_mean"] == pytest.approx(values.mean())
+    assert row["test_psnr_seed_ci95"] == pytest.approx(T975_2 * values.std(ddof=1) / math.sqrt(3), rel=1e-10)
     assert row["vs_best"] == "best"  # the highest mean PSNR: higher is better
 
 
-def test_vs_best_follows_the_direction_and_counts_touching_intervals_as_overlapping() -> None:
-    means, halves = pd.Series([1.0, 2.0, 3.0, 9.0]), pd.Series([0.5, 0.5, 0.1, float("nan")])
-    assert tables.vs_best(means, halves, "min") == ["best", TIED, WORSE, ""]  # |2 - 1| = 0.5 + 0.5 touches
-    assert tables.vs_best(means, halves, "max") == [WORSE, WORSE, "best", ""]
-    assert tables.vs_best(means, halves * np.nan, "min") == ["", "", "", ""]
-
-
-def test_seed_findings_say_n_the_interval_and_what_is_not_distinguishable(confirmed: Path) -> None:
+def test_seed_findings_say_n_the_interval_the_selected_run_and_the_test(confirmed: Path) -> None:
     report = report_of(confirmed)
-    assert findings.seeds(report.seeds, report.repeats, "test_mse", CONFIRM) == [
-        "Seed repeats (confirm: top 4, 3 new seeds each): 12 runs, 8 complete, 2 failed, 2 running.",
-        "Over training seeds, same data split: 32-48-64 k3 z128 (t00): test MSE 0.0125 ± 0.0021 (95 % CI, n = 4 "
-        "seeds); 16-32 k3 z128 (t01): test MSE 0.0107 ± 0.0015 (95 % CI, n = 4 seeds); 8-16 k3 z64 (t02): test "
-        "MSE 0.0200 ± 0.0025 (95 % CI, n = 3 seeds).",
-        "t03: no repeat finished with test scores, so its numbers rest on one seed.",
-        "32-48-64 k3 z128 (t00) is not distinguishable from the best over seeds, 16-32 k3 z128 (t01): their 95 % "
-        "intervals of test MSE overlap, so these seeds do not tell them apart.",
-        "The search ranked 32-48-64 k3 z128 (t00) first among these, but over seeds 16-32 k3 z128 (t01) has the "
-        "better mean test MSE: a single seed's ranking did not hold.",
+    said = findings.seeds(report.seeds, report.repeats, "test_mse", CONFIRM)
+    assert said == [
+        "Seed repeats (confirm: top 4, 3 new seeds each): 12 runs, 9 complete, 1 failed, 2 running.",
+        "Over fresh training seeds, same data split, mean ± 95 % CI (training-seed variance only; the selected run "
+        "is left out: it won the ranking on its own scores, so it is no evidence for itself): 32-48-64 k3 z128 "
+        "(t00): test MSE 0.0140 ± 0.0025 (n = 3; selected run 0.011); 16-32 k3 z128 (t01): test MSE 0.0120 ± "
+        "0.0025 (n = 3; selected run 0.01); 8-16 k3 z64 (t02): test MSE 0.0210 ± 0.0025 (n = 3; selected run "
+        "0.02).",
+        "t03: fewer than 2 fresh seeds finished with test scores, so it has no interval over seeds and no test "
+        "against the best.",
+        "Against the best mean over fresh seeds, 16-32 k3 z128 (t01) (Welch's t-test on test MSE, Holm-adjusted "
+        "over 2 comparisons): worse: 8-16 k3 z64 (t02) (p < 0.001); no difference detected: 32-48-64 k3 z128 (t00) "
+        "(p = 0.07). No difference detected is not equality: with a few seeds a side the test misses differences "
+        "of a few standard deviations.",
+        "The search ranked 32-48-64 k3 z128 (t00) first among these; over fresh seeds 16-32 k3 z128 (t01) has the "
+        "better mean test MSE, but no difference between them is detected (p = 0.07), so the seeds neither "
+        "confirm nor overturn the search's order.",
     ]
-    assert report.findings.index(findings.seeds(report.seeds, report.repeats, "test_mse", CONFIRM)[0]) == 2
-    apart = report.seeds.iloc[1:3]  # t01 and t02 only: their intervals are apart
+    assert report.findings.index(said[0]) == 2
+    assert not any("did not hold" in s or "do not tell them apart" in s for s in said)
+    overturned = report.seeds.assign(vs_best=[WORSE, "best", WORSE, ""], p_vs_best=[0.01, np.nan, 0.001, np.nan])
+    assert findings.seeds(overturned, report.repeats, "test_mse", None)[-1] == (
+        "The search ranked 32-48-64 k3 z128 (t00) first among these, but over fresh seeds it is worse than 16-32 "
+        "k3 z128 (t01) (p = 0.01): a single seed's ranking did not hold."
+    )
+    apart = report.seeds.iloc[1:3]  # t01 and t02 only: the search's first is the best
     assert findings.seeds(apart, report.repeats, "test_mse", None)[-1] == (
-        "The best over seeds, 16-32 k3 z128 (t01), is distinguishable from the other 1 confirmed configuration: "
-        "no 95 % interval of test MSE overlaps its own."
+        "Against the best mean over fresh seeds, 16-32 k3 z128 (t01) (Welch's t-test on test MSE, Holm-adjusted "
+        "over 1 comparison): worse: 8-16 k3 z64 (t02) (p < 0.001)."
     )
     assert findings.seeds(report.seeds.head(0), report.repeats.head(0), "test_mse", CONFIRM) == [
         "Seed repeats were asked for (confirm: top 4, 3 new seeds each), but none has been recorded yet."
@@ -162,21 +188,24 @@ def test_the_report_shows_the_seeds_in_every_format(confirmed: Path, tmp_path: P
     assert ran.code == 0, ran.err
     board = pd.read_csv(tmp_path / "leaderboard.csv")
     assert board["trial_id"].tolist() == ["t00", "t01", "t02", "t03", "t04", "t05"]
-    assert board["n_seeds"].tolist() == [4, 4, 3, 1, 1, 1]
-    assert board["test_mse_ci95"].tolist()[:3] == pytest.approx([0.00205426, 0.00152348, 0.00248414], rel=1e-6)
-    assert board["vs_best"].fillna("").tolist() == [TIED, "best", WORSE, "", "", ""]
+    assert board["n_seeds"].tolist() == [3, 3, 3, 0, 0, 0]
+    assert board["test_mse_seed_ci95"].tolist()[:3] == pytest.approx([HALF] * 3, rel=1e-6)
+    assert board["p_vs_best"].tolist()[:3] == pytest.approx([P_T00, math.nan, P_T02], rel=1e-6, nan_ok=True)
+    assert board["vs_best"].fillna("").tolist() == [NO_DIFFERENCE, "best", WORSE, "", "", ""]
     seeds = "training seed: 0; split seed: 7; seed repeats: top 4, 3 new training seeds each"
     markdown = (tmp_path / "report.md").read_text()
     assert seeds in markdown and "## Seed repeats" in markdown
-    assert "| test MSE over seeds (95 % CI) | vs best |" in markdown
-    assert "| 0.011 | 0.0125 ± 0.0021 (n=4) | not distinguishable from the best | 25.61 |" in markdown
-    assert "| 3 | t02 | 8-16 k3 z64 | 0, 101, 102 | 0.0200 ± 0.0025 (n=3) | 0.001 | worse than the best |" in markdown
+    assert "| test MSE over fresh seeds (95 % CI, training seeds) | p vs best | vs best |" in markdown
+    assert "| 0.011 | 0.0140 ± 0.0025 (n=3) | 0.07 | no difference detected | 25.61 |" in markdown
+    assert ("| 3 | t02 | 8-16 k3 z64 | 101, 102, 103 | 0.02 | 0.0210 ± 0.0025 (n=3) | 0.001 | 0.00077 | worse |"
+            in markdown)
+    assert "MSE on pixel values in [-1, 1], 4x the same error on [0, 1]" in markdown
     page = (tmp_path / "report.html").read_text()
-    assert seeds in page and '<td class="text">0.0107 ± 0.0015 (n=4)</td><td class="text">best</td>' in page
+    assert seeds in page and '<td class="text">0.0120 ± 0.0025 (n=3)</td><td></td><td class="text">best</td>' in page
     assert "--- Seed repeats" in ran.out and seeds in ran.out
     rows = [line for line in ran.out.splitlines() if " t02 " in line]  # the leaderboard's and the seeds table's
     assert len(rows) == 2
-    assert all(re.search(r" 0\.0200 ± 0\.0025 \(n=3\) +(0\.001 +)?worse than the best", row) for row in rows)
+    assert all(re.search(r" 0\.0210 ± 0\.0025 \(n=3\) +(0\.001 +)?0\.00077 +worse", row) for row in rows)
 
 
 def test_a_study_without_repeats_keeps_its_leaderboard_as_it_was(make_study: StudyFactory, tmp_path: Path) -> None:
@@ -184,9 +213,12 @@ def test_a_study_without_repeats_keeps_its_leaderboard_as_it_was(make_study: Stu
     ran = run_report(["--study", "plain", "--root", str(root), "--out", str(tmp_path), "--no-images"], tmp_path)
     assert ran.code == 0, ran.err
     board = pd.read_csv(tmp_path / "leaderboard.csv")
-    assert board["n_seeds"].tolist() == [1, 1, 1] and board["test_mse_mean"].isna().all()
+    assert board["n_seeds"].tolist() == [0, 0, 0] and board["test_mse_seed_mean"].isna().all()
     markdown = (tmp_path / "report.md").read_text()
-    assert "over seeds" not in markdown and "vs best" not in markdown and "Seed repeats" not in markdown
+    leaderboard = markdown.split("## Leaderboard")[1].split("##")[0]
+    assert "over fresh seeds" not in markdown and "vs best" not in leaderboard and "Seed repeats" not in markdown
+    assert "| selection |" in leaderboard
+    assert "best of 3 finished trials by val_mse, one training seed each" in leaderboard
     assert "split seed: 0 (the training seed; the study predates split_seed)" in markdown
 
 

@@ -63,12 +63,19 @@ def test_leaderboard_is_the_top_k_by_the_metric(done: pd.DataFrame, raw: pd.Data
     expected = raw[raw["status"] == "COMPLETE"].sort_values("val_mse").head(5)
     assert list(board["trial_id"]) == list(expected["trial_id"])
     assert list(board["rank"]) == [1, 2, 3, 4, 5]
-    assert list(board.columns) == list(tables.LEADERBOARD)  # activation is not a column of this study
+    # activation is not a column of this study, nor test_mse_ci95 (an interval over test images) of its trials
+    assert list(board.columns) == [c for c in tables.LEADERBOARD if c != "test_mse_ci95"]
+    assert board["selection"].tolist() == ["best of 14 finished trials by val_mse, one training seed each"] + [""] * 4
+    assert (board["pixel_range"] == "[-1, 1]").all() and (board["n_seeds"] == 0).all()
     for column in ("architecture", "lr", "batch_size", "loss", "val_mse", "test_mse", "test_psnr", "test_ssim",
                    "skill", "params", "epochs", "train_seconds"):
         assert list(board[column]) == list(expected[column]), column
     by_psnr = tables.leaderboard(done, "test_psnr", "max", 3)
     assert list(by_psnr["trial_id"]) == list(raw.sort_values("test_psnr", ascending=False)["trial_id"].head(3))
+    assert by_psnr["selection"][0] == (
+        "best of 14 finished trials by test_psnr, one training seed each; selected on the test split, so its test "
+        "score is optimistic"
+    )
     assert "test_psnr" in by_psnr and "val_psnr" in tables.leaderboard(done, "val_psnr", "max", 3)
 
 
@@ -93,12 +100,34 @@ def test_group_summary_matches_groupby(done: pd.DataFrame, raw: pd.DataFrame) ->
         expected = complete.groupby(param)["val_mse"].agg(["mean", "std", "size", "min"]).reset_index()
         expected.columns = [param, "val_mse mean", "val_mse std", "n", "val_mse best"]
         got = tables.group_summary(done, param, "val_mse", "min")
-        assert_frame_equal(got, expected, check_dtype=False)
+        assert_frame_equal(got[expected.columns], expected, check_dtype=False)
+        assert (got["pruned"] == 0).all()  # no pruned trials given
     filters = tables.group_summary(done, "filters", "val_mse", "min")
     assert filters["filters"].tolist() == ["8-16", "16-32", "8-16-32", "32-48-64"]  # by depth, then widths
     assert filters["n"].sum() == 14
     best = tables.group_summary(done, "kernel_size", "test_psnr", "max")["test_psnr best"]
     assert best.tolist() == complete.groupby("kernel_size")["test_psnr"].max().tolist()
+
+
+def test_group_summary_tests_each_value_against_the_best_and_counts_the_pruned(study, raw: pd.DataFrame) -> None:
+    trials = tables.prepare_trials(study.trials)
+    done = tables.finished(trials, "val_mse")
+    pruned = trials[trials["status"] == "PRUNED"]
+    table = tables.group_summary(done, "kernel_size", "val_mse", "min", pruned).set_index("kernel_size")
+    # The realistic study's pruned trials are numbers 14, 15 and 16: kernels 7, 3 and 5.
+    assert table["pruned"].to_dict() == {3: 1, 5: 1, 7: 1}
+    complete = raw[raw["status"] == "COMPLETE"]
+    by_kernel = {k: complete.loc[complete["kernel_size"] == k, "val_mse"] for k in (3, 5, 7)}
+    raw_p = {k: stats.ttest_ind(by_kernel[k], by_kernel[3], equal_var=False).pvalue for k in (5, 7)}
+    first, second = sorted(raw_p, key=raw_p.get)  # Holm over two: the smaller p x 2, the larger x 1 (not below)
+    holm = {first: min(1.0, 2 * raw_p[first])}
+    holm[second] = max(holm[first], raw_p[second])
+    assert table.loc[3, "vs_best"] == "best" and np.isnan(table.loc[3, "p_vs_best"])  # val grows with kernel size
+    assert table.loc[[5, 7], "p_vs_best"].tolist() == pytest.approx([holm[5], holm[7]])
+    assert table.loc[[5, 7], "vs_best"].tolist() == ["worse" if holm[k] < 0.05 else "no difference detected"
+                                                     for k in (5, 7)]
+    single = tables.group_summary(done.head(3), "kernel_size", "val_mse", "min")  # one trial per kernel
+    assert single["vs_best"].tolist() == ["", "", ""] and single["p_vs_best"].isna().all()
 
 
 def test_continuous_hyperparameters_are_binned_in_log_space(done: pd.DataFrame) -> None:
@@ -139,9 +168,15 @@ def test_correlations_match_scipy_and_skip_constant_or_text_columns(done: pd.Dat
     table = tables.correlations(done, ["filters", "kernel_size", "latent_dim", "lr", "image_size"], "val_mse")
     assert table["param"].tolist() == ["kernel_size", "latent_dim", "lr"]  # filters is text, image_size constant
     complete = raw[raw["status"] == "COMPLETE"]
+    raw_p = []
     for row in table.itertuples():
         rho, p = stats.spearmanr(complete[row.param], complete["val_mse"])
         assert (row.rho, row.p_value, row.n) == (pytest.approx(rho), pytest.approx(p), 14)
+        raw_p.append(p)
+    # Holm over the three: the smallest times 3, the next times 2 (at least the first), the largest times 1.
+    order = np.argsort(raw_p)
+    steps = np.maximum.accumulate([min(1.0, (3 - i) * raw_p[j]) for i, j in enumerate(order)])
+    assert table["p_holm"].to_numpy()[order].tolist() == pytest.approx(steps.tolist())
     assert table.set_index("param").loc["kernel_size", "strength"] == "strong"
     assert [tables._strength(r) for r in (0.1, -0.3, 0.5, -0.9)] == ["none", "weak", "moderate", "strong"]
 
