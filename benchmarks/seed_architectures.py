@@ -46,7 +46,7 @@ from benchmarks import evidence, output
 from benchmarks.definitions import RunPlan, derived_space
 from benchmarks.evidence import DOES_NOT_HOLD, HOLDS, NOT_DISTINGUISHABLE, UNDECIDED
 from benchmarks.sweeps import confirm_study, run_study, seed_runs, sweep_options
-from search.records import search_trials
+from results.trials import search_trials
 
 PUBLISHED_BASELINE_MSE = 0.0179
 BASELINE = {"filters": "32-48-64", "kernel_size": 3, "latent_dim": 128, "lr": 1e-3}

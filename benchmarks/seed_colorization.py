@@ -35,7 +35,7 @@ from benchmarks import evidence, output
 from benchmarks.definitions import RunPlan, derived_space
 from benchmarks.evidence import DOES_NOT_HOLD, HOLDS, NOT_DISTINGUISHABLE, UNDECIDED
 from benchmarks.sweeps import confirm_study, run_study, seed_runs, sweep_options
-from search.records import search_trials
+from results.trials import search_trials
 
 PUBLISHED_NATIVE_MSE = {"colorize-rgb": 0.006633, "colorize-yuv": 0.003041}
 TARGETS = {"colorize-rgb": "gray to RGB", "colorize-yuv": "Y to UV", "colorize-lab": "L to ab"}

@@ -20,6 +20,7 @@ import pandas as pd
 
 import results
 from cae.errors import StudyError, UsageError
+from results.trials import search_trials
 from search.engine import Engine, get_engine
 from search.interrupt import Interrupted, Interruption, exit_code, interruption_in
 from search.metadata import new_meta, now, update_meta
@@ -169,7 +170,7 @@ def repeat_configs(
     from search.trial import REPEAT_OF, SEED
 
     trials, _ = records.collect(sweep.paths, sweep.settings, sweep.storage_url)
-    done = records.search_trials(trials)
+    done = search_trials(trials)
     done = done[done["status"] == results.COMPLETE]
     if done.empty:
         raise UsageError(f"study {meta['name']!r} has no finished trial to confirm; resume it first")
@@ -258,7 +259,7 @@ def list_studies(root: str | None) -> int:
             rows.append({"study": name, "state": f"unreadable: {exc}"})
             continue
         t, m = study.trials, study.meta
-        t = t[t["repeat_of"].isna()] if "repeat_of" in t else t  # confirm's repeats are not search trials
+        t = search_trials(t)  # confirm's repeats are not search trials
         done = t[t["status"] == results.COMPLETE]
         metric = str(m.get("metric", "val_mse"))
         values = done[metric] if metric in done else pd.Series(dtype=float)

@@ -30,6 +30,7 @@ import pandas as pd
 
 import results
 from cae.errors import UsageError
+from results.trials import repeat_trials, search_trials
 from search import compat, records
 from search.interrupt import Interruption
 from search.progress import ProgressView
@@ -173,7 +174,7 @@ def _tune_output(sweep: Sweep) -> int:
 
 def progress_view(sweep: Sweep) -> ProgressView:
     return ProgressView(sweep.paths.folder, sweep.samples, sweep.opts.objectives[0], sweep.opts.modes[0],
-                        select=records.search_trials)
+                        select=search_trials)
 
 
 def _callbacks(sweep: Sweep, stop: Interruption, writer: TableWriter) -> list[Any]:
@@ -340,7 +341,7 @@ def run_repeats(
     """A confirm run: train each of ``configs`` (sampled values plus ``repeat_of`` and ``seed``) once, to the
     end (no scheduler), told to no sampler. An interrupted confirm run is continued first."""
     view = ProgressView(sweep.paths.folder, target, sweep.opts.objectives[0], sweep.opts.modes[0],
-                        select=records.repeat_trials)
+                        select=repeat_trials)
     writer = table_writer(sweep, view)
     try:
         with tune_settings(sweep):
@@ -442,7 +443,7 @@ def _set_aside_unrecorded(sweep: Sweep, name: str) -> list[str]:
 def trial_count(sweep: Sweep) -> int:
     """The trials the search has made so far (a confirm run's repeats are not among them)."""
     trials, _ = records.collect(sweep.paths, sweep.settings, sweep.storage_url)
-    return len(records.search_trials(trials))
+    return len(search_trials(trials))
 
 
 def finish(sweep: Sweep, meta: dict[str, Any], cache: records.TableCache | None = None) -> pd.DataFrame:

@@ -24,6 +24,7 @@ import results
 from cae.config import VAL_METRICS, from_flat
 from cae.errors import CaesweepError
 from results import reports
+from results.trials import repeat_trials
 from search.searcher import FAIL_REASON_ATTR, RAY_TRIAL_ATTR
 from search.storage import open_storage
 from search.trial import REPEAT_OF, SEED, TrialSettings, resolve_config
@@ -185,20 +186,6 @@ def _iso(ts: Any) -> str | None:
     if ts is None or not isinstance(ts, (int, float)) or not math.isfinite(ts) or ts <= 0:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts))
-
-
-def search_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """The trials the search made (not the repeats of ``search confirm``)."""
-    if "repeat_of" not in trials.columns:
-        return trials
-    return trials[trials["repeat_of"].isna() | (trials["repeat_of"].astype(str) == "")]
-
-
-def repeat_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """The repeats of ``search confirm`` (the rows :func:`search_trials` leaves out)."""
-    if "repeat_of" not in trials.columns:
-        return trials.iloc[0:0]
-    return trials.drop(search_trials(trials).index)
 
 
 def repeats_done(trials: pd.DataFrame) -> set[tuple[str, int]]:

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 import results
+from results.trials import repeat_trials
 
 EXIT_ALL_FAILED = 1
 
@@ -84,7 +85,8 @@ def summarise_repeats(trials: pd.DataFrame, meta: dict[str, Any], folder: Path) 
     metric = "test_mse"
     if "repeat_of" not in trials.columns:
         return 0
-    repeats = trials[trials["repeat_of"].notna() & (trials["status"] == results.COMPLETE)]
+    repeats = repeat_trials(trials)
+    repeats = repeats[repeats["status"] == results.COMPLETE]
     originals = trials.set_index("trial_id")
     rows = []
     for original, group in repeats.groupby("repeat_of"):
