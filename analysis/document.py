@@ -251,7 +251,7 @@ def leaderboard_cells(board: pd.DataFrame) -> pd.DataFrame:
     board = board.drop(columns=[c for c in ("pixel_range",) if c in board.columns])
     if not _has_pca(board):
         board = board.drop(columns=[c for c in PCA_COLUMNS if c in board.columns])
-    board = _with_interval(board, "test_mse", "test_mse_ci95")
+    board = _with_interval(_with_interval(board, "test_mse", "test_mse_ci95"), "skill", "skill_ci95")
     if "n_seeds" in board and (board["n_seeds"] >= 2).any():
         return seed_cells(board, std=False)
     drop = [c for c in board.columns if c in ("n_seeds", "p_vs_best", "vs_best") or c.endswith(SEED_SUFFIXES)]

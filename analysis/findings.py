@@ -72,7 +72,7 @@ def best(ranked: pd.DataFrame, metric: str) -> list[str]:
     if pd.notna(top.get("pca_mse")) and pd.notna(top.get("skill_pca")):
         return [sentence + ", " + _against_pca(top), _against_trivial(top)]
     sentence += (
-        f", test MSE {fmt('test_mse', top['test_mse'])} against {fmt('trivial_mse', top['trivial_mse'])} "
+        f", test MSE {_test_mse(top)} against {fmt('trivial_mse', top['trivial_mse'])} "
         "for the trivial baseline"
     )
     if top["skill"] > 0:
@@ -82,11 +82,17 @@ def best(ranked: pd.DataFrame, metric: str) -> list[str]:
     return [sentence]
 
 
+def _test_mse(top: pd.Series) -> str:
+    """The best trial's test MSE, with its 95 % interval over the test images when the trial table has one."""
+    ci = fmt_ci("test_mse", top["test_mse"], top.get("test_mse_ci95"))
+    return f"{ci} (95 % CI over the test images)" if ci else fmt("test_mse", top["test_mse"])
+
+
 def _against_pca(top: pd.Series) -> str:
     """``"test MSE ... against ... for PCA with k components ..."``: the judgement of a reconstruction."""
     k = fmt("pca_k", top.get("pca_k"))
     text = (
-        f"test MSE {fmt('test_mse', top['test_mse'])} against {fmt('pca_mse', top['pca_mse'])} for PCA with "
+        f"test MSE {_test_mse(top)} against {fmt('pca_mse', top['pca_mse'])} for PCA with "
         f"{k or 'latent_dim'} components, the best linear code of the same size"
     )
     if top["skill_pca"] > 0:

@@ -18,6 +18,7 @@ from analysis.metrics import METRICS, is_test_metric, label
 from cae.config import from_flat
 from cae.errors import CaesweepError
 from results import COMPLETE, FAILED, PRUNED, STATUSES
+from results.trials import is_repeat
 
 MAX_LEVELS = 6  # a numeric hyperparameter with more distinct values than this is grouped into bins
 BINS = 4  # quantile bins for such a hyperparameter (log-spaced values such as lr are binned in log space)
@@ -27,13 +28,14 @@ REASON_CHARS = 100  # failure reasons are cut to their first line and this many 
 # against PCA at the model's code size (pca_mse, skill_pca); pca_comparison says in words whether that
 # comparison is compression-matched. skill is against the task's trivial baseline.
 # test_mse is the ranked run's own score and test_mse_ci95 (when the trial table has it) the half-width of its
-# 95 % interval over the test split's images. After it come the configuration's statistics over fresh training
-# seeds (see seed_statistics): NaN, and n_seeds 0, for a configuration that was not re-trained with new seeds.
+# 95 % interval over the test split's images (skill_ci95 the same for skill). After it come the configuration's
+# statistics over fresh training seeds (see seed_statistics): NaN, and n_seeds 0, for a configuration that was
+# not re-trained with new seeds.
 # selection says, on the top row, how that row was chosen; pixel_range is the range every MSE column is on.
 LEADERBOARD = (
     "rank", "trial_id", "architecture", "lr", "batch_size", "loss", "val_mse", "test_mse", "test_mse_ci95",
     "test_mse_seed_mean", "test_mse_seed_std", "test_mse_seed_ci95", "n_seeds", "p_vs_best", "vs_best",
-    "test_psnr", "test_ssim", "pca_mse", "skill_pca", "pca_comparison", "skill", "params", "epochs",
+    "test_psnr", "test_ssim", "pca_mse", "skill_pca", "pca_comparison", "skill", "skill_ci95", "params", "epochs",
     "train_seconds", "selection", "pixel_range",
 )
 MATCHED = "compression-matched"
@@ -99,19 +101,19 @@ def _architecture(row: pd.Series) -> str | None:
 
 def finished(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The COMPLETE search trials that report ``metric``: the only rows that are ranked or compared (seed
-    repeats are not trials of the search: they only tighten their original's numbers)."""
-    done = trials[(trials["status"] == COMPLETE) & trials[metric].notna() & trials["repeat_of"].isna()]
+    repeats are not trials of the search: they only measure their original's configuration again)."""
+    done = trials[(trials["status"] == COMPLETE) & trials[metric].notna() & ~is_repeat(trials)]
     return done.reset_index(drop=True)
 
 
 def search_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """The trials the search ran (every row that is not a seed repeat)."""
-    return trials[trials["repeat_of"].isna()].reset_index(drop=True)
+    """The trials the search ran (every row that is not a seed repeat, :mod:`results.trials`)."""
+    return trials[~is_repeat(trials)].reset_index(drop=True)
 
 
 def repeat_trials(trials: pd.DataFrame) -> pd.DataFrame:
     """The seed repeats of ``python -m search confirm``, in any status."""
-    return trials[trials["repeat_of"].notna()].reset_index(drop=True)
+    return trials[is_repeat(trials)].reset_index(drop=True)
 
 
 def seed_metric(metric: str) -> str:
@@ -159,9 +161,9 @@ def seed_statistics(done: pd.DataFrame, repeats: pd.DataFrame, metric: str, mode
     complete = repeats[repeats["status"] == COMPLETE]
     rows, groups = [], []
     for position, original in enumerate(ranked.to_dict("records"), start=1):
-        if not (repeats["repeat_of"] == original["trial_id"]).any():
+        if not (repeats["repeat_of"].astype(str) == str(original["trial_id"])).any():
             continue
-        group = complete[complete["repeat_of"] == original["trial_id"]].dropna(subset=scores)
+        group = complete[complete["repeat_of"].astype(str) == str(original["trial_id"])].dropna(subset=scores)
         seeds = ", ".join(_seed_text(v) for v in group["seed"]) if "seed" in group else ""
         row: list[Any] = [position, original["trial_id"], original["architecture"], seeds, len(group)]
         row += [original.get(s, np.nan) for s in scores]
@@ -460,6 +462,7 @@ def study_row(name: str, meta: dict[str, Any], trials: pd.DataFrame, metric: str
         f"median {metric}": done[metric].median() if len(done) else None,
         "best architecture": None if best is None else best["architecture"],
         "test_mse": None if best is None else best["test_mse"],
+        "test_mse_ci95": None if best is None else best.get("test_mse_ci95"),
         "trivial_mse": None if best is None else best["trivial_mse"],
         "skill": None if best is None else best["skill"],
         "pca_mse": None if best is None else best.get("pca_mse"),

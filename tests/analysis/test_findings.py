@@ -37,6 +37,8 @@ def test_best_trial_against_the_trivial_baseline() -> None:
         "Best trial t3 (32-48-64 k3 z128 skip): val MSE 0.0042, test MSE 0.0045 against 0.018 for the trivial "
         "baseline (skill 0.750: 75% lower error)."
     ]
+    with_interval = findings.best(ranked.assign(test_mse_ci95=0.0012), "val_mse")[0]
+    assert "test MSE 0.0045 ± 0.0012 (95 % CI over the test images) against 0.018" in with_interval
     worse = ranked.assign(test_mse=0.02, skill=-0.111)
     assert findings.best(worse, "val_mse")[0].endswith("(skill -0.111): no better than the trivial baseline.")
     untested = ranked.assign(test_mse=float("nan"))

@@ -91,7 +91,8 @@ def test_seed_statistics_leave_the_selected_run_out(confirmed: Path) -> None:
 def test_leaderboard_ranks_search_trials_and_carries_the_seed_statistics(confirmed: Path) -> None:
     report = report_of(confirmed)
     board = report.leaderboard
-    assert list(board.columns) == [c for c in tables.LEADERBOARD if c != "test_mse_ci95"]
+    optional = ("test_mse_ci95", "skill_ci95")  # intervals over test images, when the trial table has them
+    assert list(board.columns) == [c for c in tables.LEADERBOARD if c not in optional or c in report.done.columns]
     assert board["trial_id"].tolist() == ["t00", "t01", "t02", "t03", "t04", "t05"]  # no repeat is ranked
     assert board["rank"].tolist() == [1, 2, 3, 4, 5, 6]
     assert board["test_mse"].tolist() == [0.011, 0.010, 0.020, 0.021, 0.022, 0.023]  # the selected run's own
@@ -251,3 +252,22 @@ def test_the_image_grid_shows_test_images_of_the_split_seed(make_study: StudyFac
     training_seed_split = load_dataset("embedded", image_size=32, seed=0, limit=2).test[:2]
     assert not np.allclose(split, training_seed_split)  # the two seeds pick different test images
     np.testing.assert_allclose(grid.truths, np.clip((split + 1) / 2, 0, 1), atol=1e-6)
+
+
+def test_an_interval_over_test_images_is_joined_to_its_score(make_study: StudyFactory, tmp_path: Path) -> None:
+    # A trial table with test_mse_ci95 (the half-width of a bootstrap interval over the test split's images) shows
+    # it next to the run's test MSE, named by the variance it includes, apart from any interval over seeds.
+    rows = [trial(i, COMPLETE, val_mse=0.01 * (i + 1), test_mse_ci95=0.004 if i else None, skill_ci95=0.05)
+            for i in range(3)]
+    root = make_study("images", rows)
+    ran = run_report(["--study", "images", "--root", str(root), "--out", str(tmp_path), "--no-images"], tmp_path)
+    assert ran.code == 0, ran.err
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert board.columns.tolist()[7:9] == ["test_mse", "test_mse_ci95"]
+    assert board["test_mse_ci95"].tolist()[1:] == [0.004, 0.004] and math.isnan(board["test_mse_ci95"][0])
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| test MSE (95 % CI, test images) |" in markdown
+    assert "| 0.0105 |" in markdown and "| 0.0210 ± 0.0040 |" in markdown and "| 0.0315 ± 0.0040 |" in markdown
+    assert "| skill (95 % CI, test images) |" in markdown and "| 0.475 ± 0.050 |" in markdown
+    assert "Best trial t00 (32-48-64 k3 z64): val MSE 0.01, test MSE 0.0105 against" in ran.out  # no interval: none
+    assert "test_mse_ci95" not in tables.METRICS  # an interval is not a score to rank by
