@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install sweep test versions lint clean
+.PHONY: install sweep test test-fast versions lint clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ sweep: install
 TEST_WORKERS ?= 2
 test: install versions lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The inner loop: every test not marked slow (no real sweeps, clusters or long training); `make test` and CI run all.
+test-fast: install
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 # The versions of the dependencies that can break a study, as resolved here, with their bounds (a warning for one
 # outside them; tests/test_versions.py then fails).

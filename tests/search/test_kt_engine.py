@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +22,7 @@ from search.kt.space import declare_space, hyperband_trials, sample_params, spac
 from search.kt.tables import TrialEntry, stage_status
 from search.trial import TrialSettings
 from spaces import load_space, space_from_dict
+from tests.conftest import in_process
 from tests.search.conftest import search_cli
 
 # Depth 1-2 with per-level filters: filters_2 exists only for depth 2 (a conditional keras-tuner parameter).
@@ -175,8 +178,16 @@ def test_ctrl_c_stops_a_keras_tuner_study_at_the_epoch_end_and_resume_finishes_i
     assert (study.history.groupby("trial_id").size() == 2).all()
 
 
+def in_this_process(monkeypatch: pytest.MonkeyPatch) -> Callable[..., subprocess.CompletedProcess]:
+    """``python -m search`` run in this test process (TensorFlow imported once for the file); the device setup, which
+    must precede TensorFlow's start, is the Ctrl-C test's (a fresh process) to check."""
+    monkeypatch.setattr(kt_engine, "configure_devices", lambda *args: None)
+    return lambda *argv: in_process(main, *argv)
+
+
 @pytest.mark.slow
-def test_random_search_then_resume_adds_one_trial(tmp_path: Path) -> None:
+def test_random_search_then_resume_adds_one_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    search_cli = in_this_process(monkeypatch)
     space = write_space(tmp_path, CONDITIONAL_SPACE)
     root = tmp_path / "results"
     proc = search_cli(
@@ -208,7 +219,10 @@ def test_random_search_then_resume_adds_one_trial(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_hyperband_prunes_stages_and_continues_the_promoted_one(tmp_path: Path) -> None:
+def test_hyperband_prunes_stages_and_continues_the_promoted_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    search_cli = in_this_process(monkeypatch)
     space = write_space(tmp_path, CHOICE_SPACE)
     root = tmp_path / "results"
     proc = search_cli(
