@@ -148,6 +148,13 @@ def _noisy_input(x: np.ndarray, _: np.ndarray) -> np.ndarray:
     return x
 
 
+# What each task kind's trivial baseline is, in words (summaries and ``cae.data describe``).
+TRIVIAL_NAMES = {
+    "reconstruct": "2x down/up-sampling, 1/4 of the values",
+    "colorize": "gray image, zero chroma",
+    "denoise": "the noisy input",
+}
+
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from cae.data import DATASETS, Dataset, load_dataset, parse_spec
-from cae.datasets import embedded, folder, split_indices
+from cae.datasets import balanced_split, embedded, folder, image_statistics, split_items
 from cae.errors import DataError
 
 
@@ -102,17 +102,63 @@ def test_the_fingerprint_names_the_content_and_travels_with_the_dataset() -> Non
     assert copy.fingerprint == data.fingerprint and "fingerprint" in vars(copy)
 
 
-def test_split_indices_keeps_groups_together_and_gives_every_part_an_item() -> None:
-    groups = np.repeat(np.arange(10), 10)
-    parts = split_indices(groups, (0.7, 0.15, 0.15), np.random.default_rng(0))
-    assert [len(part) for part in parts] == [70, 15, 15]
+def test_split_items_keeps_units_whole_and_gives_every_part_a_unit() -> None:
+    groups = np.repeat(np.arange(20), 5)  # 20 units of 5 items
+    stats = np.random.default_rng(1).random((100, 2))
+    parts = split_items(groups, np.zeros(100, dtype=np.int64), stats, (0.7, 0.15, 0.15), np.random.default_rng(0))
+    assert [len(part) for part in parts] == [70, 15, 15]  # 14, 3 and 3 units
     assert sorted(np.concatenate(parts).tolist()) == list(range(100))
     train, val, test = ({int(g) for g in groups[part]} for part in parts)
-    assert len((train & val) | (train & test) | (val & test)) <= 2  # only the groups at the two cut points
-    tiny = split_indices(np.arange(3), (0.7, 0.15, 0.15), np.random.default_rng(0))
+    assert not (train & val) and not (train & test) and not (val & test)
+    tiny = split_items(np.arange(3), np.arange(3), np.ones((3, 2)), (0.7, 0.15, 0.15), np.random.default_rng(0))
     assert [len(part) for part in tiny] == [1, 1, 1]
     with pytest.raises(DataError, match="too few"):
-        split_indices(np.arange(2), (0.7, 0.15, 0.15), np.random.default_rng(0))
+        split_items(np.arange(2), np.arange(2), np.ones((2, 2)), (0.7, 0.15, 0.15), np.random.default_rng(0))
+
+
+def test_a_balanced_split_puts_every_stratum_in_every_part() -> None:
+    """Ten strata of 8 to 20 units of random sizes: every stratum has a unit in every part, at every seed (each
+    stretch of the draw's order gets each part in proportion), and each part gets its quota of units."""
+    rng = np.random.default_rng(7)
+    counts = rng.integers(8, 21, 10)
+    strata = np.repeat(np.arange(10), counts)
+    sizes = rng.integers(1, 60, len(strata)).astype(float)
+    totals = rng.random((len(strata), 2)) * sizes[:, None]
+    quota = round(0.15 * len(strata))
+    for seed in range(10):
+        part = balanced_split(strata, sizes, totals, (0.7, 0.15, 0.15), np.random.default_rng(seed))
+        assert np.bincount(part).tolist() == [len(strata) - 2 * quota, quota, quota]
+        for k in range(3):
+            assert set(strata[part == k].tolist()) == set(range(10)), (seed, k)
+
+
+def test_a_balanced_split_gives_each_part_its_share_of_hard_units() -> None:
+    """140 units in one stratum, half of them hard: sorted by difficulty, the units' order holds the 70 easy
+    ones first, and the labels are spread evenly along it, so val's 21 units hold 10.5 +/- 1.5 hard ones. A
+    random split of the same sizes would hold from 6 to 15 at 95 %."""
+    hard = np.repeat([0.0, 1.0], 70)
+    for seed in range(10):
+        part = balanced_split(
+            np.zeros(140, dtype=np.int64), np.ones(140), np.column_stack([hard + 1, hard + 1]), (0.7, 0.15, 0.15),
+            np.random.default_rng(seed),
+        )
+        for k in (1, 2):
+            assert 9 <= hard[part == k].sum() <= 12, (seed, k)
+
+
+def test_image_statistics_are_the_two_trivial_baselines() -> None:
+    """The statistics the split balances are the 2x down/up error and the distance from the image's own gray
+    (BT.601), on [-1, 1]: checked against the tasks' own baselines."""
+    from cae.tasks import down_up, get_task
+
+    images = np.random.default_rng(3).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    stats = image_statistics(images)
+    rgb = images.astype(np.float64) / 127.5 - 1
+    np.testing.assert_allclose(stats[:, 0], np.square(rgb - down_up(rgb)).mean(axis=(1, 2, 3)), rtol=1e-9)
+    task = get_task("colorize-rgb")
+    pair = task.make_pair(rgb.astype(np.float32))
+    gray = task.trivial(pair.x, pair.y)
+    np.testing.assert_allclose(stats[:, 1], np.square(rgb - gray).mean(axis=(1, 2, 3)), rtol=1e-5)
 
 
 # --- embedded --------------------------------------------------------------------------------------------
@@ -129,9 +175,10 @@ def test_embedded_default_is_valid_disjoint_and_complete() -> None:
     tiles, _ = embedded.tiles_and_regions(32)
     assert len(tiles) >= 5000
     assert len(dataset.train) + len(dataset.val) + len(dataset.test) == len(tiles)
-    # Whole regions go to one split, so each split is its fraction of the tiles give or take one region.
+    # Whole regions go to one split, chosen for size and difficulty alike, so each split is its fraction of the
+    # tiles give or take two regions (over split seeds 0-199, within 10 % of it).
     for part in (dataset.val, dataset.test):
-        assert abs(len(part) - 0.15 * len(tiles)) <= largest_region(32)
+        assert abs(len(part) - 0.15 * len(tiles)) <= 2 * largest_region(32)
     assert dataset.name == "embedded"
     assert dataset.summary() == (
         f"embedded: {len(dataset.train):,} train / {len(dataset.val):,} val / {len(dataset.test):,} test, "
@@ -183,16 +230,47 @@ def test_embedded_keeps_enough_tiles_at_32_px() -> None:
     assert len(embedded.tiling(32).tiles) == 8242
 
 
-def test_split_regions_keeps_regions_whole_and_near_the_fractions() -> None:
-    regions = np.repeat(np.arange(40), np.arange(1, 41))  # 40 regions of 1..40 items: 820 items
-    parts = embedded.split_regions(regions, (0.7, 0.15, 0.15), np.random.default_rng(0))
-    assert sorted(np.concatenate(parts).tolist()) == list(range(len(regions)))
-    groups = [set(regions[part].tolist()) for part in parts]
-    assert not groups[0] & groups[1] and not groups[0] & groups[2] and not groups[1] & groups[2]
-    for part, fraction in zip(parts, (0.7, 0.15, 0.15), strict=True):
-        assert abs(len(part) - fraction * len(regions)) <= 40
-    with pytest.raises(DataError, match="only 2 regions"):
-        embedded.split_regions(np.array([0, 0, 1]), (0.7, 0.15, 0.15), np.random.default_rng(0))
+def test_embedded_splits_are_stratified_by_photograph() -> None:
+    """At 32 px every photograph is in every split, at every split seed, with 4 to 26 % of its tiles in val and
+    in test (15 % asked; the most and the least over seeds 0-199 were 22 % and 5.6 %), and the dataset counts
+    each split's tiles per photograph and carries each tile's region."""
+    kept = embedded.tiling(32)
+    photos = np.bincount(kept.origins[:, 0])
+    for seed in range(20):
+        for part in embedded.split_parts(32, (0.7, 0.15, 0.15), seed)[1:]:
+            share = np.bincount(kept.origins[part, 0], minlength=len(photos)) / photos
+            assert share.min() >= 0.04 and share.max() <= 0.26, (seed, share)
+    dataset = load_dataset()
+    names = [path.name for path in embedded.photo_paths()]
+    for split in ("train", "val", "test"):
+        assert sorted(dataset.origins[split]) == sorted(names)
+        assert sum(dataset.origins[split].values()) == len(getattr(dataset, split))
+    parts = embedded.split_parts(32, (0.7, 0.15, 0.15), 0)
+    assert np.array_equal(dataset.groups["test"], kept.regions[parts[2]])
+
+
+def trivial_errors(task_name: str, images: np.ndarray) -> np.ndarray:
+    """Per image, the MSE of the task's trivial baseline in its reference space, as training scores it."""
+    from cae.tasks import get_task
+
+    task = get_task(task_name)
+    pair = task.make_pair(images)
+    return np.square(task.trivial(pair.x, pair.y).astype(np.float64) - task.reference(images)).mean(axis=(1, 2, 3))
+
+
+@pytest.mark.parametrize("task_name", ["reconstruct", "colorize-rgb"])
+def test_embedded_val_and_test_are_alike_at_most_split_seeds(task_name: str) -> None:
+    """The split's target: for split seeds 0-19 at 32 px, the val/test ratio of the trivial baseline's MSE lies
+    in [0.75, 1.33] for at least 18 of the 20 seeds (before the stratified split: 11 and 15 of 20; now all 20,
+    the ratios within 0.86-1.14). The baselines are computed by the tasks, not by the split's own statistics."""
+    kept = embedded.tiling(32)
+    errors = trivial_errors(task_name, kept.tiles.astype(np.float32) / 127.5 - 1)
+    ratios = []
+    for seed in range(20):
+        _, val, test = embedded.split_parts(32, (0.7, 0.15, 0.15), seed)
+        ratios.append(errors[val].mean() / errors[test].mean())
+    inside = [0.75 <= ratio <= 1.33 for ratio in ratios]
+    assert sum(inside) >= 18, np.round(ratios, 2)
 
 
 def test_embedded_drops_near_flat_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -237,8 +315,8 @@ def test_custom_split_fractions() -> None:
     dataset = load_dataset(split=(0.8, 0.1, 0.1))
     total = len(dataset.train) + len(dataset.val) + len(dataset.test)
     for part in (dataset.val, dataset.test):
-        assert abs(len(part) - 0.1 * total) <= largest_region(32)
-    assert len(dataset.train) > 0.8 * total - 2 * largest_region(32)
+        assert abs(len(part) - 0.1 * total) <= 2 * largest_region(32)
+    assert len(dataset.train) > 0.8 * total - 4 * largest_region(32)
 
 
 def test_limit_keeps_a_seeded_subset_of_each_split() -> None:

@@ -5,9 +5,10 @@ folder, or a folder containing either; plain ``cifar10`` looks in Keras's cache,
 or ``~/.keras/datasets/``, under every name Keras and a manual download use (see :data:`_NAMES`).
 
 Mapping to our splits: the 10,000 official test images (``test_batch``) are our test split; the 50,000
-official training images (``data_batch_1`` .. ``data_batch_5``) are split at random (seeded) into train and
-val, val taking ``split[1] / (split[0] + split[1])`` of them (so the default 0.7/0.15/0.15 gives 41,176 train
-and 8,824 val). Labels are not used. Images other than 32x32 are resized with Pillow's Lanczos filter.
+official training images (``data_batch_1`` .. ``data_batch_5``) are split at random (seeded, balanced for
+difficulty by :func:`cae.datasets.balanced_split`) into train and val, val taking
+``split[1] / (split[0] + split[1])`` of them (so the default 0.7/0.15/0.15 gives 41,176 train and 8,824
+val). Labels are not used. Images other than 32x32 are resized with Pillow's Lanczos filter.
 
 Safety: the batches are pickles, and unpickling can run arbitrary code. They are read with
 :class:`_BatchUnpickler`, which can only rebuild numpy arrays and refuses anything else. The archive is read
@@ -36,7 +37,7 @@ from typing import BinaryIO, cast
 
 import numpy as np
 
-from cae.datasets import Splits, resize_images, split_indices
+from cae.datasets import Splits, image_statistics, resize_images, split_items
 from cae.errors import DataError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -51,6 +52,9 @@ MAX_MEMBERS = 64
 
 _TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _TEST_BATCH = "test_batch"
+# What a split's images are, as cae.data describe lists them.
+_TRAINING = "official training images (data_batch_1-5)"
+_TESTING = "official test images (test_batch)"
 
 # Names the data may have inside a folder, in the order they are tried: the extracted folder (older Keras and
 # manual extraction), the folder Keras 3 extracts to, the archive as downloaded by hand, the archive as older
@@ -98,19 +102,27 @@ def load(
     official_test = batches[_TEST_BATCH]
     rng = np.random.default_rng(seed)
     train_val = split[0] + split[1]
-    train, val = split_indices(np.arange(len(train_pool)), (split[0] / train_val, split[1] / train_val), rng)
+    # Independent images in one stratum, split balanced for difficulty like every other source.
+    train, val = split_items(
+        np.arange(len(train_pool)), np.zeros(len(train_pool), dtype=np.int64), image_statistics(train_pool),
+        (split[0] / train_val, split[1] / train_val), rng,
+    )
     test = rng.permutation(len(official_test))
+    train, val, test = train[:limit], val[:limit], test[:limit]
     limited = f", at most {limit} per split" if limit is not None else ""
     source = (
         f"CIFAR-10 from {location}: the {len(official_test):,} official test images are the test split and "
-        f"the {len(train_pool):,} official training images are split at random (seed {seed}{limited}) into "
-        "train and val"
+        f"the {len(train_pool):,} official training images are split at random (seed {seed}{limited}, balanced "
+        "for difficulty) into train and val"
     )
+    # Ids of the units (each image its own): official training images 0..49,999, official test images after.
     return Splits(
-        train=resize_images(train_pool[train[:limit]], image_size),
-        val=resize_images(train_pool[val[:limit]], image_size),
-        test=resize_images(official_test[test[:limit]], image_size),
+        train=resize_images(train_pool[train], image_size),
+        val=resize_images(train_pool[val], image_size),
+        test=resize_images(official_test[test], image_size),
         source=source,
+        groups=(train, val, len(train_pool) + test),
+        origins=({_TRAINING: len(train)}, {_TRAINING: len(val)}, {_TESTING: len(test)}),
     )
 
 

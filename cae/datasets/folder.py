@@ -2,8 +2,9 @@
 
 Each image is centre-cropped to a square and resized (Pillow, Lanczos) to the image size; grayscale images
 are repeated over three channels, transparent ones are laid over white, and EXIF rotations are applied. Files
-are taken in sorted order of their path, so the same folder and seed always give the same split; the split
-is at random (seeded) over the usable images.
+are taken in sorted order of their path, so the same folder and seed always give the same split. Each file is
+an independent unit: the split is drawn at random (seeded) over the usable images, stratified so that every
+sub-folder is in every split in proportion and balanced for difficulty (:func:`cae.datasets.balanced_split`).
 
 Reading is defensive: Pillow may only use its JPEG and PNG decoders, and any file that is not a JPEG or PNG,
 is corrupt or truncated, or has more than :data:`MAX_PIXELS` pixels (a decompression bomb) is skipped; the
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cae.datasets import RESAMPLE, Splits, split_indices
+from cae.datasets import RESAMPLE, Splits, image_statistics, split_items
 from cae.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,14 @@ def load(
     """Read every usable image under ``path`` and split them at random."""
     root = Path(path).expanduser()
     files = _list_files(root)
-    images, skipped = [], Counter[str]()
+    images, folders, skipped = [], [], Counter[str]()
     for file in files:
         try:
             images.append(read_image(file, image_size))
         except Unusable as reason:
             skipped[str(reason)] += 1
+        else:
+            folders.append(file.parent.relative_to(root).as_posix() + "/")
     if len(images) < 3:
         raise DataError(
             f"folder {root} has {len(images)} usable JPEG/PNG images of {len(files)} files, and at least 3 "
@@ -72,14 +75,25 @@ def load(
         skip_note = f"; skipped {skipped.total()} of {len(files)} files ({reasons})"
         log.warning("folder %s: skipped %d of %d files (%s)", root, skipped.total(), len(files), reasons)
     pool = np.stack(images)
-    parts = split_indices(np.arange(len(pool)), split, np.random.default_rng(seed))
-    train, val, test = (pool[part[:limit]] for part in parts)
+    # Each file is its own unit; its sub-folder is its stratum, so every sub-folder (a class, a shoot) is in
+    # every split in proportion.
+    names, stratum = np.unique(np.array(folders), return_inverse=True)
+    parts = split_items(np.arange(len(pool)), stratum, image_statistics(pool), split, np.random.default_rng(seed))
+    train, val, test = (part[:limit] for part in parts)
     limited = f", at most {limit} per split" if limit is not None else ""
     source = (
         f"{len(pool):,} JPEG/PNG images from folder {root}, centre-cropped and resized to "
-        f"{image_size}x{image_size}, split at random (seed {seed}{limited}){skip_note}"
+        f"{image_size}x{image_size}, split by file (seed {seed}{limited}), every sub-folder in every split in "
+        f"proportion, balanced for difficulty{skip_note}"
     )
-    return Splits(train=train, val=val, test=test, source=source)
+
+    def counts(part: np.ndarray) -> dict[str, int]:
+        return {str(names[k]): int(n) for k, n in enumerate(np.bincount(stratum[part], minlength=len(names))) if n}
+
+    return Splits(
+        train=pool[train], val=pool[val], test=pool[test], source=source, groups=(train, val, test),
+        origins=(counts(train), counts(val), counts(test)),
+    )
 
 
 def _list_files(root: Path) -> list[Path]:
