@@ -1,14 +1,18 @@
 """What a published claim's verdict rests on: training-seed noise and whether the compared models have learned.
 
-A reproduction compares configurations trained with several training seeds each (``search confirm``), so a
-difference between two of them is set against the spread of the seeds: :func:`compare` runs Welch's t-test
-on the two sets of values and says which is lower, if the data can tell. A claim then gets one of three
-verdicts (:data:`VERDICTS`): it HOLDS (every comparison it makes goes its way beyond the noise), it DOES NOT
-HOLD (one goes the other way beyond the noise), or it is NOT DISTINGUISHABLE (the differences are inside the
-noise); UNDECIDED when too little finished to compare at all.
+A reproduction compares configurations trained with several fresh training seeds each (``search confirm``;
+the search's own run of a configuration won its selection on its scores, so it is no evidence for itself and
+is left out), so a difference between two of them is set against the spread of the seeds: :func:`compare`
+runs Welch's t-test (:func:`analysis.inference.welch`) on the two sets of values and says which is lower, if the
+data can tell; a claim that makes several comparisons corrects them with Holm's method. A claim then gets one
+of four verdicts (:data:`VERDICTS`): it HOLDS (every comparison it makes goes its way beyond the noise), it DOES
+NOT HOLD (one goes the other way beyond the noise), it is NOT DISTINGUISHABLE (no difference detected: the
+differences are inside the noise, which does not show them equal), or it is UNDECIDED: too little finished to
+compare, or the compared models are not trained (:func:`unready`), or the interval is too wide to decide.
 
 :func:`last_third_gain` measures flattening: how much a learning curve's best value still improved over its
-last third of epochs. A verdict on models that are still improving describes early training, not the models.
+last third of epochs. A verdict on models that are still improving, or that do not beat their baselines,
+describes early training, not the models: :func:`unready` says why such a claim is UNDECIDED.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis import inference
+
 HOLDS, DOES_NOT_HOLD, NOT_DISTINGUISHABLE, UNDECIDED = "HOLDS", "DOES NOT HOLD", "NOT DISTINGUISHABLE", "UNDECIDED"
 VERDICTS = (HOLDS, DOES_NOT_HOLD, NOT_DISTINGUISHABLE, UNDECIDED)
-SIGNIFICANCE = 0.05  # two-sided, per comparison
+SIGNIFICANCE = inference.ALPHA  # two-sided, per comparison or per family after Holm's correction
 FLAT_GAIN = 0.02  # a curve has flattened when its best improved by less than 2 % over its last third
 
 
@@ -60,16 +66,10 @@ def compare(a: Sequence[float], b: Sequence[float], alpha: float = SIGNIFICANCE)
 
     Identical values on both sides with no spread are a difference of exactly zero (``neither``); distinct
     values without any spread (a deterministic metric) are told apart exactly."""
-    x = np.asarray([v for v in a if math.isfinite(v)], dtype=float)
-    y = np.asarray([v for v in b if math.isfinite(v)], dtype=float)
+    x, y = inference.finite(a), inference.finite(b)
     mean_x, mean_y = (float(v.mean()) if len(v) else math.nan for v in (x, y))
     sd_x, sd_y = (float(v.std(ddof=1)) if len(v) > 1 else math.nan for v in (x, y))
-    p = math.nan
-    if len(x) > 1 and len(y) > 1:
-        if sd_x == 0 and sd_y == 0:
-            p = 1.0 if mean_x == mean_y else 0.0
-        else:
-            p = float(stats.ttest_ind(x, y, equal_var=False).pvalue)
+    p = inference.welch(x, y)
     lower = "neither"
     if not math.isnan(p) and p < alpha:
         lower = "a" if mean_x < mean_y else "b"
@@ -79,7 +79,7 @@ def compare(a: Sequence[float], b: Sequence[float], alpha: float = SIGNIFICANCE)
 def against_value(a: Sequence[float], value: float, alpha: float = SIGNIFICANCE) -> Comparison:
     """``a`` (seed values) against a fixed ``value`` (a deterministic baseline such as PCA): a one-sample t-test;
     a single value, or values without spread, are told apart exactly only when all lie on one side."""
-    x = np.asarray([v for v in a if math.isfinite(v)], dtype=float)
+    x = inference.finite(a)
     mean = float(x.mean()) if len(x) else math.nan
     sd = float(x.std(ddof=1)) if len(x) > 1 else math.nan
     p = math.nan
@@ -89,6 +89,17 @@ def against_value(a: Sequence[float], value: float, alpha: float = SIGNIFICANCE)
     if not math.isnan(p) and p < alpha:
         lower = "a" if mean < value else "b"
     return Comparison(mean, sd, len(x), float(value), 0.0, 1, p, lower)
+
+
+def adjusted(comparisons: Sequence[Comparison], alpha: float = SIGNIFICANCE) -> list[Comparison]:
+    """A family of comparisons with Holm-adjusted p-values (:func:`analysis.inference.holm`) and ``lower`` decided
+    on them: a claim that rests on several comparisons is judged on the family, not on each alone."""
+    ps = inference.holm([c.p for c in comparisons])
+    out = []
+    for c, p in zip(comparisons, ps, strict=True):
+        lower = "neither" if math.isnan(p) or p >= alpha else "a" if c.mean_a < c.mean_b else "b"
+        out.append(c._replace(p=p, lower=lower))
+    return out
 
 
 def last_third_gain(values: Sequence[float]) -> float:
@@ -119,3 +130,25 @@ def flat_sentence(gains: pd.Series, what: str) -> str:
     flat = int((known < FLAT_GAIN).sum())
     return (f"flattened: {flat} of {len(known)} {what} improved their val MSE by less than {FLAT_GAIN:.0%} over "
             f"their last third of epochs (median {known.median():.1%}, largest {known.max():.1%})")
+
+
+def unready(
+    gains: Sequence[float], what: str, beaten: Sequence[bool] = (), baseline: str = "", models: str = "models"
+) -> str:
+    """Why the models a claim compares cannot carry a verdict yet ("" when they can): the ``gains``
+    (:func:`last_third_gain`) of the ``what`` it rests on, not all below :data:`FLAT_GAIN` (an unknown gain counts
+    as not flattened), or ``beaten`` (per compared one of ``models``: does it beat ``baseline``?) not all true."""
+    values = np.asarray(list(gains), dtype=float)
+    if not len(values):
+        return f"no {what} finished"
+    reasons = []
+    flat = int(np.sum(values < FLAT_GAIN))
+    if flat < len(values):
+        known = values[np.isfinite(values)]
+        spread = (f"; median gain {np.median(known):.1%}, largest {known.max():.1%}" if len(known)
+                  else "; curves too short to tell")
+        reasons.append(f"{flat} of {len(values)} {what} flattened (val MSE still improving by {FLAT_GAIN:.0%} or "
+                       f"more over the last third of their epochs{spread})")
+    if len(beaten) and not all(beaten):
+        reasons.append(f"{sum(bool(b) for b in beaten)} of {len(beaten)} {models} beat {baseline}")
+    return "; ".join(reasons)
