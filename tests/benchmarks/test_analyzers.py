@@ -51,3 +51,22 @@ def test_compute_to_target_is_exact_and_inf_when_half_the_runs_miss() -> None:
     easier = analyzers.compute_table(curves, best_known=0.35, budget=5).set_index("method")
     # target 0.3675: run a/0 at its fourth epoch (0.3), a/1 at its first (0.2).
     assert easier.loc["a", "epochs_median"] == 2.5 and easier.loc["a", "reached"] == "2/2"
+
+
+def test_each_method_is_tested_against_the_best_beyond_a_practical_margin() -> None:
+    finals = pd.DataFrame({
+        "method": ["a"] * 5 + ["b"] * 5 + ["c"] * 5 + ["d"],
+        "seed": [*range(5)] * 3 + [0],
+        "best": [0.200, 0.201, 0.200, 0.202, 0.200,  # the lowest median: the best
+                 0.300, 0.310, 0.305, 0.301, 0.302,  # above every value of a, even with the margin
+                 0.2001, 0.2005, 0.2002, 0.2003, 0.2004,  # above a's median, but inside the margin
+                 0.9],  # one seed: nothing to test
+    })
+    table = analyzers.against_best(finals, margin=0.022).set_index("method")
+    assert table["vs_best"].to_dict() == {"a": "best", "b": "worse", "c": "no difference detected", "d": ""}
+    assert table["n"].to_dict() == {"a": 5, "b": 5, "c": 5, "d": 1}
+    # b: complete separation, the one arrangement of 252 (C(10, 5)) as extreme, times 2 (Holm over b and c).
+    assert table.loc["b", "p_vs_best"] == pytest.approx(2 / 252)
+    assert table.loc["c", "p_vs_best"] == pytest.approx(1.0) and math.isnan(table.loc["a", "p_vs_best"])
+    lenient = analyzers.against_best(finals, margin=0.6).set_index("method")  # b is within 60 % of a
+    assert lenient.loc["b", "vs_best"] == "no difference detected"
