@@ -21,14 +21,7 @@ from typing import Any
 from cae.cli import ArgumentParser, run
 from cae.config import LOSSES, MONITORS, UPSAMPLE_MODES, RunConfig, from_flat
 from cae.errors import UsageError
-from cae.tasks import TASKS, get_task
-
-# What the trivial baseline is, per task kind, in the summary's words.
-TRIVIAL_NAMES = {
-    "reconstruct": "2x down/up-sampling, 1/4 of the values",
-    "colorize": "gray image, zero chroma",
-    "denoise": "the noisy input",
-}
+from cae.tasks import TASKS, TRIVIAL_NAMES, get_task
 
 
 def build_parser() -> ArgumentParser:
@@ -100,10 +93,12 @@ def format_summary(result: dict[str, Any], data_summary: str) -> str:
         f"{result['train_seconds']:.1f} s, {result['images_per_second']:.0f} images/s",
         f"val      MSE {result['val_mse']:.5f}  PSNR {result['val_psnr']:.2f} dB  SSIM {result['val_ssim']:.4f}"
         "   (kept epoch)",
-        f"test     MSE {result['test_mse']:.5f}  PSNR {result['test_psnr']:.2f} dB  SSIM {result['test_ssim']:.4f}"
-        f"   (native MSE {result['native_mse']:.5f})",
+        f"test     MSE {result['test_mse']:.5f} +/- {result['test_mse_ci95']:.5f}  PSNR {result['test_psnr']:.2f} dB  "
+        f"SSIM {result['test_ssim']:.4f}   (native MSE {result['native_mse']:.5f})",
         f"trivial  MSE {result['trivial_mse']:.5f}  PSNR {result['trivial_psnr']:.2f} dB  "
-        f"SSIM {result['trivial_ssim']:.4f}   skill {result['skill']:+.3f}   ({trivial})",
+        f"SSIM {result['trivial_ssim']:.4f}   skill {result['skill']:+.3f} +/- {result['skill_ci95']:.3f}"
+        f"   ({trivial})",
+        "         (+/-: 95 % interval over which images are in the test split, a bootstrap of its units)",
     ]
     if math.isnan(result["pca_mse"]):
         lines.append("PCA      none for colorization (the input is not the target)")

@@ -39,6 +39,13 @@ TRIAL_COLUMNS = (
     "val_psnr",
     "val_ssim",
     "test_mse",
+    # Half-width of test_mse's 95 % interval over which images are in the test split: a percentile bootstrap
+    # that resamples the test split's independent units (regions of photographs for embedded, images otherwise;
+    # cae.data.bootstrap), the model fixed. It covers that variance only: not the training seed's (search
+    # confirm's seed repeats) nor the split's train/val side. On the embedded data it is conservative: the split
+    # is balanced for difficulty, so across split seeds a test MSE moves less (trivial baseline at 32 px: +/-10 %
+    # over split seeds 0-199, where the bootstrap says +/-40 %).
+    "test_mse_ci95",
     "test_psnr",
     "test_ssim",
     "native_mse",
@@ -49,6 +56,9 @@ TRIAL_COLUMNS = (
     "trivial_ssim",
     "trivial_native_mse",
     "skill",  # 1 - test_mse / trivial_mse
+    # The same interval for skill, the model's and the baseline's errors resampled together (paired), so what
+    # a harder test set does to both cancels where they move alike.
+    "skill_ci95",
     # PCA with pca_k = latent_dim components fitted on the train split (the optimal linear autoencoder at the
     # model's code size; cae.baselines), on the test split; NaN for colorization.
     "pca_k",

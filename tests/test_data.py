@@ -341,6 +341,11 @@ def assert_cifar_mapping(dataset: Dataset, tiny_cifar) -> None:
     assert rows(to_uint8(np.concatenate([dataset.train, dataset.val]))) == rows(tiny_cifar.train_images)
     # val takes 0.15 / 0.85 of the 100 official training images
     assert (len(dataset.train), len(dataset.val), len(dataset.test)) == (82, 18, 10)
+    # Each image is its own unit, numbered apart across the official sets; the sources name the batches.
+    units = [set(dataset.groups[split].tolist()) for split in ("train", "val", "test")]
+    assert sum(map(len, units)) == 110 and len(set.union(*units)) == 110
+    assert dataset.origins["test"] == {"official test images (test_batch)": 10}
+    assert dataset.origins["val"] == {"official training images (data_batch_1-5)": 18}
 
 
 @pytest.mark.parametrize("where", ["folder", "parent of folder", "archive", "folder of archive"])

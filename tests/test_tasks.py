@@ -252,6 +252,8 @@ def test_perfect_prediction_scores_mse_0_and_skill_1(name: str, tiny_dataset: Da
     assert scores["test_psnr"] > 60
     assert scores["trivial_mse"] > 1e-4
     assert scores["skill"] == pytest.approx(1.0, abs=1e-6)
+    # No error, whichever test images are drawn: no interval either.
+    assert scores["test_mse_ci95"] < 1e-9 and scores["skill_ci95"] < 1e-6
 
 
 def test_unknown_task_is_refused_with_the_list_of_tasks() -> None:

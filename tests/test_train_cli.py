@@ -24,7 +24,8 @@ from tests.search.test_cli_errors import as_python_m
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--limit", "64", "--image-size", "16", "--epochs", "1", "--filters", "8,16", "--latent-dim", "16"]
 REQUIRED_KEYS = {
-    "test_mse", "test_psnr", "test_ssim", "trivial_mse", "skill", "pca_k", "pca_mse", "pca_psnr", "pca_ssim",
+    "test_mse", "test_mse_ci95", "test_psnr", "test_ssim", "trivial_mse", "skill", "skill_ci95", "pca_k", "pca_mse",
+    "pca_psnr", "pca_ssim",
     "skill_pca", "pca_matched", "val_mse", "val_loss", "val_native_mse", "val_psnr", "val_ssim", "params", "epochs",
     "best_epoch", "train_seconds", "images_per_second",
 }
@@ -77,9 +78,11 @@ def test_a_tiny_training_writes_the_json_result(task: str, trained: dict[str, Tr
     assert result["epochs"] == 1 and len(result["history"]) == 1
     assert result["config"]["task"] == task and result["config"]["filters"] == "8-16"
     assert result["params"] > 0 and result["train_seconds"] > 0 and result["images_per_second"] > 0
-    for key in ("test_mse", "test_psnr", "test_ssim", "trivial_mse", "skill"):
+    for key in ("test_mse", "test_mse_ci95", "test_psnr", "test_ssim", "trivial_mse", "skill", "skill_ci95"):
         assert math.isfinite(result[key]), key
     assert result["skill"] == pytest.approx(1 - result["test_mse"] / result["trivial_mse"])
+    assert 0 < result["test_mse_ci95"] < result["test_mse"]
+    assert f"MSE {result['test_mse']:.5f} +/- {result['test_mse_ci95']:.5f}" in run.process.stdout
     kept = result["history"][result["best_epoch"] - 1]
     for key in ("val_mse", "val_loss", "val_native_mse", "val_psnr", "val_ssim"):
         assert result[key] == kept[key], key
@@ -107,7 +110,7 @@ def test_the_saved_model_loads_back_and_scores_as_reported(trained: dict[str, Tr
     data = load_dataset("embedded", image_size=16, seed=0, limit=64)
     scores = evaluate(model, prepare(task, data))
     reported = json.loads(trained["colorize-yuv"].json_path.read_text())
-    for key in ("test_mse", "native_mse", "trivial_mse", "skill"):
+    for key in ("test_mse", "test_mse_ci95", "native_mse", "trivial_mse", "skill", "skill_ci95"):
         assert scores[key] == pytest.approx(reported[key], rel=1e-5), key
 
 

@@ -115,6 +115,42 @@ def test_the_result_reports_history_scores_baseline_and_cost(straight: Straight,
     assert straight.states == [(r["epoch"], r) for r in result.history]
 
 
+def test_the_test_scores_carry_their_interval_over_the_test_units(straight: Straight, tiny_dataset: Dataset) -> None:
+    """test_mse_ci95 is the bootstrap over the test split's regions (not its images: the tiny test split's 16
+    tiles come from fewer regions), and skill_ci95 resamples the model's and the baseline's errors together."""
+    from cae.data import bootstrap, half_width
+    from cae.tasks import down_up
+
+    summary = straight.result.summary()
+    prepared = prepare(get_task("reconstruct"), tiny_dataset)
+    assert len(np.unique(tiny_dataset.groups["test"])) < len(tiny_dataset.test)
+    np.testing.assert_array_equal(prepared.test_groups, tiny_dataset.groups["test"])
+    pred = training.predict(straight.result.model, prepared.test.x)
+    errors = np.square(np.clip(pred, -1, 1).astype(np.float64) - tiny_dataset.test).mean(axis=(1, 2, 3))
+    trivial = np.square(down_up(tiny_dataset.test).astype(np.float64) - tiny_dataset.test).mean(axis=(1, 2, 3))
+    by_region = bootstrap(tiny_dataset.groups["test"])
+    assert summary["test_mse_ci95"] == pytest.approx(half_width(by_region.means(errors)), rel=1e-6)
+    assert summary["test_mse_ci95"] != pytest.approx(half_width(bootstrap(np.arange(16)).means(errors)), rel=1e-3)
+    skill = 1 - by_region.means(errors) / by_region.means(trivial)
+    assert summary["skill_ci95"] == pytest.approx(half_width(skill), rel=1e-6)
+    assert 0 < summary["test_mse_ci95"] < summary["test_mse"] and summary["skill_ci95"] > 0
+
+
+def test_val_and_test_noise_follow_the_split_not_the_training_seed(tiny_dataset: Dataset) -> None:
+    """Denoising: every training seed of one split is scored on the same noisy val and test inputs (and so the
+    same baseline); the train noise follows the training seed; a noise level scales the same draws."""
+    task = get_task("denoise")
+    first, second = prepare(task, tiny_dataset, noise=0.1, seed=0), prepare(task, tiny_dataset, noise=0.1, seed=1)
+    np.testing.assert_array_equal(first.val.x, second.val.x)
+    np.testing.assert_array_equal(first.test.x, second.test.x)
+    assert not np.array_equal(first.train.x, second.train.x)
+    assert not np.array_equal(first.val.x, first.test.x[: len(first.val.x)])
+    louder = prepare(task, tiny_dataset, noise=0.2, seed=0)
+    inside = (np.abs(louder.test.x) < 1) & (np.abs(first.test.x) < 1)  # away from the clipping
+    np.testing.assert_allclose((louder.test.x - louder.test.y)[inside], 2 * (first.test.x - first.test.y)[inside],
+                               atol=1e-5)
+
+
 def test_the_same_seed_gives_identical_weights_after_one_epoch(straight: Straight, tiny_dataset: Dataset) -> None:
     one_epoch = train(with_train(TINY, epochs=1), tiny_dataset, evaluate_test=False)
     assert same_weights(one_epoch.model.get_weights(), straight.epoch1_weights)
