@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +105,7 @@ class Dataset:
         return int(self.train.shape[1])
 
     def summary(self) -> str:
-        """One line, e.g. ``embedded: 5,755 train / 1,261 val / 1,226 test, 32x32 RGB``."""
+        """One line, e.g. ``embedded: 5,857 train / 1,229 val / 1,156 test, 32x32 RGB``."""
         size = self.image_size
         return (
             f"{self.name}: {len(self.train):,} train / {len(self.val):,} val / {len(self.test):,} test, "
@@ -392,8 +392,12 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m cae.data describe ...``: everything is checked before any image is read."""
+def prepare(argv: Sequence[str] | None = None) -> Callable[[], int]:
+    """Parse and check the whole command line without reading an image; return the run itself.
+
+    Split from :func:`main`, as in :mod:`cae.train`, so that what a user can get wrong in the arguments is
+    checked (and can be fuzzed) cheaply; a path that cannot be read is found when the run reads it.
+    """
     from cae.tasks import get_task
 
     args = build_parser().parse_args(argv)
@@ -402,12 +406,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--split-seed must be a non-negative integer, got {args.split_seed}")
     if not (math.isfinite(args.noise) and args.noise >= 0):
         raise UsageError(f"--noise must be a finite number >= 0, got {args.noise}")
+    parse_spec(args.data)
+    _check_image_size(args.image_size)
+    return lambda: _describe(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m cae.data describe ...``."""
+    return prepare(argv)()
+
+
+def _describe(args: Any) -> int:
     data = load_dataset(args.data, image_size=args.image_size, seed=args.split_seed)
     description = {**describe(data, args.task, args.noise), "split_seed": args.split_seed}
-    if args.json:
-        print(json.dumps(description, indent=2, allow_nan=False))
-    else:
-        print(format_description(description))
+    print(json.dumps(description, indent=2, allow_nan=False) if args.json else format_description(description))
     return 0
 
 
