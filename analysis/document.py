@@ -220,8 +220,9 @@ def pivot_cells(mean: pd.DataFrame, count: pd.DataFrame, metric: str) -> pd.Data
 SEEDS = (
     "Each configuration re-trained with fresh training seeds on the same data split (python -m search confirm): "
     "mean ± half-width of the 95 % confidence interval of the mean (Student t with n - 1 degrees of freedom) over "
-    "the n fresh runs that finished, and their sample standard deviation. The interval includes the training "
-    "seed's variance only: the split, and so the test images, are the same in every run. The selected run, the "
+    "the n fresh runs that finished, and their sample standard deviation. The variance column says what the "
+    "interval includes: the training seed's variance only when the repeats share the study's split (the same "
+    "test images in every run), the split's too when they were trained on several split seeds. The selected run, the "
     "search's own run of the configuration, is shown apart (selected): it won its place on its own scores, so "
     "it is biased towards luck and is no evidence for itself. vs best: each configuration's fresh seeds against "
     "those of the configuration with the best mean, Welch's t-test with Holm's correction over the K - 1 "

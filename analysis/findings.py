@@ -135,10 +135,12 @@ def seeds(table: pd.DataFrame, repeats: pd.DataFrame, basis: str, confirm: Mappi
             f"(n = {r['n_seeds']}; selected run {fmt(basis, r[f'{basis}_selected'])})"
             for _, r in shown.iterrows()
         )
-        sentences.append(
-            "Over fresh training seeds, same data split, mean ± 95 % CI (training-seed variance only; the selected "
-            f"run is left out: it won the ranking on its own scores, so it is no evidence for itself): {items}."
-        )
+        split = (shown["variance"] == tables.SPLIT_VARIANCE).any()
+        where = ("Over fresh training seeds and data splits, mean ± 95 % CI (training-seed and split variance: "
+                 "the test images differ between splits" if split else
+                 "Over fresh training seeds, same data split, mean ± 95 % CI (training-seed variance only")
+        sentences.append(f"{where}; the selected run is left out: it won the ranking on its own scores, so it is no "
+                         f"evidence for itself): {items}.")
     lonely = table[table[f"{basis}_seed_ci95"].isna()]["trial_id"].tolist()
     if lonely:
         have = "it has" if len(lonely) == 1 else "they have"

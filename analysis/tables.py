@@ -47,6 +47,9 @@ NOT_MATCHED = "not compression-matched (skip connections bypass the bottleneck)"
 # the report's metric when it is a test-split score, else on test_mse: validation scores chose the
 # configurations.
 CONFIDENCE = 0.95
+# What an interval over repeats includes (seed_statistics' variance column): the same split keeps the test images,
+# so repeats on one split vary by the training seed alone.
+SEED_VARIANCE, SPLIT_VARIANCE = "training seed", "training seed and data split"
 SEED_SCORES = ("test_mse", "test_psnr", "test_ssim", "native_mse", "skill", "skill_pca")
 BEST, NO_DIFFERENCE, WORSE = inference.BEST, inference.NO_DIFFERENCE, inference.WORSE
 # Every MSE in a trial table is on pixel values in [-1, 1] (RGB; a native colour space's channels are scaled
@@ -148,9 +151,10 @@ def seed_statistics(done: pd.DataFrame, repeats: pd.DataFrame, metric: str, mode
     :func:`seed_metric`) only, and ``n_seeds`` counts them. Columns: rank (the search's rank by ``metric``),
     trial_id, architecture, seeds (the fresh training seeds), n_seeds, ``<score>_selected`` (the selected run's
     own score), ``<score>_seed_mean/_std/_ci95`` (:func:`mean_ci`; NaN below 2 seeds) for test_mse and the seed
-    metric, then p_vs_best and vs_best (:func:`analysis.inference.against_best` on the seed metric: Welch's
-    t-test of each configuration's fresh seeds against those of the best mean, Holm-adjusted over the K - 1
-    comparisons). Rows follow the search's ranking.
+    metric, variance (what the interval includes, :func:`repeat_variance`), then p_vs_best and vs_best
+    (:func:`analysis.inference.against_best` on the seed metric: Welch's t-test of each configuration's fresh
+    seeds against those of the best mean, Holm-adjusted over the K - 1 comparisons). Rows follow the search's
+    ranking.
     """
     basis = seed_metric(metric)
     scores = list(dict.fromkeys(["test_mse", basis]))
@@ -159,7 +163,7 @@ def seed_statistics(done: pd.DataFrame, repeats: pd.DataFrame, metric: str, mode
     columns = ["rank", "trial_id", "architecture", "seeds", "n_seeds", *selected, *stats_columns]
     ranked = rank(done, metric, mode)
     complete = repeats[repeats["status"] == COMPLETE]
-    rows, groups = [], []
+    rows, groups, variances = [], [], []
     for position, original in enumerate(ranked.to_dict("records"), start=1):
         if not (repeats["repeat_of"].astype(str) == str(original["trial_id"])).any():
             continue
@@ -171,9 +175,19 @@ def seed_statistics(done: pd.DataFrame, repeats: pd.DataFrame, metric: str, mode
             row += mean_ci(group[score].tolist())
         rows.append(row)
         groups.append(group[basis].tolist())
+        variances.append(repeat_variance(group))
     table = pd.DataFrame(rows, columns=columns).astype({c: float for c in columns[5:]} | {"n_seeds": int})
     table["vs_best"], table["p_vs_best"] = inference.against_best(groups, mode)
-    return table[[*columns, "p_vs_best", "vs_best"]]
+    table["variance"] = variances
+    return table[[*columns, "variance", "p_vs_best", "vs_best"]]
+
+
+def repeat_variance(group: pd.DataFrame) -> str:
+    """What the spread of a configuration's repeats includes: the training seed, and the data split when the
+    repeats were trained on several split seeds (a ``split_seed`` column with more than one value)."""
+    if "split_seed" in group and group["split_seed"].nunique(dropna=True) > 1:
+        return SPLIT_VARIANCE
+    return SEED_VARIANCE
 
 
 def _seed_text(value: Any) -> str:

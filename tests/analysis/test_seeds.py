@@ -66,8 +66,9 @@ def test_seed_statistics_leave_the_selected_run_out(confirmed: Path) -> None:
     seeds = report_of(confirmed).seeds
     assert list(seeds.columns) == [
         "rank", "trial_id", "architecture", "seeds", "n_seeds", "test_mse_selected", "test_mse_seed_mean",
-        "test_mse_seed_std", "test_mse_seed_ci95", "p_vs_best", "vs_best",
+        "test_mse_seed_std", "test_mse_seed_ci95", "variance", "p_vs_best", "vs_best",
     ]
+    assert seeds["variance"].tolist() == ["training seed"] * 4  # the repeats share the study's split
     assert seeds[["rank", "trial_id", "architecture", "seeds", "n_seeds", "vs_best"]].to_dict("list") == {
         "rank": [1, 2, 3, 4],
         "trial_id": ["t00", "t01", "t02", "t03"],
@@ -198,15 +199,16 @@ def test_the_report_shows_the_seeds_in_every_format(confirmed: Path, tmp_path: P
     assert seeds in markdown and "## Seed repeats" in markdown
     assert "| test MSE over fresh seeds (95 % CI, training seeds) | p vs best | vs best |" in markdown
     assert "| 0.011 | 0.0140 ± 0.0025 (n=3) | 0.07 | no difference detected | 25.61 |" in markdown
-    assert ("| 3 | t02 | 8-16 k3 z64 | 101, 102, 103 | 0.02 | 0.0210 ± 0.0025 (n=3) | 0.001 | 0.00077 | worse |"
-            in markdown)
+    assert ("| 3 | t02 | 8-16 k3 z64 | 101, 102, 103 | 0.02 | 0.0210 ± 0.0025 (n=3) | 0.001 | training seed | "
+            "0.00077 | worse |" in markdown)
     assert "MSE on pixel values in [-1, 1], 4x the same error on [0, 1]" in markdown
     page = (tmp_path / "report.html").read_text()
     assert seeds in page and '<td class="text">0.0120 ± 0.0025 (n=3)</td><td></td><td class="text">best</td>' in page
     assert "--- Seed repeats" in ran.out and seeds in ran.out
     rows = [line for line in ran.out.splitlines() if " t02 " in line]  # the leaderboard's and the seeds table's
     assert len(rows) == 2
-    assert all(re.search(r" 0\.0210 ± 0\.0025 \(n=3\) +(0\.001 +)?0\.00077 +worse", row) for row in rows)
+    assert all(re.search(r" 0\.0210 ± 0\.0025 \(n=3\) +(0\.001 +training seed +)?0\.00077 +worse", row)
+               for row in rows)
 
 
 def test_a_study_without_repeats_keeps_its_leaderboard_as_it_was(make_study: StudyFactory, tmp_path: Path) -> None:
@@ -271,3 +273,15 @@ def test_an_interval_over_test_images_is_joined_to_its_score(make_study: StudyFa
     assert "| skill (95 % CI, test images) |" in markdown and "| 0.475 ± 0.050 |" in markdown
     assert "Best trial t00 (32-48-64 k3 z64): val MSE 0.01, test MSE 0.0105 against" in ran.out  # no interval: none
     assert "test_mse_ci95" not in tables.METRICS  # an interval is not a score to rank by
+
+
+def test_repeats_over_several_splits_say_their_interval_includes_the_split(make_study: StudyFactory) -> None:
+    rows = confirmed_rows()
+    for row in rows:  # t00's repeats on split seeds 7, 8, 9; the others on the study's split 7
+        row["split_seed"] = 6 + int(row["trial_id"][-1]) if row["trial_id"].startswith("t00-r") else 7
+    root = make_study("confirmed", rows, split_seed=7, confirm=CONFIRM)
+    report = report_of(root)
+    assert report.seeds["variance"].tolist() == [tables.SPLIT_VARIANCE] + [tables.SEED_VARIANCE] * 3
+    said = findings.seeds(report.seeds, report.repeats, "test_mse", CONFIRM)[1]
+    assert said.startswith("Over fresh training seeds and data splits, mean ± 95 % CI (training-seed and split "
+                           "variance: the test images differ between splits;")
