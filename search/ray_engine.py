@@ -34,7 +34,7 @@ from results.trials import repeat_trials, search_trials
 from search import compat, records
 from search.interrupt import Interruption
 from search.progress import ProgressView
-from search.ray_files import clear_partials, recorded_trials, restore_deleted_checkpoints
+from search.ray_files import clear_partials, recorded_trials, restore_deleted_checkpoints, unsigned_state
 from search.records import REPEAT
 from search.searcher import StudySearch
 from search.storage import refuse_network_sqlite, warn_network_sqlite
@@ -322,6 +322,10 @@ def _restore_run(
     if not tune.Tuner.can_restore(path, storage_filesystem=filesystem):
         _set_aside(sweep, name)
         return False
+    untrusted = unsigned_state(path) if filesystem is not None else "its state lies under a URI root, unsigned"
+    if untrusted is not None:  # Ray would unpickle what this user did not write: nothing of it is loaded
+        _rebuild_untrusted(sweep, name, untrusted)
+        return False
     if filesystem is not None:
         _set_aside_unrecorded(sweep, name)
     tuner = tune.Tuner.restore(path, trainable=_trainable(sweep), resume_unfinished=True, resume_errored=True,
@@ -406,6 +410,48 @@ def _set_aside(sweep: Sweep, name: str) -> None:
         shutil.move(str(folder), str(sweep.paths.ray_dir / f"_abandoned-{name}-{int(time.time())}"))
 
 
+def _rebuild_untrusted(sweep: Sweep, name: str, reason: str) -> None:
+    """Continue a run whose saved state this user did not sign (a handed or copied-in folder, or one from before
+    caesweep signed its state) from plain data alone, without unpickling anything of it.
+
+    Its finished trials stay where they are (their reports and the Optuna storage say so; one that finished
+    while Optuna was not told is told now). Its unfinished ones are set aside like trials Ray cannot continue
+    (their files kept under ``ray/_untrusted-<run>-<time>/``) and their Optuna trials freed, so the next run
+    trains them again from their first epoch under the same numbers.
+    """
+    from search.reconcile import release_unrecorded, tell_finished
+
+    folder = sweep.paths.ray_dir / name
+    trials, _ = records.collect(sweep.paths, sweep.settings, sweep.storage_url)
+    mine = trials[trials["trial_id"].isin({p.name.removeprefix("trial_") for p in folder.glob("trial_*")})]
+    ended = dict(zip(mine["trial_id"], mine["status"], strict=True))
+    told = tell_finished(str(sweep.storage_url), sweep.paths.name, folder, sweep.opts.objectives) \
+        if sweep.storage_url is not None else 0
+    unfinished = {tid for tid, status in ended.items() if status in (results.RUNNING, results.PENDING)}
+    if unfinished:
+        release_unrecorded(str(sweep.storage_url), sweep.paths.name, unfinished)
+        _move_aside(sweep, name, sorted(unfinished), "untrusted")
+    print(f"note: {name} of study {sweep.paths.name} is not restored from Ray's saved state ({reason}); nothing "
+          f"of it is unpickled: its {len(ended) - len(unfinished)} ended trials are kept"
+          + (f" ({told} told to Optuna now)" if told else "")
+          + f", its {len(unfinished)} unfinished ones start again from their first epoch", flush=True)
+
+
+def _move_aside(sweep: Sweep, name: str, trial_ids: list[str], why: str) -> Path:
+    """Move trials of run ``name`` (and their TensorBoard runs) to ``ray/_<why>-<run>-<time>/``, where no table
+    or TensorBoard reads them; the folder."""
+    folder = sweep.paths.ray_dir / name
+    aside = sweep.paths.ray_dir / f"_{why}-{name}-{int(time.time())}"
+    for trial_id in trial_ids:
+        aside.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(folder / f"trial_{trial_id}"), str(aside / f"trial_{trial_id}"))
+        board = sweep.paths.tensorboard_run(trial_id)
+        if board.exists():
+            (aside / "tensorboard").mkdir(exist_ok=True)
+            shutil.move(str(board), str(aside / "tensorboard" / trial_id))
+    return aside
+
+
 def _set_aside_unrecorded(sweep: Sweep, name: str) -> list[str]:
     """Trials of run ``name`` that its saved state does not list: keep their files, out of the study's tables;
     the trial ids.
@@ -426,14 +472,8 @@ def _set_aside_unrecorded(sweep: Sweep, name: str) -> list[str]:
     if not unrecorded:
         return []
     numbers = release_unrecorded(str(sweep.storage_url), sweep.paths.name, unrecorded)
-    aside = sweep.paths.ray_dir / f"_abandoned-{name}-{int(time.time())}"
+    aside = _move_aside(sweep, name, sorted(numbers), "abandoned")
     for trial_id, number in sorted(numbers.items()):
-        aside.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(folder / f"trial_{trial_id}"), str(aside / f"trial_{trial_id}"))
-        board = sweep.paths.tensorboard_run(trial_id)
-        if board.exists():
-            (aside / "tensorboard").mkdir(exist_ok=True)
-            shutil.move(str(board), str(aside / "tensorboard" / trial_id))
         again = "" if number is None else f"; Optuna trial {number} is trained again from its first epoch"
         logger.warning("trial %s was started after Ray last saved the run's state, so Ray cannot continue it%s "
                        "(its files: %s)", trial_id, again, aside.relative_to(sweep.paths.folder))

@@ -45,11 +45,14 @@ import pyarrow.fs as pafs
 from ray.tune.logger import LoggerCallback
 from ray.tune.utils.util import SafeFallbackEncoder
 
+from results import trust
+
 PARTIAL = ".partial"  # the suffix of a file still being written
-# What Ray reads to restore a run (Tune's own names), written whole. Every other file goes through pyarrow's own
-# stream: each one costs a Python call per copy here, and Ray copies its staging folder whole at every save.
+# What Ray reads to restore a run (Tune's own names), written whole and signed (results.trust: Ray unpickles
+# them). Every other file goes through pyarrow's own stream: each one costs a Python call per copy here, and Ray
+# copies its staging folder whole at every save.
 STATE_FILES = ("experiment_state-*.json", "search_gen_state-*.json", "basic-variant-state-*.json",
-               "searcher-state-*.pkl", "callback-states-*.pkl", "tuner.pkl", "trainable.pkl")
+               "searcher-state-*.pkl", "callback-states-*.pkl", "tuner.pkl", "trainable.pkl", "error.pkl")
 
 
 DELETED = ".deleted-"  # the prefix of a checkpoint folder Ray deleted that a saved state may still name
@@ -59,6 +62,26 @@ RUN_STATE = "experiment_state-*.json"  # the file that names a run's trials and 
 def is_state_file(path: str) -> bool:
     name = os.path.basename(path)
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in STATE_FILES)
+
+
+def state_files(run: str | os.PathLike[str]) -> list[Path]:
+    """Every file of run folder ``run`` that restoring it would unpickle: Ray's state files, any other pickle
+    beside them, and each trial's ``error.pkl``."""
+    folder = Path(run)
+    top = [p for p in folder.iterdir() if not p.name.startswith(".") and not p.name.endswith(trust.SIGNATURE_SUFFIX)
+           and not (p.is_dir() and not p.is_symlink())]
+    found = {p for p in top if is_state_file(str(p)) or p.suffix == ".pkl"}
+    found.update(folder.glob("trial_*/error.pkl"))
+    return sorted(found)
+
+
+def unsigned_state(run: str | os.PathLike[str]) -> str | None:
+    """Why run folder ``run`` must not be restored (a file Ray would unpickle that this user did not sign);
+    None when every such file carries this user's signature."""
+    files = state_files(run)
+    if not any(fnmatch.fnmatchcase(p.name, RUN_STATE) for p in files):
+        return "it has no saved state"
+    return trust.unsigned(files)
 
 
 class _DeletedCheckpoints:
@@ -126,6 +149,7 @@ class _AtomicFile:
         # state any more.
         self._run = folder if fnmatch.fnmatchcase(name, RUN_STATE) else None
         self._set_aside = _deleted.count(folder) if self._run else 0
+        self._signer = trust.Signer(name)  # signed as written: Ray unpickles what it restores from this file
         self.path = path
         self.temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}{PARTIAL}")
         self._stream = open(self.temporary, "wb")  # noqa: SIM115 (closed in close())
@@ -134,6 +158,7 @@ class _AtomicFile:
 
     def write(self, data: Any) -> int:
         try:
+            self._signer.update(data)
             return self._stream.write(data)
         except BaseException:
             self._failed = True  # a full disk, say: keep the previous file, not part of a new one
@@ -167,6 +192,7 @@ class _AtomicFile:
             if self._failed:
                 os.unlink(self.temporary)
         os.replace(self.temporary, self.path)
+        trust.write_signature(self.path, self._signer.hexdigest())
         if self._run is not None:
             _deleted.purge(self._run, self._set_aside)
 

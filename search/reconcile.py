@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 from optuna.trial import TrialState
 
+from results import reports
 from search import compat
 from search.searcher import ABANDONED_ATTR, FAIL_REASON_ATTR, RAY_TRIAL_ATTR
 from search.storage import open_storage
@@ -56,3 +59,28 @@ def pareto_numbers(storage_url: str, study_name: str) -> list[int]:
     """Optuna trial numbers of a multi-objective study's Pareto set."""
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
     return sorted(t.number for t in study.best_trials)
+
+
+def tell_finished(storage_url: str, study_name: str, run: Path, objectives: list[str] | tuple[str, ...]) -> int:
+    """Tell Optuna the end of each trial of run folder ``run`` whose own reports ended (final or failed) while its
+    Optuna trial is still RUNNING (its driver stopped in between); how many were told. Read from the trials'
+    ``result.json`` lines: plain JSON, nothing unpickled."""
+    from search.records import read_result_lines
+
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+    running = {t.user_attrs.get(RAY_TRIAL_ATTR): t for t in study.get_trials(deepcopy=False,
+                                                                             states=(TrialState.RUNNING,))}
+    told = 0
+    for folder in sorted(run.glob("trial_*")):
+        frozen = running.get(folder.name.removeprefix("trial_"))
+        lines = read_result_lines(folder / "result.json") if frozen is not None else []
+        last = reports.read(lines[-1]) if lines else None
+        if frozen is None or not isinstance(last, reports.FinalReport | reports.FailedReport):
+            continue
+        values = [last.objective(m) for m in objectives] if isinstance(last, reports.FinalReport) else [None]
+        if any(v is None for v in values):
+            study.tell(frozen.number, state=TrialState.FAIL)
+        else:
+            study.tell(frozen.number, [float(v) for v in values if v is not None])
+        told += 1
+    return told

@@ -56,7 +56,7 @@ def test_copies_and_writes_land_whole_and_the_filesystem_travels_to_workers(tmp_
         stream.write(b"written")
     assert (destination / "c.pkl").read_bytes() == b"b" and (destination / "d.txt").read_bytes() == b"written"
     assert {i.base_name for i in fs.get_file_info(pafs.FileSelector(str(destination)))} == {
-        "experiment_state-1.json", "sub", "c.pkl", "d.txt"}
+        "experiment_state-1.json", "experiment_state-1.json.sig", "sub", "c.pkl", "d.txt"}  # a state file signed
 
 
 def test_a_deleted_checkpoint_goes_only_once_a_saved_state_no_longer_names_it(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.synthetic import synthetic_trainable
+from results import trust
 from search import commands
 from search.cli import build_parser, main, options_from_args
 from search.options import SweepOptions
@@ -158,6 +159,7 @@ def drop_from_saved_state(run: Path, trial_id: str) -> None:
     state = json.loads(path.read_text())
     state["trial_data"] = [t for t in state["trial_data"] if json.loads(t[0])["trial_id"] != trial_id]
     path.write_text(json.dumps(state))
+    trust.sign_file(path)  # a state this user's driver wrote (the test plays that driver)
 
 
 def first_epoch_reported(folder: Path) -> bool:
@@ -189,6 +191,7 @@ def test_resume_after_driver_sigkill(tmp_path: Path, tiny_space: Path) -> None:
     assert states
     for state in states:
         state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+        trust.sign_file(state)  # as the driver of an older version would have written it (signed by this user)
         # and what a driver killed while writing a state file leaves now: the file half-written beside it
         (state.parent / f".{state.name}.0123abcd{PARTIAL}").write_bytes(b"half")
     # And a trial started after Ray's last save of its state (a driver killed within that second; CI met it): a
