@@ -65,6 +65,8 @@ LABELS = {
     "convs_per_level": "convs per level",
     "batch_norm": "batch norm",
     "cumulative_seconds": "cumulative train time (s)",
+    "test_mse_ci95": "test MSE 95 % CI ± (test images)",
+    "skill_ci95": "skill 95 % CI ± (test images)",
     "vs_best": "vs best",
     "p_vs_best": "p vs best",
     "n_seeds": "fresh seeds",
