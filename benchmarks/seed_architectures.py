@@ -268,6 +268,7 @@ def _deeper_is_better(filters: pd.DataFrame) -> Finding:
 
 def _latent_not_linear(table: pd.DataFrame) -> Finding:
     claim = "no linear relation between latent size and MSE"
+    table = table.dropna(subset=["latent_dim", "test_mse"])
     groups = (table["filters"].astype(str) + " k" + table["kernel_size"].astype(str)).tolist()
     x, y = table["latent_dim"].astype(float), table["test_mse"].astype(float)
     wide = inference.slope(x, y, groups, 0.95)
