@@ -16,6 +16,7 @@ import pandas as pd
 from analysis import tables
 from analysis.build import Comparison, StudyReport
 from analysis.metrics import fmt, fmt_ci, label
+from results import PRUNED
 
 
 @dataclass(frozen=True)
@@ -199,8 +200,10 @@ def _comparison_blocks(report: StudyReport, level: int) -> list[Block]:
         blocks.append(Table(table, f"{label(metric)} by {label(param)} ({roles.get(param, 'searched')})"))
     if report.pivot is not None and report.pivot_mean is not None and report.pivot_count is not None:
         row, column = report.pivot
+        pruned = int((report.trials["status"] == PRUNED).sum())
+        left_out = f"; {pruned} pruned trial{'' if pruned == 1 else 's'} not in these means" if pruned else ""
         blocks.append(Table(pivot_cells(report.pivot_mean, report.pivot_count, metric),
-                            f"Mean {label(metric)} (n) by {label(row)} x {label(column)}"))
+                            f"Mean {label(metric)} (n) by {label(row)} x {label(column)}{left_out}"))
     for param, table in report.best_nuisance.items():
         blocks.append(Table(table, f"Best trial (and its nuisance settings) for each {label(param)}"))
     return blocks

@@ -67,6 +67,7 @@ def test_html_holds_the_leaderboard_and_every_plot(realistic_report: Ran) -> Non
 
 def test_markdown_links_every_plot_and_terminal_prints_the_leaderboard(realistic_report: Ran) -> None:
     text = (realistic_report.folder / "report.md").read_text()
+    assert "**Mean val MSE (n) by filters x kernel size; 3 pruned trials not in these means (MSE on pixel" in text
     for name in pngs(realistic_report.folder):
         assert f"]({name})" in text
     out = realistic_report.out
