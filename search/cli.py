@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from cae.cli import ArgumentParser
 from search import commands
 from search.options import ENGINES, GPU_MEMORY_MODES, KT_TUNERS, SAMPLERS, SCHEDULERS, SweepOptions, parse_objectives
+from search.plan import Servers
 
 
 def build_parser() -> ArgumentParser:
@@ -48,6 +50,7 @@ def build_parser() -> ArgumentParser:
     s.add_argument("--study", required=True)
     s.add_argument("--root", default=None)
     s.add_argument("--samples", type=int, default=None, help="extend the study to this many trials")
+    _server_options(s)
     s.add_argument("--verbose", action="store_true", help="also show Ray Tune's per-trial tables")
 
     c = sub.add_parser("confirm", help="re-train the best configurations with new training seeds (CIs)")
@@ -55,11 +58,19 @@ def build_parser() -> ArgumentParser:
     c.add_argument("--root", default=None)
     c.add_argument("--top", type=int, default=3, help="how many of the best finished configurations")
     c.add_argument("--repeats", type=int, default=3, help="new training seeds for each")
+    _server_options(c)
     c.add_argument("--verbose", action="store_true", help="also show Ray Tune's per-trial tables")
 
     ls = sub.add_parser("list", help="the studies under the results root, with their state")
     ls.add_argument("--root", default=None)
     return p
+
+
+def _server_options(parser: Any) -> None:
+    """A stored study's servers are used only when named again here (search.plan.Servers)."""
+    parser.add_argument("--storage", default=None,
+                        help="the Optuna storage URL the study records, when it is not the study's own file")
+    parser.add_argument("--address", default=None, help="the Ray cluster to join (auto, HOST:PORT, ray://HOST:PORT)")
 
 
 def options_from_args(args) -> SweepOptions:
@@ -90,11 +101,13 @@ def prepare(argv: Sequence[str] | None = None, trainable: Callable[..., None] | 
         opts = options_from_args(args)
         results.validate_name(opts.study)
         return commands.prepare_run(opts, trainable, verbose=args.verbose)
+    if args.command in ("resume", "confirm"):
+        servers = Servers(storage=args.storage, address=args.address)
     if args.command == "resume":
-        return commands.prepare_resume(args.study, args.root, args.samples, args.verbose, trainable)
+        return commands.prepare_resume(args.study, args.root, args.samples, args.verbose, trainable, servers)
     if args.command == "confirm":
         return commands.prepare_confirm(args.study, args.root, args.top, args.repeats, args.verbose,
-                                        trainable=trainable)
+                                        trainable=trainable, servers=servers)
     return lambda: commands.list_studies(args.root)
 
 

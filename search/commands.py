@@ -25,11 +25,13 @@ from search.engine import Engine, get_engine
 from search.interrupt import Interrupted, Interruption, exit_code, interruption_in
 from search.metadata import new_meta, now, update_meta
 from search.options import SweepOptions
-from search.plan import plan_new, plan_resume
+from search.plan import Servers, plan_new, plan_resume
+from search.storage import claim, release
 from search.summary import interrupted_line, resume_command, summarise, summarise_repeats
 from search.sweep import Sweep, Trainable
 
 TrainableLike = Trainable | Callable[..., None]  # a Trainable, or a plain function with no driver callbacks
+NO_SERVERS = Servers()  # a stored study's own folder and a private Ray: nothing named on the command line
 
 EXIT_FAILED = 1
 FAILURE_LOG = "failure.log"  # in the study folder: the traceback of a failure of Ray or of caesweep itself
@@ -56,14 +58,24 @@ def _run(sweep: Sweep) -> int:
     if opts.multi_objective and opts.scheduler == "asha":
         print(f"note: ASHA is off for the multi-objective study ({', '.join(opts.objectives)}); every trial runs "
               "to its end so the Pareto set compares finished models")
+    meta = new_meta(sweep)
+    if sweep.storage_url is not None and opts.storage:  # a shared storage: this folder's Optuna study, marked
+        claim(sweep.storage_url, opts.study, meta["study_id"], [_direction(m) for m in opts.modes])
     sweep.paths.folder.mkdir(parents=True)
     with results.StudyLock(sweep.paths):
-        meta = new_meta(sweep)
         results.write_meta(sweep.paths, meta)
+        if sweep.storage_url is not None and not opts.storage:
+            claim(sweep.storage_url, opts.study, meta["study_id"], [_direction(m) for m in opts.modes])
         code = _execute(engine, sweep, meta, resume=False)
     if meta.get("failure") and meta["status"] == "failed" and not engine.started(sweep):
         shutil.rmtree(sweep.paths.folder, ignore_errors=True)  # its traceback was kept beside it (_failed)
+        if sweep.storage_url is not None and opts.storage:
+            release(sweep.storage_url, opts.study)  # the name is free in the shared storage too
     return code
+
+
+def _direction(mode: str) -> str:
+    return "minimize" if mode == "min" else "maximize"
 
 
 def _stored(name: str, root: str | None) -> tuple[results.StudyPaths, dict[str, Any]]:
@@ -78,22 +90,22 @@ def _stored(name: str, root: str | None) -> tuple[results.StudyPaths, dict[str, 
 
 def prepare_resume(
     name: str, root: str | None, samples: int | None, verbose: bool = False,
-    trainable: TrainableLike | None = None,
+    trainable: TrainableLike | None = None, servers: Servers = NO_SERVERS,
 ) -> Callable[[], int]:
     """Check that a stored study can continue (writing nothing) and return the continuation (``trainable``: the
     one the study was started with, when it was not caesweep's training)."""
     paths, meta = _stored(name, root)
-    sweep, _ = plan_resume(paths, meta, root, samples)
+    sweep, _ = plan_resume(paths, meta, root, samples, servers)
     sweep = replace(sweep, verbose=verbose, trainable=Trainable.of(trainable or sweep.trainable))
     return lambda: _resume(sweep)
 
 
 def resume(
     name: str, root: str | None, samples: int | None, verbose: bool = False,
-    trainable: TrainableLike | None = None,
+    trainable: TrainableLike | None = None, servers: Servers = NO_SERVERS,
 ) -> int:
     """``search resume``: continue an interrupted study, or extend a finished one to ``samples`` trials."""
-    return prepare_resume(name, root, samples, verbose, trainable)()
+    return prepare_resume(name, root, samples, verbose, trainable, servers)()
 
 
 def _resume(sweep: Sweep) -> int:
@@ -107,7 +119,7 @@ def _resume(sweep: Sweep) -> int:
 
 def prepare_confirm(
     name: str, root: str | None, top: int, repeats: int, verbose: bool = False, trial_ids: Sequence[str] = (),
-    trainable: TrainableLike | None = None,
+    trainable: TrainableLike | None = None, servers: Servers = NO_SERVERS,
 ) -> Callable[[], int]:
     """Check a confirm request (writing nothing) and return the confirm run.
 
@@ -117,7 +129,7 @@ def prepare_confirm(
     if top < 1 or repeats < 1:
         raise UsageError(f"--top {top} --repeats {repeats}: both must be at least 1")
     paths, meta = _stored(name, root)
-    sweep, _ = plan_resume(paths, meta, root, None)
+    sweep, _ = plan_resume(paths, meta, root, None, servers)
     if not get_engine(sweep.opts.engine).confirms:
         raise UsageError(f"study {name!r} ran on {sweep.opts.engine}; confirm runs on the Ray engine (a Ray study)")
     sweep = replace(sweep, verbose=verbose, trainable=Trainable.of(trainable or sweep.trainable))
@@ -127,11 +139,11 @@ def prepare_confirm(
 
 def confirm(
     name: str, root: str | None, top: int, repeats: int, verbose: bool = False,
-    trainable: TrainableLike | None = None,
+    trainable: TrainableLike | None = None, servers: Servers = NO_SERVERS,
 ) -> int:
     """``search confirm``: re-train the ``top`` best finished configurations with ``repeats`` new training seeds
     each (same data split), in a run of their own that no sampler is told about; run it again to continue."""
-    return prepare_confirm(name, root, top, repeats, verbose, trainable=trainable)()
+    return prepare_confirm(name, root, top, repeats, verbose, trainable=trainable, servers=servers)()
 
 
 def _confirm(sweep: Sweep, configs: list[dict[str, Any]], target: int, top: int, repeats: int) -> int:

@@ -11,6 +11,7 @@ import importlib.metadata
 import platform
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ def new_meta(sweep: Sweep) -> dict[str, Any]:
     fixed = dict(space.fixed)
     return {
         "name": opts.study,
+        "study_id": uuid.uuid4().hex,  # this folder's identity, also marked on its Optuna study
         "engine": opts.engine,
         "space_name": space.name,
         "space": space.to_dict(),

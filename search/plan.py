@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from cae.tasks import get_task
 from search.engine import get_engine
 from search.options import SweepOptions
 from search.samplers import make_sampler
-from search.storage import check_storage, keep_password
+from search.storage import check_owner, check_storage, keep_password, refuse_taken, shown
 from search.sweep import Sweep, Trainable
 from search.trial import TrialSettings
 from spaces import Space, load_space, space_from_dict
@@ -118,6 +118,8 @@ def plan_new(opts: SweepOptions, trainable: Trainable | Callable[..., None] | No
     storage_url = None
     if opts.engine == "ray":
         storage_url = check_storage(opts.storage) if opts.storage else paths.default_storage_url()
+        if opts.storage:  # one folder per Optuna study: a name taken in a shared storage is another folder's
+            refuse_taken(opts.storage, opts.study)  # the URL as given: with its password, if it has one
     given = opts.storage
     if given:  # study.json records the options: the URL as checked, without a password
         opts = replace(opts, storage=storage_url)
@@ -128,14 +130,58 @@ def plan_new(opts: SweepOptions, trainable: Trainable | Callable[..., None] | No
     return sweep if trainable is None else replace(sweep, trainable=Trainable.of(trainable))
 
 
+@dataclass(frozen=True)
+class Servers:
+    """The servers a user names on the command line of ``resume`` or ``confirm``. A study folder records the
+    Optuna storage and Ray cluster it ran with, but a folder may come from anyone: it never chooses, on its own,
+    a server that caesweep connects to with the user's credentials (PGPASSWORD, ~/.pgpass) or whose cluster it
+    joins. Only the study's own folder (its SQLite file, a private Ray) needs no naming."""
+
+    storage: str | None = None  # --storage: the recorded URL again (or where that database is now)
+    address: str | None = None  # --address: the cluster to join (auto, HOST:PORT, ray://HOST:PORT)
+
+
+def _given_servers(
+    paths: results.StudyPaths, meta: Mapping[str, Any], opts: SweepOptions, given: Servers
+) -> tuple[str | None, SweepOptions]:
+    """The storage URL and options a stored study runs with: what it records, where it may decide alone; the
+    servers it names only when the user names them too (a :class:`UsageError` saying how, otherwise)."""
+    name, recorded = paths.name, results.storage_url(meta, paths)
+    own = recorded is None or recorded == paths.default_storage_url()
+    if given.storage is not None and own:
+        raise UsageError(f"study {name!r} keeps its Optuna storage in its own folder; drop --storage")
+    storage_url = recorded
+    if not own:
+        if given.storage is None:
+            raise UsageError(
+                f"study {name!r} records the Optuna storage {shown(str(recorded))}; a study folder does not choose "
+                f"where caesweep connects with your credentials: to use it, pass it yourself: --storage "
+                f"{shown(str(recorded))}"
+            )
+        storage_url = check_storage(given.storage)
+        keep_password(given.storage)
+        opts = replace(opts, storage=storage_url)
+    if opts.address is not None and given.address is None:
+        raise UsageError(
+            f"study {name!r} ran on the Ray cluster at {opts.address}; a study folder does not choose the cluster "
+            f"caesweep joins: pass --address {opts.address} (or the cluster's address now) to continue it there"
+        )
+    if given.address is not None:
+        opts = replace(opts, address=given.address)
+    return storage_url, opts
+
+
 def plan_resume(
-    paths: results.StudyPaths, meta: Mapping[str, Any], root: str | None, samples: int | None
+    paths: results.StudyPaths, meta: Mapping[str, Any], root: str | None, samples: int | None,
+    given: Servers | None = None,
 ) -> tuple[Sweep, int]:
     """A stored study's :class:`Sweep` and its current number of trials.
 
     The space is the one stored in ``study.json``; when the file it came from has changed since, one line
     says so and the stored space is used. ``root`` (the folder the study is found in now) replaces the root
-    it was created under, so a copied or moved study never touches the original's files.
+    it was created under, so a copied or moved study never touches the original's files. A storage or cluster
+    that is not the study's own is used only as ``given`` on the command line (:class:`Servers`); the Optuna
+    study found there must be this folder's (:func:`search.storage.check_owner`).
     """
     opts, space, target = _stored_settings(paths, meta, samples)
     if root is None or not results.is_uri(root):
@@ -143,10 +189,10 @@ def plan_resume(
         opts = replace(opts, root=here if not results.is_uri(opts.root) else opts.root)
     else:
         opts = replace(opts, root=root)
+    storage_url, opts = _given_servers(paths, meta, opts, given or Servers())
     _note_changed_space(space, opts.space)
-    storage_url = results.storage_url(meta, paths)
-    if storage_url is not None and storage_url != paths.default_storage_url():
-        check_storage(storage_url, label=f"study {paths.name!r} uses the storage")
+    if storage_url is not None:
+        check_owner(storage_url, paths.name, meta.get("study_id"))
     engine = get_engine(opts.engine)
     sweep = engine.check_options(_build(opts, space, paths, storage_url, target))
     existing = engine.trial_count(sweep)

@@ -10,8 +10,10 @@ file of the study. SQLite on a network filesystem is warned about, and refused f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 60}}
+    elif url.startswith("postgres"):
+        engine_kwargs = {"connect_args": postgres_connect_args(url)}
     checked = url in _checked_urls
     storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=checked)
     _checked_urls.add(url)
@@ -72,15 +76,41 @@ def _use_wal(storage: optuna.storages.RDBStorage) -> None:
     storage.engine.dispose()  # the connections opened while the storage was set up did not run it
 
 
+SECRET_KEYS = ("password", "sslpassword")  # query keys of a URL that hold secrets: masked, never recorded
+
+
 def shown(url: str) -> str:
-    """The URL as it may be printed: any password masked."""
+    """The URL as it may be printed: its password, and any secret in its query, masked."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
-        return url.split("@")[-1]
+        return url.split("@")[-1].split("?")[0]
+    masked = {k: ("MASKED" if k in SECRET_KEYS else v) for k, v in parsed.query.items()}
+    return parsed.set(query=masked).render_as_string(hide_password=True).replace("=MASKED", "=***")
+
+
+def postgres_connect_args(url: str) -> dict[str, Any]:
+    """How caesweep connects to PostgreSQL: with a time-out, and asking libpq (16 and newer) to send a password
+    only through SCRAM: a server that asks for it in clear text (or as an MD5 hash) gets nothing. A URL that says
+    otherwise (``?require_auth=md5``) is followed."""
+    from sqlalchemy.engine import make_url
+
+    args: dict[str, Any] = {"connect_timeout": 10}
+    if "require_auth" not in make_url(url).query and _libpq_version() >= 160000:
+        args["require_auth"] = "scram-sha-256,none"
+    return args
+
+
+def _libpq_version() -> int:
+    try:
+        import psycopg
+
+        return int(psycopg.pq.version())
+    except (ImportError, AttributeError):
+        return 0
 
 
 POSTGRES_EXTRA = "pip install 'caesweep[postgres]'"  # psycopg 3, which SQLAlchemy uses for postgresql://
@@ -99,11 +129,11 @@ def without_password(url: str) -> tuple[str, str | None]:
     parsed = make_url(url)
     query_password = parsed.query.get("password")
     password = parsed.password or (query_password if isinstance(query_password, str) else None)
-    if password is None:
+    if password is None and not any(key in parsed.query for key in SECRET_KEYS):
         return url, None
     bare = URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database,
-                      {k: v for k, v in parsed.query.items() if k != "password"})
-    return bare.render_as_string(hide_password=False), str(password)
+                      {k: v for k, v in parsed.query.items() if k not in SECRET_KEYS})
+    return bare.render_as_string(hide_password=False), None if password is None else str(password)
 
 
 def check_storage(url: str, label: str = "--storage") -> str:
@@ -126,6 +156,9 @@ def check_storage(url: str, label: str = "--storage") -> str:
             "postgresql://user@host:5432/dbname"
         ) from None
     name = shown(url)
+    repeated = sorted(k for k, v in parsed.query.items() if isinstance(v, tuple))
+    if repeated:
+        raise UsageError(f"{label} {name} repeats the query key {', '.join(map(repr, repeated))}; give each key once")
     if parsed.get_backend_name() == "sqlite":
         return _check_sqlite(parsed, f"{label} {name}")
     bare, password = without_password(url)
@@ -156,7 +189,7 @@ def _engine(url: str, what: str) -> Any:
 
     parsed = make_url(url)
     try:
-        return create_engine(parsed, connect_args={"connect_timeout": 10} if "postgres" in url else {})
+        return create_engine(parsed, connect_args=postgres_connect_args(url) if "postgres" in url else {})
     except (NoSuchModuleError, ImportError) as exc:
         if parsed.get_backend_name() != "postgresql":
             fix = "install its driver"
@@ -233,6 +266,51 @@ def _check_sqlite(parsed: Any, what: str) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+STUDY_ID_ATTR = "caesweep_study_id"  # in the Optuna study's user attributes: the study folder it belongs to
+
+
+def _study_names(url: str) -> list[str]:
+    return [s.study_name for s in optuna.study.get_all_study_summaries(open_storage(url), include_best_trial=False)]
+
+
+def refuse_taken(url: str, name: str) -> None:
+    """A new study's name must be free in its storage: an Optuna study of that name belongs to another folder
+    (two folders driving one Optuna study would take each other's trials)."""
+    if name in _study_names(url):
+        raise UsageError(f"the storage {shown(url)} already holds an Optuna study named {name!r}, another study "
+                         "folder's; pick another --study name (or resume that study from its own folder)")
+
+
+def claim(url: str, name: str, study_id: str, directions: Sequence[Any]) -> None:
+    """Create a new study's Optuna study and mark it as this folder's (``study_id`` from its study.json)."""
+    try:
+        study = optuna.create_study(study_name=name, storage=open_storage(url), directions=directions)
+    except optuna.exceptions.DuplicatedStudyError:
+        raise UsageError(f"the storage {shown(url)} already holds an Optuna study named {name!r}, another study "
+                         "folder's (created meanwhile); pick another --study name") from None
+    study.set_user_attr(STUDY_ID_ATTR, study_id)
+
+
+def check_owner(url: str, name: str, study_id: str | None) -> None:
+    """The Optuna study a stored study continues must be its own: one marked with another folder's id is
+    refused (a study from before ids is accepted, and so is one whose Optuna study does not exist yet)."""
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(url))
+    except KeyError:
+        return
+    owner = study.user_attrs.get(STUDY_ID_ATTR)
+    if study_id is not None and owner is not None and owner != study_id:
+        raise UsageError(f"the Optuna study {name!r} in {shown(url)} belongs to another study folder (its id "
+                         f"{owner}, this folder's {study_id}); resume that study from its own folder, or give "
+                         "this one its own storage")
+
+
+def release(url: str, name: str) -> None:
+    """Delete a new study's Optuna study again when the study is removed before any trial started."""
+    with contextlib.suppress(KeyError):
+        optuna.delete_study(study_name=name, storage=open_storage(url))
 
 
 def meta_storage(url: str | None, paths: results.StudyPaths) -> str | None:

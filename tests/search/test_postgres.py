@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -95,7 +96,7 @@ def flow(postgres: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             after_run = read_study_table(root / STUDY / "trials.csv")
             env = {**no_password_but_the_urls(tmp), "PGPASSWORD": PASSWORD}
             set_environment(patch, env)
-            extended = in_process(main, "resume", *common, "--samples", "4")
+            extended = in_process(main, "resume", *common, "--samples", "4", "--storage", postgres.url())
         finally:
             ray.shutdown()  # the Ray ``run`` started: the password leaves the test process with the undo
     yield Flow(postgres, root, ran.stdout + ran.stderr, ran, after_run, extended,
@@ -158,9 +159,38 @@ def test_the_dashboard_finds_the_storage_from_study_json(flow: Flow) -> None:
 
 def test_resume_without_the_password_is_one_line_naming_pgpassword(flow: Flow, tmp_path: Path) -> None:
     before = snapshot(flow.folder)
-    proc = search_cli("resume", "--study", STUDY, "--root", str(flow.root), env=no_password_but_the_urls(tmp_path))
+    proc = search_cli("resume", "--study", STUDY, "--root", str(flow.root), "--storage", flow.server.url(),
+                      env=no_password_but_the_urls(tmp_path))
     assert_user_error(proc, "PGPASSWORD", "~/.pgpass")
     assert snapshot(flow.folder) == before
+
+
+def test_the_folder_alone_never_chooses_the_server_its_credentials_go_to(flow: Flow) -> None:
+    """study.json names the PostgreSQL server; resume (and confirm) use it only when the user names it again."""
+    before = snapshot(flow.folder)
+    for command in (("resume",), ("confirm", "--top", "1", "--repeats", "1")):
+        proc = in_process(main, *command, "--study", STUDY, "--root", str(flow.root))
+        assert_user_error(proc, "records the Optuna storage", f"pass it yourself: --storage {flow.server.url()}")
+    assert snapshot(flow.folder) == before
+
+
+def test_a_second_folder_cannot_take_over_the_same_optuna_study(flow: Flow, tmp_path: Path) -> None:
+    """Each study folder has its own Optuna study: run refuses a name the shared storage already holds, and resume
+    refuses an Optuna study marked as another folder's."""
+    other = tmp_path / "other"
+    proc = in_process(main, "run", "--root", str(other), "--study", STUDY, "--space", "quick", "--storage",
+                      flow.server.url(password=True))
+    assert_user_error(proc, f"already holds an Optuna study named {STUDY!r}", "pick another --study name")
+    assert not other.exists()
+    copy = other / STUDY
+    shutil.copytree(flow.folder, copy)
+    meta = json.loads((copy / "study.json").read_text())
+    meta["study_id"] = "0" * 32  # a folder that claims the same Optuna study under another identity
+    (copy / "study.json").write_text(json.dumps(meta))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PGPASSWORD", PASSWORD)
+        proc = in_process(main, "resume", "--study", STUDY, "--root", str(other), "--storage", flow.server.url())
+    assert_user_error(proc, "belongs to another study folder", "resume that study from its own folder")
 
 
 # --- bad storage input: one line, exit 2, no study folder --------------------------------------------------
