@@ -198,7 +198,8 @@ class RunConfig:
 _MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)}
 _TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
 # Keys a flat config may carry that are not fields: derived or alternative spellings.
-_EXTRA_KEYS = {"data", "image_size", "depth", "filters_base", "filters_growth", "max_epochs", "limit"}
+# Keys of a trial's flat config that are not the model's or training's: the data (which split: split_seed).
+_EXTRA_KEYS = {"data", "image_size", "depth", "filters_base", "filters_growth", "max_epochs", "limit", "split_seed"}
 
 
 def from_flat(flat: Mapping[str, Any]) -> RunConfig:

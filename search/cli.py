@@ -58,6 +58,8 @@ def build_parser() -> ArgumentParser:
     c.add_argument("--root", default=None)
     c.add_argument("--top", type=int, default=3, help="how many of the best finished configurations")
     c.add_argument("--repeats", type=int, default=3, help="new training seeds for each")
+    c.add_argument("--split-seeds", type=int, default=None,
+                   help="also train each on this many further splits of the data (the variance the split adds)")
     _server_options(c)
     c.add_argument("--verbose", action="store_true", help="also show Ray Tune's per-trial tables")
 
@@ -107,7 +109,7 @@ def prepare(argv: Sequence[str] | None = None, trainable: Callable[..., None] | 
         return commands.prepare_resume(args.study, args.root, args.samples, args.verbose, trainable, servers)
     if args.command == "confirm":
         return commands.prepare_confirm(args.study, args.root, args.top, args.repeats, args.verbose,
-                                        trainable=trainable, servers=servers)
+                                        trainable=trainable, servers=servers, split_seeds=args.split_seeds)
     return lambda: commands.list_studies(args.root)
 
 

@@ -119,41 +119,50 @@ def _resume(sweep: Sweep) -> int:
 
 def prepare_confirm(
     name: str, root: str | None, top: int, repeats: int, verbose: bool = False, trial_ids: Sequence[str] = (),
-    trainable: TrainableLike | None = None, servers: Servers = NO_SERVERS,
+    trainable: TrainableLike | None = None, servers: Servers = NO_SERVERS, split_seeds: int | None = None,
 ) -> Callable[[], int]:
     """Check a confirm request (writing nothing) and return the confirm run.
 
     ``trial_ids``: confirm these finished search trials instead of the ``top`` best (a benchmark confirms, e.g.,
     each colour space's best configuration); ``top`` is then their number. ``trainable``: the study's, when it
-    was not caesweep's training."""
+    was not caesweep's training. ``split_seeds``: also train each configuration on this many further splits
+    (split seeds ``split_seed + 1`` ...), with the study's training seed."""
     if top < 1 or repeats < 1:
         raise UsageError(f"--top {top} --repeats {repeats}: both must be at least 1")
+    if split_seeds is not None and (isinstance(split_seeds, bool) or split_seeds < 1):
+        raise UsageError(f"--split-seeds {split_seeds}: give at least 1 further split (or leave it out)")
     paths, meta = _stored(name, root)
     sweep, _ = plan_resume(paths, meta, root, None, servers)
     if not get_engine(sweep.opts.engine).confirms:
         raise UsageError(f"study {name!r} ran on {sweep.opts.engine}; confirm runs on the Ray engine (a Ray study)")
     sweep = replace(sweep, verbose=verbose, trainable=Trainable.of(trainable or sweep.trainable))
-    configs, target = repeat_configs(sweep, meta, top, repeats, trial_ids)
-    return lambda: _confirm(sweep, configs, target, top, repeats)
+    configs, target = repeat_configs(sweep, meta, top, repeats, trial_ids, split_seeds or 0)
+    return lambda: _confirm(sweep, configs, target, top, repeats, split_seeds)
 
 
 def confirm(
     name: str, root: str | None, top: int, repeats: int, verbose: bool = False,
-    trainable: TrainableLike | None = None, servers: Servers = NO_SERVERS,
+    trainable: TrainableLike | None = None, servers: Servers = NO_SERVERS, split_seeds: int | None = None,
 ) -> int:
     """``search confirm``: re-train the ``top`` best finished configurations with ``repeats`` new training seeds
-    each (same data split), in a run of their own that no sampler is told about; run it again to continue."""
-    return prepare_confirm(name, root, top, repeats, verbose, trainable=trainable, servers=servers)()
+    each (same data split), and on ``split_seeds`` further splits, in a run of their own that no sampler is told
+    about; run it again to continue."""
+    return prepare_confirm(name, root, top, repeats, verbose, trainable=trainable, servers=servers,
+                           split_seeds=split_seeds)()
 
 
-def _confirm(sweep: Sweep, configs: list[dict[str, Any]], target: int, top: int, repeats: int) -> int:
+def _confirm(
+    sweep: Sweep, configs: list[dict[str, Any]], target: int, top: int, repeats: int, split_seeds: int | None
+) -> int:
     paths, engine = sweep.paths, get_engine(sweep.opts.engine)
     with results.StudyLock(paths):
         meta = results.read_meta(paths)
         unfinished = meta.get("confirm", {}).get("status") not in (None, "done")
         if configs or unfinished:  # every repeat trained: the tables are rebuilt without starting Ray
             engine.prepare(sweep)
-        settings = {"top": top, "repeats": repeats}
+        settings: dict[str, Any] = {"top": top, "repeats": repeats}
+        if split_seeds:
+            settings["split_seeds"] = split_seeds
         with Interruption() as stop:
             update_meta(paths, meta, confirm={**settings, "status": "running"})
             try:
@@ -161,25 +170,26 @@ def _confirm(sweep: Sweep, configs: list[dict[str, Any]], target: int, top: int,
             except (Interrupted, Exception) as exc:
                 if (second := interruption_in(exc)) is not None:  # stop now, the study stays resumable
                     update_meta(paths, meta, confirm={**settings, "status": "interrupted"})
-                    return _confirm_interrupted(meta, paths, second.signum, top, repeats)
+                    return _confirm_interrupted(meta, paths, second.signum, settings)
                 # Ray, or a bug: said in one line, traceback in failure.log
                 update_meta(paths, meta, confirm={**settings, "status": "failed"})
                 return _failed(sweep, meta, exc, status=meta.get("status", "done"))
             if stop.requested and stop.signum is not None:
                 update_meta(paths, meta, confirm={**settings, "status": "interrupted"})
-                return _confirm_interrupted(meta, paths, stop.signum, top, repeats)
+                return _confirm_interrupted(meta, paths, stop.signum, settings)
         update_meta(paths, meta, confirm={**settings, "status": "done"})
         return summarise_repeats(trials, meta, paths.folder)
 
 
 def repeat_configs(
-    sweep: Sweep, meta: dict[str, Any], top: int, repeats: int, trial_ids: Sequence[str] = ()
+    sweep: Sweep, meta: dict[str, Any], top: int, repeats: int, trial_ids: Sequence[str] = (), split_seeds: int = 0
 ) -> tuple[list[dict[str, Any]], int]:
     """The repeats still to train: each of the ``top`` best finished search trials (or the ``trial_ids`` given)
-    with training seeds ``seed + 1`` ... ``seed + repeats`` (the study's own seed trained the original), minus
+    with training seeds ``seed + 1`` ... ``seed + repeats`` on the study's split (the study's own seed trained the
+    original), and with the study's seed on splits ``split_seed + 1`` ... ``split_seed + split_seeds``, minus
     those trained."""
     from search import records
-    from search.trial import REPEAT_OF, SEED
+    from search.trial import REPEAT_OF, SEED, SPLIT_SEED
 
     trials, _ = records.collect(sweep.paths, sweep.settings, sweep.storage_url)
     done = search_trials(trials)
@@ -198,20 +208,22 @@ def repeat_configs(
         # Ties (equal values) go to the earlier trial: the same trials are confirmed at every call.
         best = done.sort_values([metric, "number"], ascending=[mode == "min", True], kind="stable").head(top)
     params = records.raw_params(sweep.paths, sweep.storage_url)
-    repeats_done = records.repeats_done(trials)
-    base = int(meta.get("seed", sweep.opts.seed))
+    base, split = int(meta.get("seed", sweep.opts.seed)), int(meta.get("split_seed", sweep.opts.split_seed))
+    repeats_done = records.repeats_done(trials, split)
+    wanted = [(base + k, split) for k in range(1, repeats + 1)] + [(base, split + k) for k in range(1, split_seeds + 1)]
     configs = []
     for trial_id in best["trial_id"].astype(str):
-        for k in range(1, repeats + 1):
-            if (trial_id, base + k) not in repeats_done:
-                configs.append({**params[trial_id], REPEAT_OF: trial_id, SEED: base + k})
-    return configs, len(best) * repeats
+        for seed, split_seed in wanted:
+            if (trial_id, seed, split_seed) not in repeats_done:
+                configs.append({**params[trial_id], REPEAT_OF: trial_id, SEED: seed, SPLIT_SEED: split_seed})
+    return configs, len(best) * len(wanted)
 
 
-def _confirm_interrupted(meta: dict[str, Any], paths: results.StudyPaths, signum: int, top: int, repeats: int) -> int:
+def _confirm_interrupted(meta: dict[str, Any], paths: results.StudyPaths, signum: int, settings: dict[str, Any]) -> int:
     where = "" if paths.root == results.DEFAULT_ROOT else f" --root {paths.root}"
-    print(f"interrupted; continue with: python -m search confirm --study {meta['name']}{where} --top {top} "
-          f"--repeats {repeats}", file=sys.stderr)
+    splits = f" --split-seeds {settings['split_seeds']}" if settings.get("split_seeds") else ""
+    print(f"interrupted; continue with: python -m search confirm --study {meta['name']}{where} --top "
+          f"{settings['top']} --repeats {settings['repeats']}{splits}", file=sys.stderr)
     return exit_code(signum)
 
 

@@ -48,6 +48,7 @@ def overrides(opts: SweepOptions, space: Space) -> dict[str, Any]:
     if opts.max_epochs is not None:
         out["max_epochs"] = opts.max_epochs
     out["seed"] = opts.seed  # one training seed for every trial: common random numbers, fair comparisons
+    out["split_seed"] = opts.split_seed  # the split every search trial uses (a confirm repeat may use others)
     if opts.objectives[0] in MONITORS:
         # Early stopping and the restored weights follow the objective: the kept model is the one it ranks.
         out["monitor"] = opts.objectives[0]

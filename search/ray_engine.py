@@ -39,7 +39,7 @@ from search.records import REPEAT
 from search.searcher import StudySearch
 from search.storage import refuse_network_sqlite, warn_network_sqlite
 from search.sweep import Sweep, Trainable
-from search.trial import REPEAT_OF, SEED
+from search.trial import REPEAT_OF, SEED, SPLIT_SEED
 
 logger = logging.getLogger(__name__)
 
@@ -364,11 +364,11 @@ def _confirm_runs(
     from search.metadata import update_meta
 
     runs = list(meta.get("confirm_runs", []))
-    repeat = replace(sweep, trainable=_repeating(sweep.trainable))
+    repeat = replace(sweep, trainable=_repeating(sweep.trainable), data=_split_data(sweep, configs))
     if runs and unfinished and not stop.requested:  # the last confirm run was stopped: continue it first
         _restore_run(repeat, meta, stop, writer, name=runs[-1])
-        trained = records.repeats_done(writer.cache.collect()[0])
-        configs = [c for c in configs if (c[REPEAT_OF], int(c[SEED])) not in trained]  # it may have run them
+        trained = records.repeats_done(writer.cache.collect()[0], sweep.opts.split_seed)
+        configs = [c for c in configs if (c[REPEAT_OF], int(c[SEED]), int(c[SPLIT_SEED])) not in trained]
     if configs and not stop.requested:
         name = f"confirm-{len(runs) + 1}"
         update_meta(sweep.paths, meta, confirm_runs=[*runs, name])
@@ -391,6 +391,22 @@ def _confirm_runs(
         space = {REPEAT: tune.grid_search(configs)}  # the listed configurations, each a whole trial config
         _fit(tune.Tuner(_trainable(repeat), param_space=space, tune_config=tune_config, run_config=run_config),
              len(configs))
+
+
+def _split_data(sweep: Sweep, configs: list[dict[str, Any]]) -> Any:
+    """The data a confirm run's trials use: the study's, or, when some repeat on other splits, every split's
+    dataset by split seed (each loaded once, here in the driver; the trial picks its own: search.trial.data_for).
+    """
+    from cae.data import load_dataset
+
+    seeds = {int(c[SPLIT_SEED]) for c in configs} - {sweep.opts.split_seed}
+    if not seeds:
+        return sweep.data
+    fixed = {**sweep.space.fixed, **sweep.settings.overrides}
+    limit = sweep.opts.limit if sweep.opts.limit is not None else fixed.get("limit")
+    loaded = {seed: load_dataset(str(fixed["data"]), image_size=int(fixed["image_size"]), seed=seed, limit=limit)
+              for seed in sorted(seeds)}
+    return {sweep.opts.split_seed: sweep.data, **loaded}
 
 
 def _repeating(trainable: Trainable) -> Trainable:

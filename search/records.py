@@ -27,7 +27,7 @@ from results import reports
 from results.trials import repeat_trials
 from search.searcher import FAIL_REASON_ATTR, RAY_TRIAL_ATTR
 from search.storage import open_storage
-from search.trial import REPEAT_OF, SEED, TrialSettings, resolve_config
+from search.trial import REPEAT_OF, SEED, SPLIT_SEED, TrialSettings, resolve_config
 
 _OPTUNA_STATUS = {
     "COMPLETE": results.COMPLETE,
@@ -165,11 +165,13 @@ def _dedupe(epochs: list[reports.EpochReport]) -> list[reports.EpochReport]:
 def config_columns(settings: TrialSettings, params: Mapping[str, Any]) -> dict[str, Any]:
     """The hyperparameter columns of a trial's row: its resolved flat config (``epochs`` as ``max_epochs``)."""
     try:
-        flat = resolve_config(settings, dict(params))
-        run = from_flat(flat)
+        resolved = resolve_config(settings, dict(params))
+        run = from_flat(resolved)
     except CaesweepError:  # a config the space refuses still gets a row (it will have failed)
         return {k: v for k, v in params.items() if not isinstance(v, (dict, list))}
     flat = run.to_flat()
+    if SPLIT_SEED in resolved:  # which split the trial's images come from (not part of the model's config)
+        flat[SPLIT_SEED] = resolved[SPLIT_SEED]
     flat["max_epochs"] = flat.pop("epochs")
     flat["architecture"] = run.model.describe()
     return flat
@@ -188,10 +190,13 @@ def _iso(ts: Any) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts))
 
 
-def repeats_done(trials: pd.DataFrame) -> set[tuple[str, int]]:
-    """(trial repeated, training seed) of every repeat in the table, whatever its status."""
+def repeats_done(trials: pd.DataFrame, split_seed: int) -> set[tuple[str, int, int]]:
+    """(trial repeated, training seed, split seed) of every repeat in the table, whatever its status; a repeat
+    recorded before repeats had a split seed was on the study's split, ``split_seed``."""
     repeats = repeat_trials(trials)
-    return {(str(r), int(s)) for r, s in zip(repeats["repeat_of"], repeats[SEED], strict=True)}
+    splits = repeats[SPLIT_SEED] if SPLIT_SEED in repeats else pd.Series(split_seed, index=repeats.index)
+    splits = splits.fillna(split_seed)
+    return {(str(r), int(s), int(k)) for r, s, k in zip(repeats["repeat_of"], repeats[SEED], splits, strict=True)}
 
 
 def raw_params(paths: results.StudyPaths, storage_url: str | None) -> dict[str, dict[str, Any]]:

@@ -81,22 +81,32 @@ def interrupted_line(trials: pd.DataFrame, target: int, meta: dict[str, Any], fo
 
 
 def summarise_repeats(trials: pd.DataFrame, meta: dict[str, Any], folder: Path) -> int:
-    """Each confirmed configuration's test MSE over its original and repeats: mean, std, n."""
+    """Each confirmed configuration's test MSE over its fresh repeats: the selected run (the search's own, which
+    won the selection and so is no evidence for itself) apart; repeats with new training seeds on the study's
+    split apart from repeats on other splits, each with its mean, std and n."""
     metric = "test_mse"
     if "repeat_of" not in trials.columns:
         return 0
     repeats = repeat_trials(trials)
     repeats = repeats[repeats["status"] == results.COMPLETE]
     originals = trials.set_index("trial_id")
+    split = int(meta.get("split_seed", 0))
+    on_split = repeats["split_seed"].fillna(split).astype(int) == split if "split_seed" in repeats else True
     rows = []
     for original, group in repeats.groupby("repeat_of"):
-        values = [float(originals.loc[original, metric]), *group[metric].astype(float)]
-        series = pd.Series(values)
-        rows.append({"trial": original, "architecture": originals.loc[original, "architecture"],
-                     f"{metric} mean": f"{series.mean():.4g}", "std": f"{series.std(ddof=1):.2g}",
-                     "n": len(series)})
-    print(f"\nstudy {meta['name']}: {len(repeats)} repeats finished")
+        row = {"trial": original, "architecture": originals.loc[original, "architecture"],
+               f"{metric} selected": f"{float(originals.loc[original, metric]):.4g}"}
+        mask = on_split[group.index] if not isinstance(on_split, bool) else pd.Series(True, index=group.index)
+        for label, values in (("seeds", group.loc[mask, metric]), ("splits", group.loc[~mask, metric])):
+            values = values.astype(float)
+            if len(values):
+                std = f" +/- {values.std(ddof=1):.2g}" if len(values) > 1 else ""
+                row[f"over {label}"] = f"{values.mean():.4g}{std} (n={len(values)})"
+        rows.append(row)
+    print(f"\nstudy {meta['name']}: {len(repeats)} repeats finished; test MSE over fresh repeats only (mean +/- std): "
+          "'seeds' are new training seeds on the study's split, 'splits' other splits of the data with the study's "
+          "training seed; the selected run apart")
     if rows:
-        print(pd.DataFrame(rows).to_string(index=False))
-    print(f"report (means, 95 % CIs): python -m analysis.report --study {meta['name']} --root {folder.parent}")
+        print(pd.DataFrame(rows).fillna("").to_string(index=False))
+    print(f"report (means, 95 % CIs, tests): python -m analysis.report --study {meta['name']} --root {folder.parent}")
     return 0

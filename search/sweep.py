@@ -39,7 +39,7 @@ class Sweep:
 
     opts: SweepOptions
     space: Space
-    data: Dataset
+    data: Dataset | Mapping[int, Dataset]  # a confirm run over several splits: each split seed's dataset
     settings: TrialSettings
     paths: results.StudyPaths
     storage_url: str | None  # the Optuna storage (None: the keras-tuner engine, which keeps its own)

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,9 @@ from results.reports import EpochReport, FailedReport, FinalReport
 from search.gpu import configure_devices
 from spaces import Space
 
-REPEAT_OF, SEED = "repeat_of", "seed"  # in a confirm run's trial config: the trial it repeats, its training seed
+# In a confirm run's trial config: the trial it repeats, its training seed and its split seed (which images are
+# in train, val and test: a repeat on another split measures the variance the split adds).
+REPEAT_OF, SEED, SPLIT_SEED = "repeat_of", "seed", "split_seed"
 FINAL_FILE = "final.json"  # in a trial's last checkpoint: its final report, to repeat after a restart
 SCRATCH_PREFIX = "caesweep-trial-"  # + "<pid>-": a trial process's scratch folders under the temp directory
 SCRATCH_MIN_AGE_S = 600.0  # a scratch folder lives for the seconds a checkpoint takes to write
@@ -51,16 +53,25 @@ class TrialSettings:
 def resolve_config(settings: TrialSettings, params: dict[str, Any]) -> dict[str, Any]:
     """Sampled params -> the flat trial config (the space's fixed settings, then the CLI's overrides).
 
-    A repeat made by ``search confirm`` carries the trial it repeats and its own training seed next to the
-    sampled values; the seed replaces the study's.
+    A repeat made by ``search confirm`` carries the trial it repeats and its own training seed (and split seed)
+    next to the sampled values; they replace the study's.
     """
     values = dict(params)
-    repeat = {key: values.pop(key) for key in (REPEAT_OF, SEED) if key in values}
+    repeat = {key: values.pop(key) for key in (REPEAT_OF, SEED, SPLIT_SEED) if key in values}
     flat = settings.space.resolve(values)
     flat.update(settings.overrides)
-    if SEED in repeat:
-        flat[SEED] = int(repeat[SEED])
+    for key in (SEED, SPLIT_SEED):
+        if key in repeat:
+            flat[key] = int(repeat[key])
     return flat
+
+
+def data_for(data: Dataset | Mapping[int, Dataset], flat: Mapping[str, Any]) -> Dataset:
+    """A trial's dataset: the study's, or, for a confirm run over several splits (a mapping of split seed to
+    dataset, loaded once by the driver), the one of the trial's split seed."""
+    if isinstance(data, Mapping):
+        return data[int(flat[SPLIT_SEED])]
+    return data
 
 
 def node_label() -> str:
@@ -130,7 +141,7 @@ def _clear_session(keras: Any) -> None:
     gc.freeze()
 
 
-def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) -> None:
+def run_trial(config: dict[str, Any], data: Dataset | Mapping[int, Dataset], settings: TrialSettings) -> None:
     """The Ray Tune function trainable (bound to the data and settings with ``tune.with_parameters``)."""
     configure_devices(settings.gpus, settings.cpus, settings.gpu_memory)  # before TensorFlow starts
     from ray import tune
@@ -145,8 +156,9 @@ def run_trial(config: dict[str, Any], data: Dataset, settings: TrialSettings) ->
     remove_orphaned_scratch()
     node = node_label()
     try:
-        run = from_flat(resolve_config(settings, config))
-        prepared = prepare(get_task(run.train.task), data, run.train.noise, run.train.seed)
+        flat = resolve_config(settings, config)
+        run = from_flat(flat)
+        prepared = prepare(get_task(run.train.task), data_for(data, flat), run.train.noise, run.train.seed)
         trial_id = tune.get_context().get_trial_id()
         logger = _tensorboard(settings.tensorboard_dir, trial_id, config, run)
         reporter = _Reporter(run, prepared, node, settings.models_dir, tune, started, logger)

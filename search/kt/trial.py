@@ -21,7 +21,7 @@ from search.interrupt import Interruption
 from search.kt.space import sample_params
 from search.kt.tables import RECORD_FILE, read_entries, trial_tables
 from search.sweep import Sweep
-from search.trial import resolve_config
+from search.trial import SPLIT_SEED, data_for, resolve_config
 
 CHECKPOINT_DIR = "checkpoint"  # a Hyperband stage's last state, for the trial that continues it
 
@@ -88,7 +88,8 @@ class TrialRunner:
 
         key = (run.train.task, run.train.noise, run.train.seed)
         if key not in self._prepared:
-            self._prepared[key] = prepare(get_task(run.train.task), self.sweep.data, run.train.noise, run.train.seed)
+            data = data_for(self.sweep.data, {SPLIT_SEED: self.sweep.opts.split_seed})  # one split: the study's
+            self._prepared[key] = prepare(get_task(run.train.task), data, run.train.noise, run.train.seed)
         return self._prepared[key]
 
     def run_trial(self, trial: Any, trial_dir: Path) -> dict[str, float]:
