@@ -37,8 +37,8 @@ versions: install
 	@$(PY) -m search.compat
 
 lint: install
-	$(PY) -m ruff check cae spaces search results analysis benchmarks tests
-	$(PY) -m mypy cae spaces search results analysis benchmarks
+	$(PY) -m ruff check caesweep cae spaces search results analysis benchmarks tests
+	$(PY) -m mypy caesweep cae spaces search results analysis benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -65,6 +65,8 @@ def build_parser() -> ArgumentParser:
 
     ls = sub.add_parser("list", help="the studies under the results root, with their state")
     ls.add_argument("--root", default=None)
+    ls.add_argument("--format", "-f", choices=commands.LIST_FORMATS, default="table",
+                    help="table (to read), json or csv (for programs)")
     return p
 
 
@@ -110,7 +112,7 @@ def prepare(argv: Sequence[str] | None = None, trainable: Callable[..., None] | 
     if args.command == "confirm":
         return commands.prepare_confirm(args.study, args.root, args.top, args.repeats, args.verbose,
                                         trainable=trainable, servers=servers, split_seeds=args.split_seeds)
-    return lambda: commands.list_studies(args.root)
+    return lambda: commands.list_studies(args.root, args.format)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

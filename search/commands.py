@@ -8,6 +8,7 @@ gracefully (:mod:`search.interrupt`) and the study says ``interrupted``; a failu
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import traceback
@@ -268,30 +269,42 @@ def _failed(
     return EXIT_FAILED
 
 
-def list_studies(root: str | None) -> int:
-    """``search list``: each study with its state and best value."""
+LIST_FORMATS = ("table", "json", "csv")
+
+
+def list_studies(root: str | None, fmt: str = "table") -> int:
+    """``search list``: each study with its state, counts per status and best value (``fmt``: a table to read, or
+    JSON / CSV for programs, as Optuna's CLI ``-f`` gives)."""
     base = Path(root) if root else results.DEFAULT_ROOT
-    names = results.list_studies(base)
-    if not names:
+    rows = [_study_row(name, base) for name in results.list_studies(base)]
+    if fmt == "json":
+        print(json.dumps({"root": str(base), "studies": rows}, indent=2))
+        return 0
+    flat = [{**{k: v for k, v in row.items() if k != "counts"}, **row.get("counts", {})} for row in rows]
+    if fmt == "csv":
+        print(pd.DataFrame(flat).to_csv(index=False), end="")
+        return 0
+    if not rows:
         print(f"no studies under {base}")
         return 0
-    rows: list[dict[str, Any]] = []
-    for name in names:
-        try:
-            study = results.load_study(results.study_paths(name, base))
-        except StudyError as exc:
-            rows.append({"study": name, "state": f"unreadable: {exc}"})
-            continue
-        t, m = study.trials, study.meta
-        t = search_trials(t)  # confirm's repeats are not search trials
-        done = t[t["status"] == results.COMPLETE]
-        metric = str(m.get("metric", "val_mse"))
-        values = done[metric] if metric in done else pd.Series(dtype=float)
-        best = values.min() if m.get("mode", "min") == "min" else values.max()
-        rows.append({
-            "study": name, "state": m.get("status"), "engine": m.get("engine"), "trials": len(t),
-            **{s.lower(): int((t["status"] == s).sum()) for s in results.STATUSES},
-            f"best {metric}": "" if done.empty or pd.isna(best) else f"{best:.5g}",
-        })
-    print(pd.DataFrame(rows).fillna("").to_string(index=False))
+    shown = [{**r, "best": "" if r.get("best") is None else f"{r['best']:.5g}"} for r in flat]
+    print(pd.DataFrame(shown).fillna("").to_string(index=False))
     return 0
+
+
+def _study_row(name: str, base: Path) -> dict[str, Any]:
+    """One study's listing: name, status, engine, trial counts, the first objective and its best value."""
+    try:
+        study = results.load_study(results.study_paths(name, base))
+    except StudyError as exc:
+        return {"study": name, "status": f"unreadable: {exc}"}
+    t, m = search_trials(study.trials), study.meta  # confirm's repeats are not search trials
+    done = t[t["status"] == results.COMPLETE]
+    metric, mode = str(m.get("metric", "val_mse")), str(m.get("mode", "min"))
+    values = done[metric].dropna() if metric in done else pd.Series(dtype=float)
+    best = None if values.empty else float(values.min() if mode == "min" else values.max())
+    return {
+        "study": name, "status": m.get("status"), "engine": m.get("engine"), "trials": len(t),
+        "counts": {s.lower(): int((t["status"] == s).sum()) for s in results.STATUSES},
+        "metric": metric, "mode": mode, "best": best,
+    }

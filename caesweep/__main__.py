@@ -1,0 +1,3 @@
+from caesweep.cli import main
+
+raise SystemExit(main())
