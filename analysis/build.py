@@ -19,7 +19,7 @@ from optuna.distributions import BaseDistribution
 
 from analysis import findings, tables
 from analysis.importance import Importance, importance
-from analysis.metrics import mode as metric_mode
+from analysis.metrics import study_mode
 from analysis.optuna_view import distributions, is_numeric, search_study
 from results import PRUNED, Study
 
@@ -73,7 +73,7 @@ class StudyReport:
 
 def study_report(study: Study, metric: str, top: int) -> StudyReport:
     """Every table and finding for ``study``, ranking finished trials by ``metric``."""
-    mode = metric_mode(metric)
+    mode = study_mode(study.meta, metric)  # as the study was run with, when the metric is one of its objectives
     everything = tables.prepare_trials(study.trials)
     trials, repeats = tables.search_trials(everything), tables.repeat_trials(everything)
     done = tables.rank(tables.finished(trials, metric), metric, mode)

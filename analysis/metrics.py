@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,16 @@ LABELS = {
     "n_seeds": "fresh seeds",
     "pixel_range": "pixel range",
 }
+
+
+def study_mode(meta: Mapping[str, Any], metric: str) -> str:
+    """The direction of ``metric`` in a study: the one the study was run with when it is one of its objectives
+    (given explicitly, ``val_mse:min``), else the metric's known direction (:func:`mode`)."""
+    for objective in meta.get("objectives") or ():
+        chosen = isinstance(objective, Mapping) and objective.get("metric") == metric
+        if chosen and objective.get("mode") in ("min", "max"):
+            return str(objective["mode"])
+    return mode(metric)
 
 
 def mode(metric: str) -> str:

@@ -28,7 +28,9 @@ def build_parser() -> ArgumentParser:
                    help="random trials before the tpe, cmaes or gp sampler's model takes over (default: Optuna's, "
                    "10 for tpe and gp, 1 for cmaes)")
     r.add_argument("--scheduler", default="asha", help=f"{', '.join(SCHEDULERS)}")
-    r.add_argument("--objectives", default="val_mse", help="objective metric(s), e.g. val_mse or val_mse,params")
+    r.add_argument("--objectives", default="val_mse",
+                   help="objective metric(s) with an optional direction, e.g. val_mse, val_psnr:max or "
+                        "val_mse:min,params:min")
     r.add_argument("--cpus-per-trial", type=float, default=1.0)
     r.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPU share per trial, e.g. 0.25 (0: CPU)")
     r.add_argument("--gpu-memory", default="limit", help=f"how a GPU share is enforced: {', '.join(GPU_MEMORY_MODES)}")
@@ -78,11 +80,12 @@ def _server_options(parser: Any) -> None:
 
 
 def options_from_args(args) -> SweepOptions:
+    objectives, directions = parse_objectives(args.objectives)
     study = args.study or f"{args.space.rsplit('/', 1)[-1].removesuffix('.yaml')}-{time.strftime('%Y%m%d-%H%M%S')}"
     return SweepOptions(
         study=study, space=args.space, data=args.data, task=args.task, samples=args.samples,
         max_epochs=args.max_epochs, sampler=args.sampler, startup_trials=args.startup_trials, scheduler=args.scheduler,
-        objectives=parse_objectives(args.objectives), cpus_per_trial=args.cpus_per_trial,
+        objectives=objectives, directions=directions, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, gpu_memory=args.gpu_memory, concurrency=args.concurrency,
         address=args.address, root=args.root, storage=args.storage, engine=args.engine, kt_tuner=args.kt_tuner,
         seed=args.seed, split_seed=args.split_seed, max_failures=args.max_failures, limit=args.limit,

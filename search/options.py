@@ -35,16 +35,28 @@ OBJECTIVE_MODES = {
 }
 
 
-def parse_objectives(text: str | list[str]) -> tuple[str, ...]:
-    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
-    if not names:
-        raise UsageError("--objectives is empty; give e.g. val_mse or val_mse,params")
-    for name in names:
+DIRECTIONS = ("min", "max")
+
+
+def parse_objectives(text: str | list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``val_mse:min,params:min`` -> the objectives' names and their directions. A name without ``:min`` or
+    ``:max`` takes its known direction (:data:`OBJECTIVE_MODES`: lower MSE and size are better, higher PSNR and
+    SSIM); the direction is given, never guessed from the name."""
+    entries = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    if not entries:
+        raise UsageError("--objectives is empty; give e.g. val_mse or val_mse:min,params:min")
+    names, directions = [], []
+    for entry in entries:
+        name, _, direction = entry.partition(":")
         if name not in OBJECTIVE_MODES:
             raise UsageError(f"unknown objective {name!r}; choose from {', '.join(OBJECTIVE_MODES)}")
+        if direction and direction not in DIRECTIONS:
+            raise UsageError(f"objective {entry!r}: unknown direction {direction!r}; write {name}:min or {name}:max")
+        names.append(name)
+        directions.append(direction or OBJECTIVE_MODES[name])
     if len(set(names)) != len(names):
-        raise UsageError(f"--objectives {','.join(names)} repeats a metric")
-    return tuple(names)
+        raise UsageError(f"--objectives {','.join(entries)} repeats a metric")
+    return tuple(names), tuple(directions)
 
 
 def parse_gpus(value: float) -> float:
@@ -70,7 +82,8 @@ class SweepOptions:
     sampler: str = "tpe"
     startup_trials: int | None = None  # random trials before the sampler's model (None: Optuna's default)
     scheduler: str = "asha"
-    objectives: tuple[str, ...] = ("val_mse",)
+    objectives: tuple[str, ...] = ("val_mse",)  # "val_mse" or "val_mse:min" (the direction then moves below)
+    directions: tuple[str, ...] = ()  # "min"/"max" per objective; empty: each metric's known direction
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     gpu_memory: str = "limit"  # "limit": a logical device of share x memory; "growth": allocate on demand
@@ -104,7 +117,14 @@ class SweepOptions:
         if self.gpu_memory not in GPU_MEMORY_MODES:
             raise UsageError(f"--gpu-memory {self.gpu_memory!r}; choose from {', '.join(GPU_MEMORY_MODES)}")
         parse_gpus(self.gpus_per_trial)
-        parse_objectives(list(self.objectives))
+        names, directions = parse_objectives(list(self.objectives))
+        if names != tuple(self.objectives):  # written as "name:direction": the direction goes where it belongs
+            object.__setattr__(self, "objectives", names)
+            object.__setattr__(self, "directions", directions if not self.directions else self.directions)
+        if self.directions and (len(self.directions) != len(self.objectives)
+                                or any(d not in DIRECTIONS for d in self.directions)):
+            raise UsageError(f"directions {list(self.directions)} do not match --objectives "
+                             f"{','.join(self.objectives)}; give min or max for each")
         if self.samples is not None and self.samples < 1:
             raise UsageError(f"--samples {self.samples} must be at least 1")
         if self.max_epochs is not None and self.max_epochs < 1:
@@ -133,11 +153,13 @@ class SweepOptions:
 
     @property
     def modes(self) -> tuple[str, ...]:
-        return tuple(OBJECTIVE_MODES[o] for o in self.objectives)
+        """Each objective's direction: as given, else the metric's known one."""
+        return tuple(self.directions) or tuple(OBJECTIVE_MODES[o] for o in self.objectives)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["objectives"] = list(self.objectives)
+        out["directions"] = list(self.modes)
         out["extra"] = dict(self.extra)
         return out
 
@@ -146,6 +168,7 @@ class SweepOptions:
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in values.items() if k in known}
         kwargs["objectives"] = tuple(kwargs.get("objectives", ("val_mse",)))
+        kwargs["directions"] = tuple(kwargs.get("directions", ()))  # studies before explicit directions: none
         # Studies recorded before the two seeds were separate split their data with the training seed.
         kwargs.setdefault("split_seed", kwargs.get("seed", 0))
         return cls(**kwargs)
