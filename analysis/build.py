@@ -147,6 +147,7 @@ def study_findings(report: StudyReport) -> list[str]:
     sentences += findings.seeds(report.seeds, report.repeats, tables.seed_metric(report.metric),
                                 report.meta.get("confirm"))
     sentences += findings.beat_baseline(report.done)
+    sentences += findings.colorfulness(report.done, report.metric, report.meta.get("task"))
     sentences += findings.importance(report.importance, report.metric, n)
     sentences += findings.groups({p: report.groups[p] for p in report.scientific}, report.metric, report.mode,
                                  sampler)

@@ -80,6 +80,8 @@ TRIVIAL_BASELINE = (
     "for denoising the noisy input). PCA has no counterpart for colorization."
 )
 PCA_COLUMNS = ("pca_mse", "skill_pca", "pca_comparison")
+# Left out of a leaderboard on which no trial has them (gray tasks, studies recorded before they were measured).
+COLORFULNESS_COLUMNS = ("test_colorfulness", "truth_colorfulness")
 
 
 def _has_pca(board: pd.DataFrame) -> bool:
@@ -250,9 +252,10 @@ def seed_blocks(report: StudyReport, level: int) -> list[Block]:
 def leaderboard_cells(board: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard as shown: each score joined with its interval into text cells, the seed statistics
     (:func:`seed_cells`) left out when no configuration on it has an interval over fresh seeds, the PCA columns
-    when no trial on it has a PCA number, and the pixel range (the table's title says it); leaderboard.csv keeps
-    every column."""
+    when no trial on it has a PCA number, the colourfulness columns when none has them, and the pixel range (the
+    table's title says it); leaderboard.csv keeps every column."""
     board = board.drop(columns=[c for c in ("pixel_range",) if c in board.columns])
+    board = board.drop(columns=[c for c in COLORFULNESS_COLUMNS if c in board and board[c].isna().all()])
     if not _has_pca(board):
         board = board.drop(columns=[c for c in PCA_COLUMNS if c in board.columns])
     board = _with_interval(_with_interval(board, "test_mse", "test_mse_ci95"), "skill", "skill_ci95")

@@ -220,6 +220,48 @@ def beat_baseline(done: pd.DataFrame) -> list[str]:
     return sentences + [sentence + "."]
 
 
+# A colouriser's predictions within this factor of the truth's colourfulness are "about as colourful"; below it
+# they are washed out, above it they invent colour. The panel of Hasler and Susstrunk put a step of their scale
+# (e.g. 33 "moderately" to 45 "averagely" colourful) at about this ratio.
+COLOURFUL_RATIO = 0.75
+
+
+def colorfulness(ranked: pd.DataFrame, metric: str, task: Any = None) -> list[str]:
+    """For colorization trials: how colourful the best trial's test predictions are next to the truth, the range
+    over the finished trials, and where the most colourful one ranks. ``ranked`` is the finished trials, best
+    first; ``task`` the study's, for trial tables without a ``task`` column."""
+    if "test_colorfulness" not in ranked or "truth_colorfulness" not in ranked:
+        return []
+    tasks = ranked["task"].fillna(task) if "task" in ranked else pd.Series(task, index=ranked.index)
+    rows = ranked[tasks.astype(str).str.startswith("colorize-")].dropna(subset=["test_colorfulness",
+                                                                              "truth_colorfulness"])
+    if rows.empty:
+        return []
+    top = rows.iloc[0]
+    predicted, truth = float(top["test_colorfulness"]), float(top["truth_colorfulness"])
+    ratio = predicted / truth if truth > 0 else float("nan")
+    if ratio < COLOURFUL_RATIO:
+        verdict = "washed out, as MSE rewards"
+    elif ratio > 1 / COLOURFUL_RATIO:
+        verdict = "more colourful than the truth: it invents colour"
+    else:
+        verdict = "about as colourful as the truth"
+    rank = f"#{int(ranked.index.get_loc(top.name)) + 1} by {label(metric)}"
+    sentence = (
+        f"Colourfulness (Hasler-Susstrunk, 0-255; 33 is moderately, 59 quite colourful): the best colorization "
+        f"trial {top['trial_id']} ({rank}) predicts test images of {predicted:.1f} against {truth:.1f} for the truth "
+        f"({ratio:.0%}: {verdict})"
+    )
+    if len(rows) > 1:
+        values = rows["test_colorfulness"]
+        most = rows.loc[values.idxmax()]
+        sentence += (
+            f"; over {trials(len(rows), 'finished')} it ranges {values.min():.1f}-{values.max():.1f}, the most "
+            f"colourful being {most['trial_id']} (#{int(ranked.index.get_loc(most.name)) + 1} by {label(metric)})"
+        )
+    return [sentence + "."]
+
+
 def importance(result: Importance, metric: str, n_done: int) -> list[str]:
     """Which hyperparameters matter most, by fANOVA, and whether PED-ANOVA agrees."""
     if result.table.empty:

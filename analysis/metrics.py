@@ -29,7 +29,9 @@ METRICS = tuple(c for c in TRIAL_COLUMNS if c not in NOT_METRICS and not c.endsw
 TEST_SCORES = ("native_mse", "skill", "skill_pca")
 
 # Higher is better for these name parts; everything else (mse, loss, params, seconds, epochs) is better low.
-_HIGHER_IS_BETTER = ("psnr", "ssim", "skill", "images_per_second")
+# Colourfulness counts as better high: the failure it measures is the washed-out colouriser MSE rewards (the
+# truth's colourfulness, beside it, says where "more" stops being better).
+_HIGHER_IS_BETTER = ("psnr", "ssim", "skill", "images_per_second", "colorfulness")
 
 # How a column reads in a table header or on a plot axis (units included); other columns read as they are.
 LABELS = {
@@ -42,6 +44,8 @@ LABELS = {
     "test_mse": "test MSE",
     "test_psnr": "test PSNR (dB)",
     "test_ssim": "test SSIM",
+    "test_colorfulness": "test colourfulness",
+    "truth_colorfulness": "truth colourfulness",
     "native_mse": "test native MSE",
     "trivial_mse": "trivial MSE",
     "trivial_psnr": "trivial PSNR (dB)",

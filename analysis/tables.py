@@ -31,12 +31,14 @@ REASON_CHARS = 100  # failure reasons are cut to their first line and this many 
 # 95 % interval over the test split's images (skill_ci95 the same for skill). After it come the configuration's
 # statistics over fresh training seeds (see seed_statistics): NaN, and n_seeds 0, for a configuration that was
 # not re-trained with new seeds.
+# test_colorfulness and truth_colorfulness (tasks scored in RGB) say how colourful the predictions are next to the
+# truth (Hasler-Susstrunk, 0-255): MSE rewards grey-ish colourisations.
 # selection says, on the top row, how that row was chosen; pixel_range is the range every MSE column is on.
 LEADERBOARD = (
     "rank", "trial_id", "architecture", "lr", "batch_size", "loss", "val_mse", "test_mse", "test_mse_ci95",
     "test_mse_seed_mean", "test_mse_seed_std", "test_mse_seed_ci95", "n_seeds", "p_vs_best", "vs_best",
-    "test_psnr", "test_ssim", "pca_mse", "skill_pca", "pca_comparison", "skill", "skill_ci95", "params", "epochs",
-    "train_seconds", "selection", "pixel_range",
+    "test_psnr", "test_ssim", "test_colorfulness", "truth_colorfulness", "pca_mse", "skill_pca", "pca_comparison",
+    "skill", "skill_ci95", "params", "epochs", "train_seconds", "selection", "pixel_range",
 )
 MATCHED = "compression-matched"
 NOT_MATCHED = "not compression-matched (skip connections bypass the bottleneck)"

@@ -33,6 +33,7 @@ import numpy as np
 
 from cae import checkpoint
 from cae.baselines import pca_scores
+from cae.colorfulness import colorfulness
 from cae.config import ModelConfig, RunConfig
 from cae.data import Bootstrap, Dataset, bootstrap, half_width
 from cae.epochs import MIN_DELTA, as_loss, at_best_epoch
@@ -329,6 +330,10 @@ def evaluate(model: keras.Model, prepared: Prepared, config: ModelConfig | None 
     independent units (regions of photographs for ``embedded``, images otherwise): how much the score depends
     on which images are in the test set, and nothing else (not the training seed). ``skill_ci95`` is the same
     for ``skill``, resampling the model's and the trivial baseline's errors together (paired).
+
+    For tasks scored in RGB, ``test_colorfulness`` and ``truth_colorfulness`` are the mean Hasler-Süsstrunk
+    colourfulness (:mod:`cae.colorfulness`, 0-255 scale) of the predictions and of the true images: MSE rewards
+    grey-ish colourisations, this says how washed out they are.
     """
     task, test = prepared.task, prepared.test
     pred = predict(model, test.x)
@@ -348,6 +353,11 @@ def evaluate(model: keras.Model, prepared: Prepared, config: ModelConfig | None 
         "skill": _skill(test_mse, trivial["trivial_mse"]),
         "skill_ci95": _skill_ci95(model_means, _TRIVIAL_MEANS[prepared.test_key]),
     }
+    if truth.shape[-1] == 3:  # an RGB reference: how colourful the predictions are next to the truth
+        scores.update(
+            test_colorfulness=float(colorfulness(ref_pred).mean()),
+            truth_colorfulness=float(colorfulness(truth).mean()),
+        )
     if config is not None:
         pca = pca_scores(prepared, config.latent_dim)
         scores.update(pca, skill_pca=_skill(test_mse, pca["pca_mse"]), pca_matched=not config.skip)

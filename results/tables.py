@@ -48,6 +48,11 @@ TRIAL_COLUMNS = (
     "test_mse_ci95",
     "test_psnr",
     "test_ssim",
+    # The mean Hasler-Susstrunk colourfulness (cae.colorfulness, 0-255 scale: 0 gray, ~33 moderately, ~59 quite
+    # colourful) of the predictions and of the true images of the test split, for tasks scored in RGB: MSE
+    # rewards grey-ish colourisations, so a colouriser far below its truth is washed out.
+    "test_colorfulness",
+    "truth_colorfulness",
     "native_mse",
     # The task's trivial baseline on the test split: 2x down/up-sampling for reconstruction (it keeps 1/4 of
     # the values, more than any latent), gray as colour for colorization, the noisy input for denoising.
