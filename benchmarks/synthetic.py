@@ -109,10 +109,12 @@ def synthetic_trainable(
                 keep_final_record(settings.models_dir, trial_id, report.to_dict())
             if not checkpoints:
                 tune.report(report.to_dict())
-                continue
-            with tempfile.TemporaryDirectory() as folder:
-                (Path(folder) / "epoch.json").write_text(json.dumps({"epoch": epoch}))
-                tune.report(report.to_dict(), checkpoint=tune.Checkpoint.from_directory(folder))
+            else:
+                with tempfile.TemporaryDirectory() as folder:
+                    (Path(folder) / "epoch.json").write_text(json.dumps({"epoch": epoch}))
+                    tune.report(report.to_dict(), checkpoint=tune.Checkpoint.from_directory(folder))
+            if epoch < epochs and settings.stop_at is not None and time.time() >= settings.stop_at:
+                return  # the study's hard time budget, as a real trial stops: without its final report
 
     return synthetic
 

@@ -8,7 +8,16 @@ from typing import Any
 
 from cae.cli import ArgumentParser
 from search import commands
-from search.options import ENGINES, GPU_MEMORY_MODES, KT_TUNERS, SAMPLERS, SCHEDULERS, SweepOptions, parse_objectives
+from search.options import (
+    ENGINES,
+    GPU_MEMORY_MODES,
+    KT_TUNERS,
+    SAMPLERS,
+    SCHEDULERS,
+    SweepOptions,
+    parse_duration,
+    parse_objectives,
+)
 from search.plan import Servers
 
 
@@ -45,6 +54,19 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--limit", type=int, default=None, help="at most this many images per split (tiny runs)")
     r.add_argument("--seed", type=int, default=0, help="training seed: initialisation, shuffling, noise")
     r.add_argument("--split-seed", type=int, default=0, help="data seed: which images go to train, val and test")
+    r.add_argument("--time-budget", default=None,
+                   help="wall time for the whole study, e.g. 2h, 90m, 45s: no new trial once it is spent")
+    r.add_argument("--time-budget-hard", action="store_true",
+                   help="with --time-budget: stop the running trials too (at their next epoch)")
+    r.add_argument("--max-params", type=int, default=None, help="refuse configurations above this many parameters")
+    r.add_argument("--max-weights-mb", type=float, default=None,
+                   help="refuse configurations whose float32 weights exceed this many MB")
+    r.add_argument("--warm-start", action="append", default=[], metavar="STUDY",
+                   help="tell the sampler the finished trials of an earlier study (a name under --root, or a "
+                        "folder); repeatable")
+    r.add_argument("--enqueue", default=None, metavar="FILE.yaml",
+                   help="configurations to train first, in order (a YAML list; a partial one is completed by "
+                        "the sampler)")
 
     r.add_argument("--verbose", action="store_true", help="also show Ray Tune's per-trial tables")
 
@@ -89,6 +111,9 @@ def options_from_args(args) -> SweepOptions:
         gpus_per_trial=args.gpus_per_trial, gpu_memory=args.gpu_memory, concurrency=args.concurrency,
         address=args.address, root=args.root, storage=args.storage, engine=args.engine, kt_tuner=args.kt_tuner,
         seed=args.seed, split_seed=args.split_seed, max_failures=args.max_failures, limit=args.limit,
+        time_budget_s=None if args.time_budget is None else parse_duration(args.time_budget),
+        time_budget_hard=args.time_budget_hard, max_params=args.max_params, max_weights_mb=args.max_weights_mb,
+        warm_start=tuple(args.warm_start), enqueue=args.enqueue,
         extra={"shared_root": args.shared_root},
     )
 

@@ -22,6 +22,7 @@ import pandas as pd
 import results
 from cae.errors import StudyError, UsageError
 from results.trials import search_trials
+from search import controls
 from search.engine import Engine, get_engine
 from search.interrupt import Interrupted, Interruption, exit_code, interruption_in
 from search.metadata import new_meta, now, update_meta
@@ -60,13 +61,21 @@ def _run(sweep: Sweep) -> int:
         print(f"note: ASHA is off for the multi-objective study ({', '.join(opts.objectives)}); every trial runs "
               "to its end so the Pareto set compares finished models")
     meta = new_meta(sweep)
+    if sweep.warm is not None:
+        meta["warm_start"] = sweep.warm.record()
+    if sweep.enqueued:
+        meta["enqueued"] = [dict(c) for c in sweep.enqueued]
     if sweep.storage_url is not None and opts.storage:  # a shared storage: this folder's Optuna study, marked
         claim(sweep.storage_url, opts.study, meta["study_id"], [_direction(m) for m in opts.modes])
     sweep.paths.folder.mkdir(parents=True)
     with results.StudyLock(sweep.paths):
         results.write_meta(sweep.paths, meta)
-        if sweep.storage_url is not None and not opts.storage:
-            claim(sweep.storage_url, opts.study, meta["study_id"], [_direction(m) for m in opts.modes])
+        if sweep.storage_url is not None:
+            if not opts.storage:
+                claim(sweep.storage_url, opts.study, meta["study_id"], [_direction(m) for m in opts.modes])
+            controls.apply(sweep.storage_url, opts.study, sweep.enqueued, sweep.warm)
+        if sweep.warm is not None:
+            print(sweep.warm.line())
         code = _execute(engine, sweep, meta, resume=False)
     if meta.get("failure") and meta["status"] == "failed" and not engine.started(sweep):
         shutil.rmtree(sweep.paths.folder, ignore_errors=True)  # its traceback was kept beside it (_failed)
@@ -246,7 +255,8 @@ def _execute(engine: Engine, sweep: Sweep, meta: dict[str, Any], resume: bool) -
             print(interrupted_line(trials, sweep.samples, meta, folder), file=sys.stderr)
             return exit_code(stop.signum)
     done = int((trials["status"] == results.COMPLETE).sum())
-    update_meta(sweep.paths, meta, status="done" if done else "failed", finished_at=now())
+    budgeted = meta.get("ended_by") == "time budget"  # its time ran out: it ended as asked, finished or not
+    update_meta(sweep.paths, meta, status="done" if done or budgeted else "failed", finished_at=now())
     return summarise(trials, meta, folder)
 
 

@@ -59,6 +59,23 @@ def parse_objectives(text: str | list[str]) -> tuple[tuple[str, ...], tuple[str,
     return tuple(names), tuple(directions)
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """``2h``, ``90m``, ``45s`` (or ``1.5h``, ``3600`` for seconds) -> seconds, positive."""
+    value, unit = text.strip(), "s"
+    if value and value[-1].lower() in _UNITS:
+        value, unit = value[:-1], value[-1].lower()
+    try:
+        seconds = float(value) * _UNITS[unit]
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f"--time-budget {text!r} is not a positive duration; write e.g. 2h, 90m or 45s")
+    return seconds
+
+
 def parse_gpus(value: float) -> float:
     """A GPU share per trial: 0 (CPU only), a fraction in (0, 1], or a whole number of GPUs."""
     if not math.isfinite(value) or value < 0 or (value > 1 and value != int(value)):
@@ -97,6 +114,15 @@ class SweepOptions:
     split_seed: int = 0  # the data: which images go to train, val and test
     max_failures: int = 2  # Ray retries of a trial whose worker died (it resumes from its checkpoint)
     limit: int | None = None  # at most this many images per split (tiny runs and tests)
+    # Sweep controls (the Ray engine): a wall-time budget over every run of the study (no new trial once it is
+    # spent; with time_budget_hard the running ones stop too), caps that refuse a configuration before training,
+    # earlier studies whose finished trials the sampler is told first, configurations to train first.
+    time_budget_s: float | None = None
+    time_budget_hard: bool = False
+    max_params: int | None = None
+    max_weights_mb: float | None = None
+    warm_start: tuple[str, ...] = ()
+    enqueue: str | None = None  # a YAML file of configurations (validated against the space before the study)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -146,6 +172,22 @@ class SweepOptions:
             )
         if self.engine == "keras-tuner" and self.multi_objective:
             raise UsageError("the keras-tuner engine is single-objective; use --engine ray for several objectives")
+        if self.time_budget_s is not None and not (isinstance(self.time_budget_s, int | float)
+                                                   and math.isfinite(self.time_budget_s) and self.time_budget_s > 0):
+            raise UsageError(f"--time-budget {self.time_budget_s!r} must be a positive duration")
+        if self.time_budget_hard and self.time_budget_s is None:
+            raise UsageError("--time-budget-hard needs --time-budget")
+        if self.max_params is not None and (type(self.max_params) is not int or self.max_params < 1):
+            raise UsageError(f"--max-params {self.max_params!r} must be a whole number of parameters >= 1")
+        if self.max_weights_mb is not None and not (math.isfinite(self.max_weights_mb) and self.max_weights_mb > 0):
+            raise UsageError(f"--max-weights-mb {self.max_weights_mb!r} must be a positive number of megabytes")
+        controls = {"--time-budget": self.time_budget_s is not None, "--max-params": self.max_params is not None,
+                    "--max-weights-mb": self.max_weights_mb is not None, "--warm-start": bool(self.warm_start),
+                    "--enqueue": self.enqueue is not None}
+        used = [name for name, given in controls.items() if given]
+        if self.engine == "keras-tuner" and used:
+            raise UsageError(f"{', '.join(used)}: the keras-tuner engine has no such control (its tuner proposes "
+                             "on its own); use --engine ray")
 
     @property
     def multi_objective(self) -> bool:
@@ -160,6 +202,7 @@ class SweepOptions:
         out = dataclasses.asdict(self)
         out["objectives"] = list(self.objectives)
         out["directions"] = list(self.modes)
+        out["warm_start"] = list(self.warm_start)
         out["extra"] = dict(self.extra)
         return out
 
@@ -169,6 +212,7 @@ class SweepOptions:
         kwargs = {k: v for k, v in values.items() if k in known}
         kwargs["objectives"] = tuple(kwargs.get("objectives", ("val_mse",)))
         kwargs["directions"] = tuple(kwargs.get("directions", ()))  # studies before explicit directions: none
+        kwargs["warm_start"] = tuple(kwargs.get("warm_start", ()))
         # Studies recorded before the two seeds were separate split their data with the training seed.
         kwargs.setdefault("split_seed", kwargs.get("seed", 0))
         return cls(**kwargs)

@@ -24,6 +24,7 @@ from cae.config import MONITORS, from_flat
 from cae.data import load_dataset, parse_spec
 from cae.errors import CaesweepError, StudyError, UsageError
 from cae.tasks import get_task
+from search.controls import read_enqueue, read_warm_start
 from search.engine import get_engine
 from search.options import SweepOptions
 from search.samplers import make_sampler
@@ -100,6 +101,17 @@ def _build(
                  grid)
 
 
+def _with_controls(sweep: Sweep) -> Sweep:
+    """The configurations to train first and the earlier studies' trials, read and checked (writing nothing)."""
+    opts = sweep.opts
+    enqueued = read_enqueue(opts.enqueue, sweep.space) if opts.enqueue else ()
+    warm = None
+    if opts.warm_start:
+        fixed = {**sweep.space.fixed, **sweep.settings.overrides}
+        warm = read_warm_start(opts.warm_start, sweep.paths.root, sweep.space, fixed, opts.objectives)
+    return replace(sweep, enqueued=enqueued, warm=warm)
+
+
 def local_paths(opts: SweepOptions) -> results.StudyPaths:
     """The study folder on this machine (a URI root keeps only Ray's experiment remote)."""
     root = results.DEFAULT_ROOT if results.is_uri(opts.root) else Path(opts.root)
@@ -125,6 +137,7 @@ def plan_new(opts: SweepOptions, trainable: Trainable | Callable[..., None] | No
     if given:  # study.json records the options: the URL as checked, without a password
         opts = replace(opts, storage=storage_url)
     sweep = get_engine(opts.engine).check_options(_build(opts, space, paths, storage_url, samples))
+    sweep = _with_controls(sweep)
     results.check_root_writable(paths.root)
     if given and opts.engine == "ray":
         keep_password(given)  # last: a warning only once nothing else can refuse the study

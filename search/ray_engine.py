@@ -204,15 +204,33 @@ def _scheduler(sweep: Sweep) -> Any:
     )
 
 
-def _searcher(sweep: Sweep, run: int = 1) -> Any:
+class SizeCap:
+    """Whether a drawn configuration is within ``--max-params`` / ``--max-weights-mb`` (computed from its config,
+    before any training: cae.size); the reason when it is not."""
+
+    def __init__(self, settings: Any, max_params: int | None, max_weights_mb: float | None) -> None:
+        self.settings, self.max_params, self.max_weights_mb = settings, max_params, max_weights_mb
+
+    def __call__(self, params: dict[str, Any]) -> str | None:
+        from cae.size import size_refusal
+        from search.trial import resolve_config
+
+        return size_refusal(resolve_config(self.settings, params), self.max_params, self.max_weights_mb)
+
+
+def _searcher(sweep: Sweep, run: int = 1, deadline: float | None = None) -> Any:
+    opts = sweep.opts
+    capped = opts.max_params is not None or opts.max_weights_mb is not None
     return StudySearch(
         sweep.space,
-        objectives=sweep.opts.objectives,
-        modes=sweep.opts.modes,
+        objectives=opts.objectives,
+        modes=opts.modes,
         sampler=sweep.sampler(run),
         storage_url=str(sweep.storage_url),
         study_name=sweep.paths.name,
         grid=sweep.grid is not None,
+        admit=SizeCap(sweep.settings, opts.max_params, opts.max_weights_mb) if capped else None,
+        deadline=deadline,
     )
 
 
@@ -241,7 +259,7 @@ def _tuner(sweep: Sweep, run_name: str, num_samples: int, stop: Interruption, wr
         verbose=_tune_output(sweep),
     )
     tune_config = tune.TuneConfig(
-        search_alg=_searcher(sweep, int(run_name.rsplit("-", 1)[-1])),
+        search_alg=_searcher(sweep, int(run_name.rsplit("-", 1)[-1]), sweep.deadline),
         scheduler=_scheduler(sweep),
         num_samples=num_samples,
         metric=sweep.opts.objectives[0],
@@ -276,6 +294,8 @@ def run(sweep: Sweep, meta: dict[str, Any], stop: Interruption, resume: bool) ->
     missing (an extension), it starts a new run for them. A signal (``stop``) ends the run in progress as
     Tune does for Ctrl-C and starts nothing new.
     """
+    started = time.monotonic()
+    sweep = _with_budget(sweep, meta, started)
     view = progress_view(sweep)
     writer = table_writer(sweep, view)
     try:
@@ -283,13 +303,50 @@ def run(sweep: Sweep, meta: dict[str, Any], stop: Interruption, resume: bool) ->
             if resume and meta.get("status") != "done" and not stop.requested:
                 _restore_run(sweep, meta, stop, writer)
             missing = sweep.samples - (trial_count(sweep) if resume else 0)  # a new study's folder has no trial yet
-            if missing > 0 and not stop.requested:
+            if missing > 0 and not stop.requested and not _spent(sweep):
                 _start_run(sweep, meta, missing, stop, writer)
             trials = finish(sweep, meta, writer.cache)
         view.update(trials, final=True)
     finally:
         view.close()
+        _record_time(sweep, meta, started)
     return trials
+
+
+def _with_budget(sweep: Sweep, meta: dict[str, Any], started: float) -> Sweep:
+    """The sweep with its time budget's deadline in this process: the budget less what the study's earlier runs
+    spent (``time_spent_s`` in study.json); a hard budget also stops running trials (TrialSettings.stop_at)."""
+    budget = sweep.opts.time_budget_s
+    if budget is None:
+        return sweep
+    left = budget - float(meta.get("time_spent_s", 0.0))
+    settings = replace(sweep.settings, stop_at=time.time() + left) if sweep.opts.time_budget_hard else sweep.settings
+    return replace(sweep, deadline=started + left, settings=settings)
+
+
+def _spent(sweep: Sweep) -> bool:
+    return sweep.deadline is not None and time.monotonic() >= sweep.deadline
+
+
+def _record_time(sweep: Sweep, meta: dict[str, Any], started: float) -> None:
+    """Add this run's wall time to the study's (a resume continues the same budget); say when the budget ended
+    the study."""
+    from search.metadata import update_meta
+
+    spent = float(meta.get("time_spent_s", 0.0)) + time.monotonic() - started
+    changes: dict[str, Any] = {"time_spent_s": round(spent, 3)}
+    if _spent(sweep) and meta.get("ended_by") != "time budget":
+        changes["ended_by"] = "time budget"
+        budget = sweep.opts.time_budget_s or 0.0
+        print(f"note: time budget reached ({_duration(spent)} of {_duration(budget)} spent); the study ends with "
+              f"{trial_count(sweep)} of {sweep.samples} trials", flush=True)
+    update_meta(sweep.paths, meta, **changes)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def _start_run(
@@ -332,7 +389,7 @@ def _restore_run(
                                storage_filesystem=filesystem)
     # Bind the restored run to where the study is now; its searcher's bookkeeping is restored onto the new one
     # from the experiment folder (StudySearch.restore: plain JSON, checked against the study's own storage).
-    compat.rebind_restored(tuner, _callbacks(sweep, stop, writer), _searcher(sweep))
+    compat.rebind_restored(tuner, _callbacks(sweep, stop, writer), _searcher(sweep, deadline=sweep.deadline))
     stop.run_started()
     _fit(tuner, sweep.samples)
     return True
@@ -508,7 +565,7 @@ def finish(sweep: Sweep, meta: dict[str, Any], cache: records.TableCache | None 
     ``cache``: the run's own (only what changed is read again); without it, the tables are rebuilt whole.
     """
     from search.metadata import update_meta
-    from search.reconcile import close_orphans, pareto_numbers
+    from search.reconcile import close_orphans, pareto_numbers, refused_count
 
     cache = cache or records.TableCache(sweep.paths, sweep.settings, sweep.storage_url)
     trials = cache.write()
@@ -517,6 +574,8 @@ def finish(sweep: Sweep, meta: dict[str, Any], cache: records.TableCache | None 
         trials = cache.write()
     if sweep.opts.multi_objective:
         update_meta(sweep.paths, meta, pareto=pareto_numbers(str(sweep.storage_url), sweep.paths.name))
+    if sweep.opts.max_params is not None or sweep.opts.max_weights_mb is not None:
+        update_meta(sweep.paths, meta, refused=refused_count(str(sweep.storage_url), sweep.paths.name))
     return trials
 
 

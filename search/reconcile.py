@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 
 from results import reports
 from search import compat
-from search.searcher import ABANDONED_ATTR, FAIL_REASON_ATTR, RAY_TRIAL_ATTR
+from search.searcher import ABANDONED_ATTR, FAIL_REASON_ATTR, INFEASIBLE_ATTR, RAY_TRIAL_ATTR
 from search.storage import open_storage
 
 
@@ -84,3 +84,10 @@ def tell_finished(storage_url: str, study_name: str, run: Path, objectives: list
             study.tell(frozen.number, [float(v) for v in values if v is not None])
         told += 1
     return told
+
+
+def refused_count(storage_url: str, study_name: str) -> int:
+    """The configurations a size cap refused before training (told PRUNED, marked ``refused``; a repeat of one
+    is told as its twin and not counted again)."""
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+    return sum(1 for t in study.get_trials(deepcopy=False) if INFEASIBLE_ATTR in t.user_attrs)

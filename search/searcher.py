@@ -34,8 +34,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 import warnings
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -55,6 +56,8 @@ RAY_TRIAL_ATTR = "ray_trial_id"
 # trained again under the Ray trial now in RAY_TRIAL_ATTR.
 ABANDONED_ATTR = "abandoned_ray_trial_id"
 DUPLICATE_ATTR = "duplicate_of"  # a proposal equal to an earlier trial: told its outcome, never trained
+INFEASIBLE_ATTR = "refused"  # a proposal over a size cap: told PRUNED before training, with the reason
+IMPORTED_ATTR = "imported_from"  # a finished trial of an earlier study (warm start): never trained here
 MAX_REDRAWS = 100  # proposals in a row that repeat earlier trials before the space counts as exhausted
 # A finished trial's results kept as Optuna user attributes, beside its values.
 SHOWN_ATTRS = ("architecture", "test_mse", "test_psnr", "test_ssim", "skill", "pca_mse", "skill_pca", "epochs",
@@ -94,7 +97,12 @@ class StudySearch(Searcher):
         storage_url: str,
         study_name: str,
         grid: bool = False,
+        admit: Callable[[dict[str, Any]], str | None] | None = None,
+        deadline: float | None = None,
     ) -> None:
+        """``admit``: why a drawn configuration may not be trained (over a size cap), None when it may; such a
+        configuration is told PRUNED (never trained) and another drawn. ``deadline``: the ``time.monotonic()``
+        after which no new trial is proposed (the study's time budget)."""
         multi = len(objectives) > 1
         # Ray's Searcher takes lists for several objectives, though its annotations say str.
         goal: Any = (list(objectives), list(modes)) if multi else (objectives[0], modes[0])
@@ -118,6 +126,10 @@ class StudySearch(Searcher):
         self._indexed = 0  # the study's trials (in number order) looked at so far
         self._waiting: set[int] = set()  # enqueued (WAITING) trial numbers seen, indexed once they run
         self._orphans: list[int] | None = None  # RUNNING in the storage when this searcher first proposed
+        self._admit = admit
+        self._deadline = deadline
+        self._spent = False
+        self.refused = 0  # configurations refused before training in this run (admit)
 
     @property
     def study(self) -> optuna.Study:
@@ -131,7 +143,7 @@ class StudySearch(Searcher):
         """Tune pickles the searcher with the run's settings (``tuner.pkl``); caesweep never restores a searcher
         from there (a restored run gets a new one, see :mod:`search.ray_engine`), so only what describes it is
         kept: no study, no storage connection, no bookkeeping."""
-        keep = ("_metric", "_mode", "_objectives", "_draw", "_grid", "_size", "_sampler")
+        keep = ("_metric", "_mode", "_objectives", "_draw", "_grid", "_size", "_sampler", "refused")
         return {key: self.__dict__[key] for key in keep if key in self.__dict__}
 
     # --- saved state: plain JSON -------------------------------------------------------------------------
@@ -181,6 +193,12 @@ class StudySearch(Searcher):
     def suggest(self, trial_id: str) -> dict | str | None:  # type: ignore[override]
         if trial_id in self._trials:  # asked again for the same trial (Tune does after a restore)
             return self._draw(self._trials[trial_id])
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            if not self._spent:
+                self._spent = True
+                print("note: the study's time budget is spent; no new trial is started (running ones finish)",
+                      flush=True)
+            return Searcher.FINISHED
         orphan = self._find_orphan()
         if orphan is not None:
             logger.info("trial %s adopts Optuna trial %d left running by a stopped driver", trial_id, orphan.number)
@@ -188,19 +206,28 @@ class StudySearch(Searcher):
                 del self._trials[stale]  # a Ray trial Ray cannot continue
             trial = compat.open_trial(self._study, orphan)
             return self._own(trial_id, trial, self._draw(trial))  # its parameters again, as they were drawn
+        refused = 0
         for _ in range(MAX_REDRAWS):
             trial = self._study.ask()
             params = self._draw(trial)
-            twin = None if self._grid else self._twin(trial)  # a grid never repeats a point
+            twin = self._twin(trial)  # a grid repeats a point too, once its points are spent (refused ones too)
             if twin is None:
-                return self._own(trial_id, trial, params)
+                reason = self._admit(params) if self._admit is not None else None
+                if reason is None:
+                    return self._own(trial_id, trial, params)
+                trial.set_user_attr(INFEASIBLE_ATTR, reason)  # never trained: told as pruned, before any epoch
+                self._study.tell(trial, state=TrialState.PRUNED)
+                refused += 1
+                self.refused += 1
+                continue
             self._tell_as_twin(trial, twin)
             if self._size is not None and len(self._firsts) >= self._size:
                 print(f"note: all {self._size} configurations of the space are trained; the study stops here",
                       flush=True)
                 return Searcher.FINISHED
-        print(f"note: the sampler proposed only configurations already trained ({MAX_REDRAWS} draws in a row); "
-              "the space looks exhausted, so the study stops here", flush=True)
+        why = "over the size cap or already trained" if refused else "already trained"
+        print(f"note: the sampler proposed only configurations {why} ({MAX_REDRAWS} draws in a row); the space "
+              "looks exhausted, so the study stops here", flush=True)
         return Searcher.FINISHED
 
     def _own(self, trial_id: str, trial: optuna.Trial, params: dict[str, Any]) -> dict[str, Any]:

@@ -22,13 +22,18 @@ def summarise(trials: pd.DataFrame, meta: dict[str, Any], folder: Path, top: int
     """Print the counts and the top trials; exit code 1 when no trial finished."""
     by_status = counts(trials)
     print(f"\nstudy {meta['name']}: {len(trials)} trials ({_counts(by_status)})")
+    if meta.get("refused"):
+        print(f"{meta['refused']} configurations were refused before training: over the size cap "
+              "(--max-params / --max-weights-mb; never trained, told to the sampler as pruned)")
+    if meta.get("ended_by") == "time budget":
+        print("the study ended when its time budget was spent (--time-budget)")
     done = trials[trials["status"] == results.COMPLETE]
     if done.empty:
         reasons = trials["error"].dropna().value_counts().head(3)
         print("no trial finished; most common reasons:")
         for reason, n in reasons.items():
             print(f"  {n} x {reason}")
-        return EXIT_ALL_FAILED
+        return 0 if meta.get("ended_by") == "time budget" else EXIT_ALL_FAILED
     metric, mode = meta["metric"], meta["mode"]
     best = done.sort_values(metric, ascending=mode == "min").head(top)
     print(f"top {len(best)} by {metric}:")

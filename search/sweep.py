@@ -13,6 +13,7 @@ from typing import Any
 
 import results
 from cae.data import Dataset
+from search.controls import WarmStart
 from search.options import SweepOptions
 from search.samplers import make_sampler
 from search.trial import TrialSettings, run_trial
@@ -49,6 +50,11 @@ class Sweep:
     # What each Ray trial runs: caesweep's training (the default), or e.g. a tabular benchmark's replay; every
     # trainable reports the records of results.reports (each epoch, then a final or a failed report).
     trainable: Trainable = field(default_factory=Trainable)
+    enqueued: tuple[Mapping[str, Any], ...] = ()  # configurations to train first (--enqueue, checked)
+    warm: WarmStart | None = None  # earlier studies' finished trials for the sampler (--warm-start)
+    # The time.monotonic() at which the study's time budget is spent, in this process (search.ray_engine.run
+    # sets it from the budget and the time earlier runs spent): no new trial is proposed after it.
+    deadline: float | None = None
     verbose: bool = False  # Ray Tune's own per-trial tables on the terminal, besides the progress view
 
     @property

@@ -48,6 +48,13 @@ class TrialSettings:
     gpu_memory: str = "limit"
     models_dir: str | None = None  # where the final model of each trial is saved (local roots only)
     tensorboard_dir: str | None = None  # where each trial's TensorBoard run goes (local roots only)
+    # The wall time (time.time()) after which a trial stops at its next epoch end without a final report, so it is
+    # told as pruned: a study's hard time budget (--time-budget-hard); None: no such stop.
+    stop_at: float | None = None
+
+
+class BudgetSpent(Exception):  # noqa: N818  (not an error: the study's time is up)
+    """The study's hard time budget is spent: the trial stops after the epoch it just reported."""
 
 
 def resolve_config(settings: TrialSettings, params: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +168,7 @@ def run_trial(config: dict[str, Any], data: Dataset | Mapping[int, Dataset], set
         prepared = prepare(get_task(run.train.task), data_for(data, flat), run.train.noise, run.train.seed)
         trial_id = tune.get_context().get_trial_id()
         logger = _tensorboard(settings.tensorboard_dir, trial_id, config, run)
-        reporter = _Reporter(run, prepared, node, settings.models_dir, tune, started, logger)
+        reporter = _Reporter(run, prepared, node, settings.models_dir, tune, started, logger, settings.stop_at)
         finished = finished_record(settings.models_dir, trial_id)
         if finished is not None:
             # Finished before the driver stopped, even if Ray had not registered its last checkpoint yet:
@@ -177,6 +184,8 @@ def run_trial(config: dict[str, Any], data: Dataset | Mapping[int, Dataset], set
         if not reporter.final_sent:
             # Resumed after its last epoch had been checkpointed: report the final result once.
             reporter.send_final(result)
+    except BudgetSpent:
+        return  # the study's hard time budget: ended without its final report, so it is told as pruned
     except DivergedError as exc:
         tune.report(FailedReport(str(exc), node, extra={"seconds_total": time.time() - started}).to_dict())
     except Exception as exc:  # a failed trial is a row with its reason, never a crashed sweep
@@ -223,9 +232,11 @@ class _Reporter:
     """
 
     def __init__(
-        self, run: Any, prepared: Any, node: str, models_dir: str | None, tune: Any, started: float, logger: Any
+        self, run: Any, prepared: Any, node: str, models_dir: str | None, tune: Any, started: float, logger: Any,
+        stop_at: float | None = None,
     ) -> None:
         self.run = run
+        self.stop_at = stop_at
         self.logger = logger  # the trial's TensorBoard logger (None: no local study folder)
         self.prepared = prepared
         self.node = node
@@ -262,6 +273,8 @@ class _Reporter:
         eval_seconds = report.eval_seconds if isinstance(report, FinalReport) else None
         self.checkpoint_seconds += time.time() - entered - (eval_seconds or 0.0)
         self.final_sent = self.final_sent or last
+        if not last and self.stop_at is not None and time.time() >= self.stop_at:
+            raise BudgetSpent
 
     def send_final(self, result: Any) -> None:
         """Report the final result of a run that had nothing left to train."""

@@ -27,6 +27,7 @@ from cae.config import (
     parse_filters,
 )
 from cae.errors import ModelConfigError, SpaceError
+from cae.precision import PRECISIONS
 from cae.tasks import TASKS as TASK_NAMES
 
 # Tuning-playbook vocabulary: what we compare, what we tune so the comparison is fair, what we hold still.
@@ -108,6 +109,7 @@ AXES: Mapping[str, _Setting] = {
     "activation": _Setting(str, values=ACTIVATIONS),
     "upsample": _Setting(str, values=UPSAMPLE_MODES),
     "task": _Setting(str, values=TASKS),
+    "precision": _Setting(str, values=PRECISIONS),  # a nuisance: auto, float32, mixed_bfloat16, mixed_float16
 }
 # Keys that may only be fixed: the data and the budget are the same for every trial of a sweep.
 FIXED_ONLY: Mapping[str, _Setting] = {
@@ -295,6 +297,37 @@ class Param:
         count = round((high - low) / cast(float, step)) + 1
         return [round(low + i * cast(float, step), 12) for i in range(count)]
 
+    def distribution(self) -> Any:
+        """This axis as the Optuna distribution its ``suggest`` call draws from (for a per-level axis: one
+        level's counts)."""
+        import optuna.distributions as d
+
+        if self.kind == "categorical":
+            return d.CategoricalDistribution(self.choices)
+        low, high = cast(Number, self.low), cast(Number, self.high)
+        if self.kind == "int":
+            return d.IntDistribution(int(low), int(high), log=self.log, step=int(cast(int, self.step)))
+        return d.FloatDistribution(float(low), float(high), log=self.log, step=self.step)
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is one this axis can draw (a choice, or a number on its range and step)."""
+        if self.kind == "categorical":
+            return any(type(value) is type(choice) and value == choice for choice in self.choices) or any(
+                isinstance(value, int | float) and not isinstance(value, bool) and not isinstance(choice, bool)
+                and isinstance(choice, int | float) and float(value) == float(choice) for choice in self.choices)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return False
+        if self.kind == "int" and float(value) != int(value):
+            return False
+        low, high = float(cast(Number, self.low)), float(cast(Number, self.high))
+        tolerance = 1e-12 * max(1.0, abs(low), abs(high))
+        if not low - tolerance <= float(value) <= high + tolerance:
+            return False
+        if self.step is None or self.log:
+            return True
+        steps = (float(value) - low) / float(self.step)
+        return abs(steps - round(steps)) <= 1e-9
+
     def to_dict(self) -> dict[str, Any]:
         """The space-file form of this axis (JSON-friendly)."""
         if self.per_level:
@@ -330,6 +363,14 @@ class _Axis(Protocol):
         """Remove its raw values from ``raw``; its flat key and value ({} when ``raw`` has none of them)."""
         ...
 
+    def distributions(self) -> dict[str, Any]:
+        """Each raw key it may draw and its Optuna distribution."""
+        ...
+
+    def raw_from(self, flat: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The raw values that give a flat config's value of it, or None when it cannot give that value."""
+        ...
+
 
 @dataclass(frozen=True)
 class _Single:
@@ -352,6 +393,22 @@ class _Single:
 
     def take(self, raw: dict[str, Any]) -> dict[str, Any]:
         return {self.param.name: raw.pop(self.param.name)} if self.param.name in raw else {}
+
+    def distributions(self) -> dict[str, Any]:
+        return {self.param.name: self.param.distribution()}
+
+    def raw_from(self, flat: Mapping[str, Any]) -> dict[str, Any] | None:
+        value: Any = flat.get(self.param.name)
+        if not self.param.contains(value):
+            return None
+        if self.param.kind == "categorical":  # the choice itself (a number read back from a table: 16.0 for 16)
+            value = next(c for c in self.param.choices
+                         if isinstance(c, bool) == isinstance(value, bool) and _same(c, value))
+        elif self.param.kind == "int":
+            value = int(value)
+        else:
+            value = float(value)
+        return {self.param.name: value}
 
 
 @dataclass(frozen=True)
@@ -413,6 +470,35 @@ class _FilterLevels:
             raise SpaceError(f"space {self.space!r}: depth {depth} but no value for {', '.join(missing)}")
         counts = [raw.pop(f"filters_{i}") for i in range(1, depth + 1)]
         return {"filters": format_filters(sorted(counts) if self.levels.increasing else counts)}
+
+    def distributions(self) -> dict[str, Any]:
+        """Every raw key it may draw (depth when searched, filters_1 .. filters_<deepest>) and its distribution."""
+        out: dict[str, Any] = {} if self.depth is None else {"depth": self.depth.distribution()}
+        for level in range(1, max(self.depths()) + 1):
+            out[f"filters_{level}"] = self.levels.distribution()
+        return out
+
+    def raw_from(self, flat: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The raw values that give ``flat``'s filters list, or None when this axis cannot give it."""
+        try:
+            counts = list(parse_filters(str(flat.get("filters"))))
+        except ModelConfigError:
+            return None
+        if len(counts) not in self.depths() or any(not self.levels.contains(c) for c in counts):
+            return None
+        if self.levels.increasing and counts != sorted(counts):
+            return None
+        raw: dict[str, Any] = {} if self.depth is None else {"depth": len(counts)}
+        raw.update({f"filters_{i}": count for i, count in enumerate(counts, start=1)})
+        return raw
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal settings, a number read back from a table (0.003, 16.0) equal to the one written (3.0e-3, 16)."""
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
+    return bool(a == b) if not isinstance(a, str) else str(a) == str(b)
 
 
 class _FrozenMapping(Mapping[str, Any]):
@@ -582,6 +668,48 @@ class Space:
         except ModelConfigError as exc:
             raise SpaceError(f"space {self.name!r}: configuration {flat} is impossible: {exc}") from None
         return flat
+
+    def distributions(self) -> dict[str, Any]:
+        """Every raw key the space may draw (not for the grid sampler) and its Optuna distribution."""
+        out: dict[str, Any] = {}
+        for axis in self._axes():
+            out.update(axis.distributions())
+        return out
+
+    def raw_from_flat(
+        self, flat: Mapping[str, Any], settings: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The raw values this space would draw to give a trial's flat config (another study's row, say), or None
+        when the space cannot give it: a value off an axis, or a setting that differs (the space's fixed ones,
+        with ``settings`` over them: a study's command-line overrides)."""
+        raw: dict[str, Any] = {}
+        for axis in self._axes():
+            part = axis.raw_from(flat)
+            if part is None:
+                return None
+            raw.update(part)
+        try:
+            resolved = {**self.resolve(raw), **(settings or {})}
+        except SpaceError:
+            return None
+        same = all(key not in flat or _same(flat[key], value) for key, value in resolved.items()
+                   if key not in ("seed", "split_seed", "data", "limit"))
+        return raw if same else None
+
+    def check_values(self, values: Mapping[str, Any], where: str) -> None:
+        """Refuse (a :class:`SpaceError` naming ``where``, the key and what is allowed) values that are not raw
+        keys of this space or lie off their axis; a partial set is fine (the sampler draws the rest)."""
+        known = self.distributions()
+        params = {p.name: p for p in self.params}
+        for key, value in values.items():
+            if key not in known:
+                raise SpaceError(f"{where}: {key!r} is not searched by space {self.name!r}; it searches "
+                                 f"{', '.join(sorted(known))}")
+            axis = params.get(key) or params["filters"]  # filters_<i>: one level of the per-level axis
+            if not axis.contains(value):
+                allowed = f"one of {list(axis.choices)}" if axis.kind == "categorical" else (
+                    f"{axis.kind} in [{axis.low}, {axis.high}]" + (f" in steps of {axis.step}" if axis.step else ""))
+                raise SpaceError(f"{where}: {key} {value!r} is outside the space; allowed: {allowed}")
 
     def roles(self) -> dict[str, str]:
         """Flat config key -> role; depth shares the role of the filters axis, fixed keys are "fixed"."""
