@@ -4,8 +4,10 @@
 
 - ``embedded`` (the default): tiles of photographs bundled with scikit-image and scikit-learn; no download
   (:mod:`cae.datasets.embedded`).
-- ``cifar10`` or ``cifar10:PATH``: the official CIFAR-10 python archive or folder, from Keras's cache or PATH
-  (:mod:`cae.datasets.cifar`).
+- ``cifar10`` or ``cifar10:PATH``: the official CIFAR-10 python archive or folder, from PATH or Keras's cache,
+  downloaded there (checksum verified) when missing (:mod:`cae.datasets.cifar`).
+- ``stl10`` or ``stl10:PATH``: the official STL-10 binary archive or folder (96x96; 105,000 training and
+  unlabelled images, 8,000 test), likewise (:mod:`cae.datasets.stl10`).
 - ``folder:PATH``: any folder of JPEG/PNG images (:mod:`cae.datasets.folder`).
 
 Every dataset comes back as a :class:`Dataset` of three disjoint ``float32`` arrays ``(N, S, S, 3)`` with
@@ -27,16 +29,16 @@ import numpy as np
 
 from cae.cli import ArgumentParser, run
 from cae.config import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
-from cae.datasets import cifar, embedded, folder
+from cae.datasets import cifar, embedded, folder, stl10
 from cae.errors import DataError, UsageError
 
 if TYPE_CHECKING:
     from cae.tasks import Task
 
-DATASETS = ("embedded", "cifar10", "folder")
+DATASETS = ("embedded", "cifar10", "stl10", "folder")
 
 # The spec forms, as shown to users when a spec is wrong.
-_FORMS = "embedded, cifar10, cifar10:PATH or folder:PATH"
+_FORMS = "embedded, cifar10, cifar10:PATH, stl10, stl10:PATH or folder:PATH"
 
 # Image sizes are powers of two so that every encoder depth halves them exactly (the limits live in cae.config).
 _MIN_SIZE, _MAX_SIZE = MIN_IMAGE_SIZE, MAX_IMAGE_SIZE
@@ -132,11 +134,12 @@ def load_dataset(
     """Load the dataset named by ``spec`` and split it into train, val and test.
 
     Args:
-        spec: ``embedded``, ``cifar10``, ``cifar10:PATH`` or ``folder:PATH`` (see the module docstring).
+        spec: ``embedded``, ``cifar10``, ``cifar10:PATH``, ``stl10``, ``stl10:PATH`` or ``folder:PATH`` (see the
+            module docstring); plain ``cifar10`` and ``stl10`` download the official archive when it is missing.
         image_size: side of the square images, a power of two from 8 to 256.
         seed: seeds the split (and the subset kept by ``limit``); the same seed gives the same split.
         split: fractions of train, val and test, each > 0, summing to 1. For CIFAR-10 the official test set is
-            the test split and only the train/val ratio is used.
+            the test split and only the train/val ratio is used; the same for STL-10's official test set.
         limit: keep at most this many images per split (a seeded random subset), for tests and quick runs.
 
     Raises:
@@ -151,6 +154,8 @@ def load_dataset(
         raw = embedded.load(image_size, split, seed, limit)
     elif name == "cifar10":
         raw = cifar.load(path, image_size, split, seed, limit)
+    elif name == "stl10":
+        raw = stl10.load(path, image_size, split, seed, limit)
     else:
         raw = folder.load(_required(path), image_size, split, seed, limit)
     return Dataset(
@@ -383,7 +388,9 @@ def build_parser() -> ArgumentParser:
         description="Per split: images, independent units, their sources and the task's trivial baseline MSE "
         "with its 95 % interval over the units; check a split before you trust a sweep on it.",
     )
-    describe_parser.add_argument("--data", default="embedded", help="embedded | cifar10 | cifar10:PATH | folder:PATH")
+    describe_parser.add_argument(
+        "--data", default="embedded", help="embedded | cifar10[:PATH] | stl10[:PATH] | folder:PATH"
+    )
     describe_parser.add_argument("--task", default="reconstruct", help="the task whose trivial baseline is shown")
     describe_parser.add_argument("--image-size", type=int, default=32)
     describe_parser.add_argument("--split-seed", type=int, default=0, help="the seed of the split (default 0)")

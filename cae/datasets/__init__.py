@@ -3,6 +3,9 @@
 - :mod:`cae.datasets.embedded`: tiles cut from colour photographs bundled with scikit-image and scikit-learn
   (the default; no download, no disk cache).
 - :mod:`cae.datasets.cifar`: the official CIFAR-10 "python version" archive or its extracted folder.
+- :mod:`cae.datasets.stl10`: the official STL-10 binary archive or its extracted folder.
+- :mod:`cae.datasets.download`: fetching an official archive into Keras's cache, checksum verified;
+  :mod:`cae.datasets.archives`: streaming a tar archive safely.
 - :mod:`cae.datasets.folder`: any folder of JPEG/PNG images.
 
 Every source returns :class:`Splits`: three disjoint ``uint8`` arrays of shape ``(N, S, S, 3)``, the

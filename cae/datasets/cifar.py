@@ -1,8 +1,10 @@
-"""CIFAR-10 from the official "python version" (``cifar-10-python.tar.gz``), never downloaded here.
+"""CIFAR-10 from the official "python version" (``cifar-10-python.tar.gz``).
 
 Where it is looked for: ``cifar10:PATH`` may name the ``.tar.gz``, the extracted ``cifar-10-batches-py/``
 folder, or a folder containing either; plain ``cifar10`` looks in Keras's cache, ``$KERAS_HOME/datasets/``
-or ``~/.keras/datasets/``, under every name Keras and a manual download use (see :data:`_NAMES`).
+or ``~/.keras/datasets/``, under every name Keras and a manual download use (see :data:`_NAMES`), and when
+it is not there downloads the official archive into it, checked against its published SHA-256
+(:mod:`cae.datasets.download`; ``CAESWEEP_DATA_MIRROR`` names a mirror). A PATH is never downloaded to.
 
 Mapping to our splits: the 10,000 official test images (``test_batch``) are our test split; the 50,000
 official training images (``data_batch_1`` .. ``data_batch_5``) are split at random (seeded, balanced for
@@ -21,26 +23,33 @@ read or decompressed (see :data:`MAX_BATCH_BYTES`, :data:`MAX_ARCHIVE_BYTES`).
 
 from __future__ import annotations
 
-import bz2
 import codecs
-import gzip
 import io
-import lzma
 import math
 import os
 import pickle
 import tarfile
-import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, cast
+from typing import cast
 
 import numpy as np
 
 from cae.datasets import Splits, image_statistics, resize_images, split_items
+from cae.datasets.archives import READ_ERRORS, Budget, decompressed, member_problem, printable
+from cae.datasets.download import Archive, cache_folder, fetch
 from cae.errors import DataError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+# The official archive: its SHA-256 is the one keras.datasets.cifar10 checks (the page above publishes the MD5,
+# c58f30108f718f92721af3b95e74349a, of the same file).
+ARCHIVE = Archive(
+    title="CIFAR-10 (python version)",
+    filename="cifar-10-python.tar.gz",
+    url=URL,
+    checksum="6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+    size=170_498_071,
+)
 _HOW_TO_GET = f"download {URL} into ~/.keras/datasets/ or pass cifar10:PATH"
 
 # Sizes of the genuine archive: each batch is 31,035,704 bytes (10,000 rows of 3,072 bytes plus labels and
@@ -95,8 +104,9 @@ _SAFE_GLOBALS = _safe_globals()
 def load(
     path: str | None, image_size: int, split: tuple[float, float, float], seed: int, limit: int | None
 ) -> Splits:
-    """Load CIFAR-10 from ``path`` (or Keras's cache) and split it as described in the module docstring."""
-    location = locate(path)
+    """Load CIFAR-10 from ``path`` (or Keras's cache, downloading it there when it is missing) and split it as
+    described in the module docstring."""
+    location = locate(path) if path is not None or _cached() else fetch(ARCHIVE)
     batches = _read_folder(location) if location.is_dir() else _read_archive(location)
     train_pool = np.concatenate([batches[name] for name in _TRAIN_BATCHES])
     official_test = batches[_TEST_BATCH]
@@ -126,11 +136,19 @@ def load(
     )
 
 
+def _cached() -> bool:
+    """Whether Keras's cache holds CIFAR-10 under one of its names."""
+    try:
+        locate(None)
+    except DataError:
+        return False
+    return True
+
+
 def locate(path: str | None) -> Path:
-    """The archive or batches folder to read: at ``path``, inside it, or in Keras's cache."""
+    """The archive or batches folder to read: at ``path``, inside it, or in Keras's cache (never downloaded)."""
     if path is None:
-        folder = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser() / "datasets"
-        candidates = [folder / name for name in _NAMES]
+        candidates = [cache_folder() / name for name in _NAMES]
     else:
         given = Path(path).expanduser()
         if given.is_file():
@@ -173,15 +191,15 @@ def _read_archive(archive: Path) -> dict[str, np.ndarray]:
     try:
         with (
             archive.open("rb") as compressed,
-            _decompressed(compressed) as stream,
-            tarfile.open(fileobj=_Budget(stream, archive), mode="r|") as tar,
+            decompressed(compressed) as stream,
+            tarfile.open(fileobj=Budget(stream, MAX_ARCHIVE_BYTES, lambda: _bomb(archive)), mode="r|") as tar,
         ):
             for count, member in enumerate(tar, 1):
                 declared += member.size
-                problem = _member_problem(member) or _size_problem(member, count, declared)
+                problem = member_problem(member) or _size_problem(member, count, declared)
                 if problem:
                     raise DataError(
-                        f"{archive} contains {problem} ({_printable(member.name)}), so it is not a genuine "
+                        f"{archive} contains {problem} ({printable(member.name)}), so it is not a genuine "
                         f"CIFAR-10 archive; refusing to read it: download it again from {URL}"
                     )
                 name = PurePosixPath(member.name).name
@@ -190,7 +208,7 @@ def _read_archive(archive: Path) -> dict[str, np.ndarray]:
                     raw[name] = file.read()
     except PermissionError as exc:
         raise DataError(f"cannot read {archive} ({exc}); check its permissions") from exc
-    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
+    except READ_ERRORS as exc:
         raise DataError(
             f"{archive} is truncated or not a gzip tar ({exc}); download it again from {URL}"
         ) from exc
@@ -203,44 +221,11 @@ def _read_archive(archive: Path) -> dict[str, np.ndarray]:
     return {name: _unpickle(raw[name], f"{archive}:{name}") for name in wanted}
 
 
-def _decompressed(compressed: BinaryIO) -> BinaryIO:
-    """The archive's tar stream: decompressed by the codec its magic bytes name (the official archive is
-    gzip), or as it is (a plain tar). The caller closes it."""
-    head = compressed.read(6)
-    compressed.seek(0)
-    if head.startswith(b"\x1f\x8b"):
-        return cast(BinaryIO, gzip.GzipFile(fileobj=compressed))
-    if head.startswith(b"BZh"):
-        return cast(BinaryIO, bz2.BZ2File(compressed))
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return cast(BinaryIO, lzma.LZMAFile(compressed))
-    return compressed
-
-
-class _Budget(io.RawIOBase):
-    """A read-only stream that gives at most :data:`MAX_ARCHIVE_BYTES` of ``source``, then refuses.
-
-    This bounds what an archive costs whatever its headers claim, including the parts :mod:`tarfile` reads
-    on its own (pax and GNU long-name headers, skipped member data).
-    """
-
-    def __init__(self, source: BinaryIO, archive: Path) -> None:
-        super().__init__()
-        self.source, self.archive, self.given = source, archive, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        room = MAX_ARCHIVE_BYTES - self.given + 1  # one byte over the budget tells a bomb from a full archive
-        data = self.source.read(room if size is None or size < 0 else min(size, room))
-        self.given += len(data)
-        if self.given > MAX_ARCHIVE_BYTES:
-            raise DataError(
-                f"{self.archive} decompresses to more than {MAX_ARCHIVE_BYTES:,} bytes, more than a genuine "
-                f"CIFAR-10 archive (about 186 MB); refusing to read it: download it again from {URL}"
-            )
-        return data
+def _bomb(archive: Path) -> DataError:
+    return DataError(
+        f"{archive} decompresses to more than {MAX_ARCHIVE_BYTES:,} bytes, more than a genuine CIFAR-10 archive "
+        f"(about 186 MB); refusing to read it: download it again from {URL}"
+    )
 
 
 def _check_batch_size(size: int, where: Path) -> None:
@@ -259,27 +244,6 @@ def _size_problem(member: tarfile.TarInfo, count: int, declared: int) -> str | N
         return f"a member of {member.size:,} bytes, more than any genuine one (about 31 MB)"
     if declared > MAX_ARCHIVE_BYTES:
         return f"members of {declared:,} bytes in all, more than a genuine archive (about 186 MB)"
-    return None
-
-
-def _printable(name: str, limit: int = 80) -> str:
-    """A member name fit for a one-line message: control characters escaped, at most ``limit`` characters."""
-    text = name.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
-
-
-def _member_problem(member: tarfile.TarInfo) -> str | None:
-    """What makes an archive member hostile, if anything: no genuine CIFAR-10 archive has any of these."""
-    if member.name.startswith("/"):
-        return "an absolute member name"
-    if ".." in PurePosixPath(member.name).parts:
-        return "a member name with '..'"
-    if member.issym() or member.islnk():
-        return f"a link to {member.linkname}"
-    if not (member.isfile() or member.isdir()):
-        return "a special file (device or fifo)"
-    if member.issparse():
-        return "a sparse file"
     return None
 
 
