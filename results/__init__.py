@@ -4,6 +4,15 @@
 ``analysis`` / ``benchmarks`` read through it.
 """
 
+from results.files import (
+    append_text,
+    check_writable,
+    copy_atomic,
+    open_folder,
+    read_limited,
+    write_atomic,
+    write_files,
+)
 from results.folder import (
     DEFAULT_ROOT,
     IN_FOLDER_STORAGE,
@@ -15,10 +24,9 @@ from results.folder import (
     storage_url,
     study_paths,
     validate_name,
-    write_atomic,
     write_meta,
 )
-from results.lock import StudyLock
+from results.lock import StudyLock, lock_holder, refuse_if_locked
 from results.mounts import Mount, filesystem_of, mount_of, parse_mountinfo
 from results.tables import (
     COMPLETE,
@@ -38,7 +46,9 @@ from results.tables import (
 
 __all__ = [
     "COMPLETE", "DEFAULT_ROOT", "FAILED", "HISTORY_COLUMNS", "IN_FOLDER_STORAGE", "PENDING", "PRUNED", "RUNNING",
-    "STATUSES", "TRIAL_COLUMNS", "Mount", "Study", "StudyLock", "StudyPaths", "check_root_writable", "filesystem_of",
-    "history_frame", "is_uri", "list_studies", "load_study", "mount_of", "parse_mountinfo", "read_meta", "storage_url",
-    "study_paths", "trials_frame", "validate_name", "write_atomic", "write_meta", "write_tables",
+    "STATUSES", "TRIAL_COLUMNS", "Mount", "Study", "StudyLock", "StudyPaths", "append_text", "check_root_writable",
+    "check_writable", "copy_atomic", "filesystem_of", "history_frame", "is_uri", "list_studies", "load_study",
+    "lock_holder", "mount_of", "open_folder", "parse_mountinfo", "read_limited", "read_meta", "refuse_if_locked",
+    "storage_url", "study_paths", "trials_frame", "validate_name", "write_atomic", "write_files", "write_meta",
+    "write_tables",
 ]

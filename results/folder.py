@@ -16,7 +16,8 @@
       .lock          held by the one process that may write the study
 
 Every file is written atomically (a temporary file in the same folder, then ``os.replace``), so a driver
-killed mid-write leaves the previous complete version, never a half-written one.
+killed mid-write leaves the previous complete version, never a half-written one; no write follows a link and
+every read is bounded (:mod:`results.files`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cae.errors import StudyError
+from results.files import read_limited, write_atomic
 
 DEFAULT_ROOT = Path("results")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -131,19 +134,41 @@ def storage_url(meta: Mapping[str, Any], paths: StudyPaths) -> str | None:
 
     ``study.json`` records the study's own file as the relative ``sqlite:///optuna.db``, so a copied or moved
     study uses its own copy. Studies recorded before storages were relative hold an absolute
-    ``sqlite:///.../<study>/optuna.db``: that, too, is read as the study's own file.
+    ``sqlite:///.../<study>/optuna.db``: that, too, is read as the study's own file. SQLite follows links, so the
+    study's own database (and its journal files) must not be one (:func:`_own_database`).
     """
     value = meta.get("storage")
     if value is None:
-        return None if meta.get("engine") == "keras-tuner" else paths.default_storage_url()
+        return None if meta.get("engine") == "keras-tuner" else _own_database(paths)
     value = str(value)
     if value == IN_FOLDER_STORAGE:
-        return paths.default_storage_url()
+        return _own_database(paths)
     if value.startswith("sqlite:///"):
         path = Path(value.removeprefix("sqlite:///"))
         if path.name == "optuna.db" and path.parent.name == paths.name:
-            return paths.default_storage_url()
+            return _own_database(paths)
     return value
+
+
+SQLITE_FILES = ("", "-wal", "-shm", "-journal")  # the database and the files SQLite keeps beside it
+
+
+def _own_database(paths: StudyPaths) -> str:
+    """The URL of the study's own SQLite file, once it and its journal files are known to be regular files (or
+    missing): SQLite opens and writes them through links, which would put a study's writes outside its folder."""
+    for suffix in SQLITE_FILES:
+        path = paths.optuna_db.with_name(paths.optuna_db.name + suffix)
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StudyError(f"{path} cannot be read ({exc.strerror}); check its permissions") from None
+        if not stat.S_ISREG(mode):
+            kind = "a link" if stat.S_ISLNK(mode) else "not a regular file"
+            raise StudyError(f"{path} is {kind}, so the study's Optuna storage is not opened (SQLite would read and "
+                             "write through it); replace it with the file itself")
+    return paths.default_storage_url()
 
 
 def study_paths(name: str, root: str | os.PathLike[str] | None = None) -> StudyPaths:
@@ -168,31 +193,8 @@ def check_root_writable(root: Path) -> None:
         raise StudyError(f"results root {root} cannot be written ({exc.strerror}); free space or pass --root") from None
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``path`` so that readers see either the old or the new content, never a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_meta(paths: StudyPaths, meta: Mapping[str, Any]) -> None:
-    write_atomic(paths.meta, json.dumps(dict(meta), indent=2, sort_keys=True, default=str) + "\n")
+    write_atomic(paths.meta, json.dumps(dict(meta), indent=2, sort_keys=True, default=str) + "\n", paths.folder)
 
 
 def read_meta(paths: StudyPaths) -> dict[str, Any]:
@@ -203,14 +205,11 @@ def read_meta(paths: StudyPaths) -> dict[str, Any]:
             f"`python -m search list --root {paths.root}` shows the studies there"
         )
     try:
-        with paths.meta.open("rb") as file:
-            raw = file.read(MAX_META_BYTES + 1)
+        raw = read_limited(paths.meta, MAX_META_BYTES)
     except FileNotFoundError:
         raise StudyError(f"{paths.meta} is missing: {paths.folder} is not a caesweep study folder") from None
     except OSError as exc:
         raise StudyError(f"{paths.meta} cannot be read ({exc.strerror}); check its permissions") from None
-    if len(raw) > MAX_META_BYTES:
-        raise StudyError(f"{paths.meta} is larger than {MAX_META_BYTES:,} bytes, so it is not a study.json; restore it")
     try:
         meta = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
@@ -222,8 +221,9 @@ def read_meta(paths: StudyPaths) -> dict[str, Any]:
 
 
 def list_studies(root: str | os.PathLike[str] | None = None) -> list[str]:
-    """Names of the study folders under ``root`` (folders with a study.json), sorted."""
+    """Names of the study folders under ``root`` (folders with a study.json), sorted. A study.json that is not a
+    regular file (a link, a FIFO) still names a study, which its readers then report as unreadable."""
     base = Path(root) if root is not None else DEFAULT_ROOT
     if not base.is_dir():
         return []
-    return sorted(p.name for p in base.iterdir() if (p / "study.json").is_file() and _NAME.match(p.name))
+    return sorted(p.name for p in base.iterdir() if os.path.lexists(p / "study.json") and _NAME.match(p.name))

@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 from cae.errors import StudyError
-from results.folder import StudyPaths, read_meta, write_atomic
+from results.files import read_limited, write_atomic
+from results.folder import StudyPaths, read_meta
 
 # Trial status, one vocabulary for every engine (Optuna's names, with FAIL spelled out).
 COMPLETE, PRUNED, FAILED, RUNNING, PENDING = "COMPLETE", "PRUNED", "FAILED", "RUNNING", "PENDING"
@@ -87,6 +88,9 @@ TRIAL_COLUMNS = (
 )
 # The trial table's columns that hold text; every other fixed column holds numbers.
 TRIAL_TEXT_COLUMNS = ("trial_id", "status", "repeat_of", "architecture", "node", "error", "started_at", "finished_at")
+# The largest trials.csv / history.csv read: a row of either is 100-700 bytes, so 256 MiB holds some 400,000
+# trials or 2 million epochs, far beyond a study; a larger file is not ours, and reading it is bounded.
+MAX_TABLE_BYTES = 256 * 2**20
 HISTORY_COLUMNS = (
     "trial_id", "epoch", "loss", "val_loss", "mse", "val_mse", "val_native_mse", "psnr", "val_psnr", "ssim",
     "val_ssim", "seconds",
@@ -136,15 +140,20 @@ def history_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def write_tables(paths: StudyPaths, trials: pd.DataFrame, history: pd.DataFrame) -> None:
-    write_atomic(paths.trials_csv, trials.to_csv(index=False))
-    write_atomic(paths.history_csv, history.to_csv(index=False))
+    write_atomic(paths.trials_csv, trials.to_csv(index=False), paths.folder)
+    write_atomic(paths.history_csv, history.to_csv(index=False), paths.folder)
 
 
 def _read_csv(path: Any, columns: tuple[str, ...]) -> pd.DataFrame:
-    if not path.exists():
-        return pd.DataFrame(columns=list(columns))
+    """A table of the study (missing: empty); only a regular file up to :data:`MAX_TABLE_BYTES` is read."""
     try:
-        text = path.read_text()
+        raw = read_limited(path, MAX_TABLE_BYTES)
+    except FileNotFoundError:
+        return pd.DataFrame(columns=list(columns))
+    except OSError as exc:
+        raise StudyError(f"{path} cannot be read ({exc.strerror or exc}); check its permissions") from None
+    try:
+        text = raw.decode("utf-8")
         # Trial ids are text (Ray's are hex: "00123456" or "1234e567" must not become numbers), in repeat_of too.
         ids = {"trial_id": str, "repeat_of": str}
         df = pd.read_csv(io.StringIO(text), dtype=ids) if text.strip() else pd.DataFrame()

@@ -13,21 +13,39 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 
 import results
-from cae.errors import UsageError
+from cae.errors import StudyError, UsageError
 
 _checked_urls: set[str] = set()  # storages whose schema version this process has already checked
 _wal_urls: dict[str, bool] = {}  # SQLite URLs and whether they are kept in WAL mode (see sqlite_wal)
 
 
+@contextlib.contextmanager
+def readable_sqlite(url: str) -> Iterator[None]:
+    """Inside it, a SQLite file that is not a database (corrupt, cut short, not SQLite at all) is one line that
+    names the file (a :class:`StudyError`), not SQLAlchemy's traceback. A database that is locked is not corrupt:
+    that error, and every error of a server database, is left as it is."""
+    from sqlalchemy.exc import DatabaseError, OperationalError
+
+    try:
+        yield
+    except DatabaseError as exc:
+        if not url.startswith("sqlite") or isinstance(exc, OperationalError):
+            raise
+        path = url.split(":///", 1)[-1]
+        raise StudyError(f"{path} is not a readable Optuna database ({_first_line(getattr(exc, 'orig', None) or exc)});"
+                         " restore it from a copy of the study") from None
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """Optuna RDB storage for any SQLAlchemy URL; SQLite waits for locks instead of failing.
+    """Optuna RDB storage for any SQLAlchemy URL; SQLite waits for locks instead of failing, and a corrupt SQLite
+    file is one line naming it (:func:`readable_sqlite`).
 
     The schema-version check (alembic reading its revision scripts: ~40 ms, opened on every table rebuild
     during a sweep) runs on the first opening of each URL per process only.
@@ -38,7 +56,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     elif url.startswith("postgres"):
         engine_kwargs = {"connect_args": postgres_connect_args(url)}
     checked = url in _checked_urls
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=checked)
+    with readable_sqlite(url):
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=checked)
     _checked_urls.add(url)
     if url not in _wal_urls:  # the mount table is read once per URL and process, like the schema check
         _wal_urls[url] = sqlite_wal(url)
@@ -272,7 +291,9 @@ STUDY_ID_ATTR = "caesweep_study_id"  # in the Optuna study's user attributes: th
 
 
 def _study_names(url: str) -> list[str]:
-    return [s.study_name for s in optuna.study.get_all_study_summaries(open_storage(url), include_best_trial=False)]
+    storage = open_storage(url)
+    with readable_sqlite(url):
+        return [s.study_name for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False)]
 
 
 def refuse_taken(url: str, name: str) -> None:
@@ -296,11 +317,13 @@ def claim(url: str, name: str, study_id: str, directions: Sequence[Any]) -> None
 def check_owner(url: str, name: str, study_id: str | None) -> None:
     """The Optuna study a stored study continues must be its own: one marked with another folder's id is
     refused (a study from before ids is accepted, and so is one whose Optuna study does not exist yet)."""
+    storage = open_storage(url)
     try:
-        study = optuna.load_study(study_name=name, storage=open_storage(url))
+        with readable_sqlite(url):
+            study = optuna.load_study(study_name=name, storage=storage)
+            owner = study.user_attrs.get(STUDY_ID_ATTR)
     except KeyError:
         return
-    owner = study.user_attrs.get(STUDY_ID_ATTR)
     if study_id is not None and owner is not None and owner != study_id:
         raise UsageError(f"the Optuna study {name!r} in {shown(url)} belongs to another study folder (its id "
                          f"{owner}, this folder's {study_id}); resume that study from its own folder, or give "
