@@ -12,6 +12,7 @@ not logged again (the log says which: a resume after a SIGKILL finds the tables 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -22,8 +23,12 @@ from typing import Any, TextIO
 import pandas as pd
 
 import results
+from cae.errors import StudyError
 
 LOG_FILE = "sweep.log"
+# The largest sweep.log read back on resume: a line is ~100-200 bytes, a few per trial; beyond this the earlier
+# runs' trials are logged again rather than the log read whole.
+MAX_LOG_BYTES = 64 * 2**20
 ENDINGS = (results.COMPLETE, results.PRUNED, results.FAILED)
 
 
@@ -130,11 +135,10 @@ class ProgressView:
             self._append(f"trial {trial_id} {row.status}: {_describe(row._asdict(), self.metric)}")
 
     def _append(self, line: str) -> None:
-        try:
-            with self.log_path.open("a") as log:
-                log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
-        except OSError:
-            pass  # the log is a convenience; the tables are the record
+        # The log is a convenience, the tables are the record: a log that cannot take the line is skipped. A link at
+        # sweep.log is replaced, not written through; a FIFO or a folder there is left alone.
+        with contextlib.suppress(OSError, StudyError):
+            results.append_text(self.log_path, f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
 
 
 def logged_endings(path: Path) -> dict[str, str]:
@@ -142,14 +146,14 @@ def logged_endings(path: Path) -> dict[str, str]:
     study's earlier runs already logged, so that a resume does not log those trials again."""
     endings: dict[str, str] = {}
     try:
-        with path.open(errors="replace") as log:
-            for line in log:
-                words = line.rstrip("\n").split(" ", 4)
-                ending = words[3].rstrip(":") if len(words) >= 4 and words[1] == "trial" else ""
-                if ending in ENDINGS:
-                    endings[words[2]] = ending
-    except OSError:
-        pass  # no log yet (a new study), or an unreadable one: log every trial that ends
+        text = results.read_limited(path, MAX_LOG_BYTES).decode("utf-8", errors="replace")
+    except (OSError, StudyError):
+        return endings  # no log yet (a new study), or one not to read (a link, a FIFO, huge): log every ending
+    for line in text.split("\n"):
+        words = line.split(" ", 4)
+        ending = words[3].rstrip(":") if len(words) >= 4 and words[1] == "trial" else ""
+        if ending in ENDINGS:
+            endings[words[2]] = ending
     return endings
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from search.progress import LOG_FILE, ProgressView
+from search.progress import LOG_FILE, ProgressView, logged_endings
 
 
 def table(statuses: list[str]) -> pd.DataFrame:
@@ -68,3 +71,27 @@ def test_a_resume_does_not_log_again_what_earlier_runs_logged(tmp_path: Path) ->
     logged = [line.split(" ", 1)[1].split(":")[0] for line in lines if " trial " in line and ": " in line]
     assert logged == ["trial t0 COMPLETE", "trial t1 FAILED", "trial t2 RUNNING", "trial t1 COMPLETE",
                       "trial t2 COMPLETE", "trial t3 PRUNED"]
+
+
+@pytest.mark.timeout(60)  # a FIFO opened for reading or appending the old way waits for ever: fail instead
+def test_a_sweep_log_that_is_a_link_is_replaced_and_a_fifo_is_left_alone(tmp_path: Path) -> None:
+    """A handed study's sweep.log may be a link to a file of the user's, or a FIFO with no other end: the view
+    neither appends to the file the link points to nor waits on the FIFO."""
+    victim = tmp_path / "home" / "notes.txt"
+    victim.parent.mkdir()
+    victim.write_text("2026-01-01T00:00:00 trial t0 COMPLETE: someone else's\n")
+    before = victim.read_bytes()
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / LOG_FILE).symlink_to(victim)
+    view = ProgressView(study, target=2, metric="val_mse", mode="min", stream=io.StringIO())
+    assert logged_endings(study / LOG_FILE) == {}  # the link is not read either
+    view.update(table(["COMPLETE", "RUNNING"]))
+    assert victim.read_bytes() == before and not (study / LOG_FILE).is_symlink()
+    assert "trial t0 COMPLETE" in (study / LOG_FILE).read_text()
+    fifo = tmp_path / "fifo-study"
+    fifo.mkdir()
+    os.mkfifo(fifo / LOG_FILE)
+    view = ProgressView(fifo, target=2, metric="val_mse", mode="min", stream=io.StringIO())
+    view.update(table(["COMPLETE", "COMPLETE"]), final=True)
+    assert stat.S_ISFIFO(os.lstat(fifo / LOG_FILE).st_mode)
