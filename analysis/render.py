@@ -1,15 +1,16 @@
 """Render report blocks as terminal text, Markdown, or one self-contained HTML page.
 
 Everything that comes from data (study names, parameter values, failure messages, sentences) is escaped
-(:func:`html.escape` in HTML; ``&``, ``<`` and ``|`` in Markdown), so a value such as ``<script>`` shows as
-text. The HTML page
-embeds every image as a ``data:`` URI and needs no network: it opens offline from a single file.
+(:func:`html.escape` in HTML; in Markdown, :func:`_md`), so a value such as ``<script>`` or
+``[click](https://...)`` shows as text, never as a tag, a link or an image. The HTML page embeds every image as
+a ``data:`` URI and needs no network: it opens offline from a single file.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -72,9 +73,35 @@ def terminal(blocks: Sequence[Block]) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
+# What Markdown would read as syntax in data; each is escaped with a backslash (CommonMark's escape of ASCII
+# punctuation): "\", "`", "*" and "~" (escapes, code, emphasis, strike-through); a "]" directly before "(", "["
+# or ":" (so no link, image or link definition can close, and "[-1, 1]" stays readable); the ":" of "://" and the
+# "." of "www." (GitHub links bare URLs); "_" at a word's edge (emphasis; "val_mse" stays as it is).
+_MD_SYNTAX = re.compile(
+    r"[\\`*~]|\](?=[(\[:])|(?<=[A-Za-z]):(?=//)|(?<=\b[wW]{3})\.|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])"
+)
+# What opens a block at a line's start: a heading, a quote, a list item ("-", "+", "1." or "1)"), a rule. The
+# group is where the backslash goes.
+_MD_BLOCK_START = re.compile(r"^[ \t]*(?:\d{1,9}()[.)]|()[#>+=-])")
+
+
 def _md(text: object) -> str:
-    """Data as Markdown text: ``&`` and ``<`` escaped (no tag can open), so ``>180`` stays readable."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|").replace("\n", " ")
+    """Data as Markdown text, shown as it is: never a tag, a link, an image or code. ``&`` and ``<`` become
+    entities (no tag or autolink can open, and ``>180`` stays readable), ``|`` cannot end a table cell, line
+    breaks become spaces, and the rest of the syntax is backslash-escaped (:data:`_MD_SYNTAX`)."""
+    flat = re.sub(r"[\r\n]+", " ", str(text))
+    escaped = _MD_SYNTAX.sub(lambda found: "\\" + found.group(0), flat)
+    return escaped.replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|")
+
+
+def _md_block(text: object) -> str:
+    """:func:`_md` for a paragraph or a list item, which cannot open a heading, a quote, a list or a rule either."""
+    escaped = _md(text)
+    found = _MD_BLOCK_START.match(escaped)
+    if found is None:
+        return escaped
+    at = found.start(1) if found.group(1) is not None else found.start(2)
+    return escaped[:at] + "\\" + escaped[at:]
 
 
 def markdown(title: str, blocks: Sequence[Block]) -> str:
@@ -84,9 +111,9 @@ def markdown(title: str, blocks: Sequence[Block]) -> str:
         if isinstance(block, Heading):
             lines += [f"{'#' * (block.level + 1)} {_md(block.text)}", ""]
         elif isinstance(block, Text):
-            lines += [_md(block.text), ""]
+            lines += [_md_block(block.text), ""]
         elif isinstance(block, Bullets):
-            lines += [*(f"- {_md(item)}" for item in block.items), ""]
+            lines += [*(f"- {_md_block(item)}" for item in block.items), ""]
         elif isinstance(block, Table):
             if block.title:
                 lines += [f"**{_md(block.title)}**", ""]

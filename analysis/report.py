@@ -14,7 +14,7 @@ image grid, the only part that loads TensorFlow.
 from __future__ import annotations
 
 import argparse
-import tempfile
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from analysis.document import Block
 from analysis.metrics import check_metric
 from cae.cli import ArgumentParser, run
 from cae.errors import StudyError, UsageError
-from results import DEFAULT_ROOT, Study, load_study, study_paths
+from results import DEFAULT_ROOT, Study, check_writable, load_study, study_paths, write_files
 
 DEFAULT_TOP = 10
 DEFAULT_METRIC = "val_mse"  # when study.json names no objective
@@ -69,8 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     studies = [_load(name, args.root) for name in args.study]
     metric = check_metric(args.metric or studies[0].meta.get("metric") or DEFAULT_METRIC)
     folder = args.out or _default_folder(studies)
-    _check_writable(folder)
-    written = write_report(studies, metric, args.top, folder, images=not args.no_images)
+    within = _named_folder(folder, args.root) if args.out else studies[0].paths.folder
+    _check_writable(folder, within)
+    written = write_report(studies, metric, args.top, folder, images=not args.no_images, within=within)
     print(written.terminal, end="")
     print(f"\nreport written to {written.folder}: {', '.join(written.files)}")
     return 0
@@ -88,17 +89,29 @@ def _default_folder(studies: Sequence[Study]) -> Path:
     return first if len(studies) == 1 else first / ("compare-" + "-".join(s.name for s in studies))
 
 
-def _check_writable(folder: Path) -> None:
+def _named_folder(out: Path, root: Path) -> Path:
+    """The folder ``--out`` lies in that the user named, below which no link is followed: a study folder of the
+    root when ``--out`` lies inside one (a link in a study is not the user's), else ``--out``'s own parent
+    (``--out`` itself must not be a link: it would put the report elsewhere than where the user pointed)."""
+    here, base = Path(os.path.abspath(out)), Path(os.path.abspath(root))
+    if base in here.parents and here.parent != base:
+        return base / here.relative_to(base).parts[0]
+    return here.parent
+
+
+def _check_writable(folder: Path, within: Path) -> None:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
-            pass
+        check_writable(folder, within)
     except OSError as exc:
         raise UsageError(f"cannot write the report to {folder} ({exc.strerror}); pass a writable --out") from None
 
 
-def write_report(studies: Sequence[Study], metric: str, top: int, folder: Path, images: bool = True) -> Written:
-    """Compute, draw and write the report of ``studies`` into ``folder``; return what was written."""
+def write_report(
+    studies: Sequence[Study], metric: str, top: int, folder: Path, images: bool = True, within: Path | None = None
+) -> Written:
+    """Compute, draw and write the report of ``studies`` into ``folder``; return what was written. No link from
+    ``within`` (default: ``folder`` itself) down is followed, and each file is replaced whole: a write that fails
+    (a full disk) leaves the previous report as it was."""
     reports = [build.study_report(s, metric, top) for s in studies]
     several = len(reports) > 1
     pngs: dict[str, bytes] = {}
@@ -121,11 +134,12 @@ def write_report(studies: Sequence[Study], metric: str, top: int, folder: Path, 
         names = {stem: f"{prefix}{stem}.png" for stem in files}
         blocks += document.study_blocks(report, names, note, level=2 if several else 1)
     title = "caesweep report: " + ", ".join(r.name for r in reports)
-    return _write(folder, title, blocks, pngs, reports)
+    return _write(folder, title, blocks, pngs, reports, within)
 
 
 def _write(
-    folder: Path, title: str, blocks: list[Block], pngs: dict[str, bytes], reports: list[StudyReport]
+    folder: Path, title: str, blocks: list[Block], pngs: dict[str, bytes], reports: list[StudyReport],
+    within: Path | None,
 ) -> Written:
     board = pd.concat([r.leaderboard.assign(study=r.name) for r in reports], ignore_index=True)
     board = board[["study", *(c for c in board.columns if c != "study")]]
@@ -138,8 +152,7 @@ def _write(
         **pngs,
     }
     try:
-        for name, data in outputs.items():
-            (folder / name).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+        write_files(folder, outputs, within)
     except OSError as exc:
         raise UsageError(f"cannot write the report to {folder} ({exc.strerror}); pass a writable --out") from None
     summary = [b for b in blocks if not isinstance(b, document.Image)]

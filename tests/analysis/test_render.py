@@ -59,3 +59,21 @@ def test_pivot_cells_join_means_and_counts() -> None:
     count = pd.DataFrame({"filters": ["8-16", "16-32"], "kernel_size=3": [2, 0]})
     assert pivot_cells(mean, count, "val_mse")["kernel_size=3"].tolist() == ["0.01 (2)", ""]
     assert render.header("kernel_size=3") == "kernel size=3" and render.header("val_mse mean") == "val MSE mean"
+
+
+def test_markdown_shows_links_images_and_code_in_data_as_text() -> None:
+    """A value from the folder written into report.md renders (CommonMark, as GitHub does) as the same text:
+    no link, image, code span, emphasis, heading or list opens, while readable values stay as they are."""
+    from markdown_it import MarkdownIt
+
+    values = ["[click](https://evil.example/x)", "![p](https://evil.example/p.png)", "[ref]: https://evil.example",
+              "<https://evil.example>", "`code` *bold* _it_", "# heading", "1. item", "> quote", "- item"]
+    text = render.markdown("t", [*(Text(v) for v in values), Bullets(values),
+                                 Table(pd.DataFrame({"activation": values}), "T")])
+    page = MarkdownIt("commonmark").enable("table").render(text)
+    for tag in ("<a ", "<img", "<code", "<em", "<strong>click", "<h2", "<ol", "<blockquote"):
+        assert tag not in page, tag
+    assert page.count("<li>") == len(values) and "[click](https://evil.example/x)" in page  # the text, shown
+    readable = "val_mse 0.0123 in [-1, 1] (n = 3): needs >180 epochs, 2x faster"
+    assert render.markdown("t", [Text(readable)]).splitlines()[2] == readable
+    assert "https\\://evil.example" in text and "www\\.evil" in render.markdown("t", [Text("www.evil.example")])

@@ -267,3 +267,107 @@ def test_report_on_real_sweep(tmp_path: Path) -> None:
             image.verify()
         assert base64.b64encode((folder / name).read_bytes()).decode() in page
     assert "--- Leaderboard" in report.stdout
+
+
+# --- a report never writes through a link, and is replaced whole ---------------------------------------------
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes (links as where they point)."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if not p.is_symlink() else f"-> {p.readlink()}".encode())
+            for p in sorted(folder.rglob("*")) if p.is_file() or p.is_symlink()}
+
+
+@pytest.fixture
+def small_study(make_study: StudyFactory) -> Path:
+    rows = [trial(i, COMPLETE, val_mse=0.01 * (i + 1), kernel_size=(3, 5)[i % 2]) for i in range(4)]
+    return make_study("small", rows)
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Path:
+    """A folder outside every study, with a file of someone else's in it."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    (folder / "report.html").write_text("someone else's page\n")
+    return folder
+
+
+def one_line(ran: Ran, *words: str) -> None:
+    assert ran.code == 2 and len(ran.err.strip().splitlines()) == 1 and ran.err.startswith("error: "), ran.err
+    for word in words:
+        assert word in ran.err, ran.err
+
+
+def test_a_report_folder_that_links_out_of_the_study_is_refused(small_study: Path, elsewhere: Path) -> None:
+    report = small_study / "small" / "report"
+    report.symlink_to(elsewhere)
+    before = _tree(elsewhere)
+    ran = run_report(["--study", "small", "--root", str(small_study), "--no-images"], report)
+    one_line(ran, f"{report} is a link (to {elsewhere})")
+    assert _tree(elsewhere) == before and ran.out == ""
+
+
+def test_report_files_that_are_links_are_replaced_not_written_through(small_study: Path, elsewhere: Path) -> None:
+    report = small_study / "small" / "report"
+    report.mkdir()
+    for name in ("report.html", "report.md", "leaderboard.csv"):
+        (report / name).symlink_to(elsewhere / "report.html")
+    before = _tree(elsewhere)
+    ran = run_report(["--study", "small", "--root", str(small_study), "--no-images"], report)
+    assert ran.code == 0, ran.err
+    assert _tree(elsewhere) == before
+    for name in ("report.html", "report.md", "leaderboard.csv"):
+        assert not (report / name).is_symlink() and (report / name).stat().st_size > 0, name
+    assert "<!DOCTYPE html>" in (report / "report.html").read_text()
+
+
+def test_an_out_that_is_a_link_or_runs_through_a_link_in_a_study_is_refused(
+    small_study: Path, elsewhere: Path, tmp_path: Path
+) -> None:
+    linked = tmp_path / "linked-out"
+    linked.symlink_to(elsewhere)
+    (small_study / "small" / "report").symlink_to(elsewhere)
+    before = _tree(elsewhere)
+    for out, link in ((linked, linked), (small_study / "small" / "report" / "sub", small_study / "small" / "report")):
+        ran = run_report(["--study", "small", "--root", str(small_study), "--no-images", "--out", str(out)], out)
+        one_line(ran, f"{link} is a link")
+    assert _tree(elsewhere) == before
+
+
+def test_a_full_disk_leaves_the_previous_report_whole(small_study: Path) -> None:
+    """The file-size limit (RLIMIT_FSIZE) stands in for a full disk: a write past 64 KiB fails (EFBIG) as one
+    past the disk's end does (ENOSPC); report.html, with its plots inside, is larger than that."""
+    argv = ["-m", "analysis.report", "--study", "small", "--root", str(small_study), "--no-images"]
+    report = small_study / "small" / "report"
+    assert subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, timeout=300).returncode == 0
+    before = _tree(report)
+    assert len(before["report.html"]) > 65536
+
+    def small_files() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))  # Python ignores SIGXFSZ: writes raise EFBIG
+
+    proc = subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          preexec_fn=small_files)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: cannot write the report to"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert _tree(report) == before  # every file as it was, and no temporary file left beside them
+
+
+def test_markdown_links_and_images_in_parameter_values_stay_text(make_study: StudyFactory) -> None:
+    from markdown_it import MarkdownIt
+
+    values = ["[click](https://evil.example/x)", "![pixel](https://evil.example/p.png)", "<https://evil.example>"]
+    rows = [trial(i, COMPLETE, val_mse=0.01 * (i + 1), activation=values[i % 3]) for i in range(6)]
+    root = make_study("links", rows, params=["activation"], roles={"activation": "scientific"})
+    ran = run_report(["--study", "links", "--root", str(root), "--no-images"], root / "links" / "report")
+    assert ran.code == 0, ran.err
+    text = (ran.folder / "report.md").read_text()
+    page = MarkdownIt("commonmark").enable("table").render(text)
+    assert "evil.example" in page  # the values are in the report, as text:
+    assert "href=" not in page and 'src="https://' not in page
+    own = [line for line in text.splitlines() if line.startswith("![")]
+    assert page.count("<img ") == len(own) == len(pngs(ran.folder))  # only the report's own plots
+    assert "https\\://evil.example" in text  # not a bare link on GitHub either
