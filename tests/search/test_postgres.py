@@ -140,17 +140,21 @@ def test_the_password_is_in_no_file_of_the_study(flow: Flow) -> None:
     assert leaks == []
 
 
-def test_the_dashboard_finds_the_storage_from_study_json(flow: Flow) -> None:
+def test_the_dashboard_serves_the_storage_of_study_json_only_when_named_again(flow: Flow) -> None:
+    """study.json names the PostgreSQL server: the dashboard connects to it only when the user names it too."""
+    command = [sys.executable, "-m", "analysis.dashboard", "--study", STUDY, "--root", str(flow.root), "--port", "0"]
+    refused = subprocess.run(command, cwd=REPO, env=sweep_env(flow.env), capture_output=True, text=True, timeout=120)
+    assert_user_error(refused, "records the Optuna storage", f"--storage {flow.server.url(password=False)}")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "analysis.dashboard", "--study", STUDY, "--root", str(flow.root), "--port", "0"],
+        [*command, "--storage", flow.server.url(password=False)],
         cwd=REPO, env=sweep_env(flow.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
-        found = re.search(r"(http://[^/]+)/dashboard/studies/\d+", line)
+        found = re.search(r"(http://[^/]+)/dashboard/studies/\d+\?token=([\w-]+)", line)
         assert found, line + (proc.stderr.read() if proc.poll() is not None else "")  # type: ignore[union-attr]
         # Polled: the URL is printed as the server starts, which a loaded machine may not have finished yet.
-        studies = wait_for(f"{found.group(1)}/api/studies")["study_summaries"]
+        studies = wait_for(f"{found.group(1)}/api/studies", found.group(2))["study_summaries"]
         assert STUDY in [s["study_name"] for s in studies]  # the server's database may hold other studies too
     finally:
         proc.terminate()
