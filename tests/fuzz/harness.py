@@ -5,7 +5,8 @@ The property every reader must hold (checked by :func:`check`):
 * it exits 0, or 2 with exactly one line on stderr starting ``error:`` (caesweep's user error); any other
   exception is a traceback the user would see, and fails the case;
 * it finishes within :data:`CASE_SECONDS` (a hang or an expensive input fails the case);
-* it writes nothing outside the folders it is allowed to write (for most readers: nothing at all).
+* it writes nothing outside the folders it is allowed to write (for most readers: nothing at all), also when
+  the folder it reads holds links out of it, FIFOs or huge files (:class:`tests.fuzz.strategies.Special`).
 
 Each case runs in a fresh sandbox folder (:class:`Sandbox`) with the working directory three levels deep
 inside it, so relative paths, even with a ``..`` or two, land in the sandbox, where writes are seen.
@@ -104,8 +105,10 @@ def run_cli(
     seconds_taken = time.perf_counter() - start
     after = _snapshot(box.base)
     changed = {path for path in before.keys() | after.keys() if before.get(path) != after.get(path)}
-    allowed_resolved = [(box.cwd / path).resolve() for path in allowed]
-    written = tuple(sorted(str(p) for p in changed if not _may_write(Path(p), after.get(p), allowed_resolved)))
+    # Taken as written (".." folded, no link followed): a link in a fuzzed folder (its report/ pointing out of
+    # it) does not make the place it points to allowed.
+    allowed_here = [Path(os.path.normpath(box.cwd / path)) for path in allowed]
+    written = tuple(sorted(str(p) for p in changed if not _may_write(Path(p), after.get(p), allowed_here)))
     return Outcome(tuple(argv), returncode, out.getvalue(), err.getvalue(), exception, seconds_taken, written)
 
 

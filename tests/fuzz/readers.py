@@ -75,13 +75,13 @@ def _load_study(argv: Sequence[str] | None) -> int:
     return 0
 
 
-def load_study_case(files: Mapping[str, bytes | None]) -> None:
+def load_study_case(files: Mapping[str, bytes | fs.Special | None]) -> None:
     with sandbox() as box:
         fs.write_folder(box.root, files)
         check(run_cli(_load_study, [fs.STUDY, str(box.root)], box))
 
 
-def search_list_case(files: Mapping[str, bytes | None]) -> None:
+def search_list_case(files: Mapping[str, bytes | fs.Special | None]) -> None:
     from search.cli import main
 
     with sandbox() as box:
@@ -89,7 +89,7 @@ def search_list_case(files: Mapping[str, bytes | None]) -> None:
         check(run_cli(main, ["list", "--root", str(box.root)], box), exit_codes=(0,))
 
 
-def report_study_case(files: Mapping[str, bytes | None]) -> None:
+def report_study_case(files: Mapping[str, bytes | fs.Special | None]) -> None:
     from analysis.report import main
 
     with sandbox() as box:
@@ -125,7 +125,7 @@ def search_options_case(argv: list[str]) -> None:
         check(run_cli(_prepared(prepare), _in_sandbox(box, argv), box))
 
 
-def study_resume_case(files: Mapping[str, bytes | None]) -> None:
+def study_resume_case(files: Mapping[str, bytes | fs.Special | None]) -> None:
     """``search resume`` and ``search confirm`` of a fuzzed study folder, checked before any work starts."""
     from search.cli import prepare
 
@@ -164,5 +164,9 @@ READERS = {
         Reader("benchmark-options", fs.benchmark_argv, benchmark_options_case, "python -m benchmarks options"),
         Reader("search-options", fs.search_argv, search_options_case, "python -m search run/resume/confirm"),
         Reader("study-resume", fs.study_folders, study_resume_case, "fuzzed study folders: resume and confirm"),
+        Reader("hostile-load", fs.hostile_folders(), load_study_case, "links out, FIFOs, /dev/zero, huge: load_study"),
+        Reader("hostile-list", fs.hostile_folders(), search_list_case, "the same hostile folders: search list"),
+        Reader("hostile-report", fs.hostile_folders(), report_study_case, "the same: analysis.report --no-images"),
+        Reader("hostile-resume", fs.hostile_folders(), study_resume_case, "the same: resume and confirm"),
     )
 }

@@ -12,7 +12,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -130,12 +132,30 @@ STUDY = "fuzzed"
 _TRIALS, _HISTORY = realistic_rows()
 
 
+@dataclass(frozen=True)
+class Special:
+    """A study file that is not a regular file of its own, as a folder from anyone may hold one: a link to a
+    file or folder outside the study (in the sandbox, where a write through it is seen), a link to /dev/zero, a
+    FIFO with no writer, a sparse file larger than any reader's cap, a folder, or a dangling link."""
+
+    kind: str
+
+
+SPECIAL_KINDS = ("link-out", "link-dev-zero", "fifo", "huge", "folder", "dangling")
+HUGE_BYTES = 4 * 2**30  # sparse: no disk used, larger than every cap (study.json 16 MiB, tables 256 MiB)
+special_files = st.sampled_from(SPECIAL_KINDS).map(Special)
+
+
 @st.composite
-def study_meta(draw: st.DrawFn) -> bytes | None:
-    """study.json: valid, with entries replaced or removed, random JSON, deep nesting, junk, or missing."""
-    kind = draw(st.sampled_from(["mutated", "mutated", "mutated", "random", "deep", "junk", "missing", "valid"]))
+def study_meta(draw: st.DrawFn) -> bytes | Special | None:
+    """study.json: valid, with entries replaced or removed, random JSON, deep nesting, junk, missing, or not a
+    regular file (:class:`Special`)."""
+    kind = draw(st.sampled_from(["mutated", "mutated", "mutated", "random", "deep", "junk", "missing", "valid",
+                                 "special"]))
     if kind == "missing":
         return None
+    if kind == "special":
+        return draw(special_files)
     if kind == "junk":
         return draw(st.binary(max_size=100))
     if kind == "deep":
@@ -155,11 +175,15 @@ def study_meta(draw: st.DrawFn) -> bytes | None:
 
 
 @st.composite
-def table_csv(draw: st.DrawFn, rows: list[dict[str, Any]]) -> bytes | None:
-    """trials.csv / history.csv: the realistic table with cells, columns or lines mutated, junk, or missing."""
-    kind = draw(st.sampled_from(["mutated", "mutated", "mutated", "lines", "junk", "missing", "valid", "empty"]))
+def table_csv(draw: st.DrawFn, rows: list[dict[str, Any]]) -> bytes | Special | None:
+    """trials.csv / history.csv: the realistic table with cells, columns or lines mutated, junk, missing, or not
+    a regular file (:class:`Special`)."""
+    kind = draw(st.sampled_from(["mutated", "mutated", "mutated", "lines", "junk", "missing", "valid", "empty",
+                                 "special"]))
     if kind == "missing":
         return None
+    if kind == "special":
+        return draw(special_files)
     if kind == "empty":
         return b""
     if kind == "junk":
@@ -190,18 +214,68 @@ def table_csv(draw: st.DrawFn, rows: list[dict[str, Any]]) -> bytes | None:
 
 
 study_folders = st.fixed_dictionaries(
-    {"study.json": study_meta(), "trials.csv": table_csv(_TRIALS), "history.csv": table_csv(_HISTORY)}
+    {"study.json": study_meta(), "trials.csv": table_csv(_TRIALS), "history.csv": table_csv(_HISTORY)},
+    # Where the report writes, a handed folder may hold a link out of it (or a folder of its own).
+    optional={"report": st.sampled_from([Special("link-out"), Special("dangling"), Special("folder")])},
 )
+OUTSIDE = "outside"  # beside the results root in the sandbox: what links point to
 
 
-def write_folder(root: Path, files: Mapping[str, bytes | None], name: str = STUDY) -> Path:
-    """Write a drawn study folder under ``root`` (a ``None`` file is left out)."""
+def _valid_table(rows: list[dict[str, Any]]) -> bytes:
+    return pd.DataFrame(rows).to_csv(index=False).encode()
+
+
+_VALID = {"study.json": json.dumps(meta_for(STUDY)).encode(), "trials.csv": _valid_table(_TRIALS),
+          "history.csv": _valid_table(_HISTORY)}
+
+
+@st.composite
+def hostile_folders(draw: st.DrawFn) -> dict[str, bytes | Special]:
+    """A genuine study folder with one of its files (or none) replaced by a :class:`Special` one, and sometimes
+    its report folder a link out of it: every kind of special file reaches every reader (the mutated folders
+    above draw them rarely)."""
+    files: dict[str, bytes | Special] = dict(_VALID)
+    replaced = draw(st.sampled_from([*sorted(_VALID), "none"]))  # none: the readers get to the report's writes
+    if replaced != "none":
+        files[replaced] = draw(special_files)
+    if draw(st.booleans()):
+        files["report"] = draw(st.sampled_from([Special("link-out"), Special("dangling")]))
+    return files
+
+
+def write_folder(root: Path, files: Mapping[str, bytes | Special | None], name: str = STUDY) -> Path:
+    """Write a drawn study folder under ``root`` (a ``None`` file is left out; a :class:`Special` one is made
+    as it says, its link targets under ``root/../outside``)."""
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
     for file, content in files.items():
-        if content is not None:
+        if isinstance(content, Special):
+            _make_special(folder / file, content.kind, root.parent / OUTSIDE / file)
+        elif content is not None:
             (folder / file).write_bytes(content)
     return folder
+
+
+def _make_special(path: Path, kind: str, outside: Path) -> None:
+    if kind == "link-out":  # a file outside the study with content, or a folder with one inside (for report)
+        outside.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix:
+            outside.write_bytes(b"not the study's\n")
+        else:
+            outside.mkdir()
+            (outside / "report.html").write_bytes(b"not the study's\n")
+        path.symlink_to(outside)
+    elif kind == "link-dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "huge":
+        with open(path, "wb") as stream:
+            stream.truncate(HUGE_BYTES)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "dangling":
+        path.symlink_to(outside.parent / "nothing-here")
 
 
 # --- command lines -----------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from tests.fuzz.readers import READERS
 
 # Seeded (derandomize) so a run is the same on every machine; the slower readers draw fewer inputs.
-EXAMPLES = {"study-report": 25, "report-options": 10}
+EXAMPLES = {"study-report": 25, "report-options": 10, "hostile-report": 20, "hostile-load": 30, "hostile-list": 30,
+            "hostile-resume": 30}
 DEFAULT_EXAMPLES = 60
 
 
