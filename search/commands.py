@@ -58,8 +58,8 @@ def _run(sweep: Sweep) -> int:
     engine = get_engine(opts.engine)
     engine.prepare(sweep)  # joins Ray, or sets up TensorFlow's devices
     if opts.multi_objective and opts.scheduler == "asha":
-        print(f"note: ASHA is off for the multi-objective study ({', '.join(opts.objectives)}); every trial runs "
-              "to its end so the Pareto set compares finished models")
+        print(f"note: ASHA stops trials on {opts.objectives[0]} alone (the first objective); the Pareto set compares "
+              "the trials that finish")
     meta = new_meta(sweep)
     if sweep.warm is not None:
         meta["warm_start"] = sweep.warm.record()

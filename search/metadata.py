@@ -90,7 +90,7 @@ def new_meta(sweep: Sweep) -> dict[str, Any]:
 def _scheduler(opts: SweepOptions) -> str:
     if opts.engine == "keras-tuner":
         return "hyperband" if opts.kt_tuner == "hyperband" else "none"
-    return "none" if opts.multi_objective else opts.scheduler
+    return opts.scheduler
 
 
 def update_meta(paths: results.StudyPaths, meta: dict[str, Any], **changes: Any) -> dict[str, Any]:

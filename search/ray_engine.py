@@ -190,9 +190,12 @@ def _callbacks(sweep: Sweep, stop: Interruption, writer: TableWriter) -> list[An
 
 
 def _scheduler(sweep: Sweep) -> Any:
+    """FIFO or ASHA; with several objectives ASHA judges the first one alone (size or time objectives are known
+    before training). A trial ASHA stops ends without its final report and is told PRUNED (StudySearch), never
+    COMPLETE with a partial result."""
     from search.schedulers import LiveASHAScheduler, LiveFIFOScheduler
 
-    if sweep.opts.scheduler == "none" or sweep.opts.multi_objective:
+    if sweep.opts.scheduler == "none":
         return LiveFIFOScheduler()
     # stop_last_trials=False: a trial that reaches max_epochs ends on its own, with its final report.
     return LiveASHAScheduler(

@@ -151,3 +151,4 @@ def test_an_enqueued_value_outside_the_space_is_one_line(tmp_path: Path, tiny_sp
     proc = in_process(main, "run", "--root", str(tmp_path / "r"), "--space", str(tiny_space), "--enqueue", str(bad))
     assert_user_error(proc, "configuration 1", "lr 0.5 is outside the space", "allowed: one of [1e-05, 0.003]")
     assert not (tmp_path / "r").exists()
+

@@ -250,12 +250,12 @@ def test_multi_objective_pareto_with_custom_storage(
     code = commands.run(opts, trainable=synthetic_trainable())
     out, err = capsys.readouterr()
     assert code == 0, out[-3000:] + err[-3000:]
-    assert "ASHA is off" in out
+    assert "note: ASHA stops trials on val_mse alone (the first objective)" in out
     assert not (tmp_path / "m1" / "optuna.db").exists()
     study = optuna.load_study(study_name="m1", storage=storage)
     assert len(study.directions) == 2 and len(study.trials) == 3
     meta = json.loads((tmp_path / "m1" / "study.json").read_text())
-    assert meta["scheduler"] == "none" and meta["storage"] == storage
+    assert meta["scheduler"] == "asha" and meta["storage"] == storage
     assert meta["pareto"] == sorted(t.number for t in study.best_trials) and meta["pareto"]
 
 
