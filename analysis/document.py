@@ -180,7 +180,27 @@ def seed_settings(meta: Mapping[str, Any]) -> list[str]:
         parts.append(f"split seed: {meta['seed']} (the training seed; the study predates split_seed)")
     confirm = meta.get("confirm")
     if isinstance(confirm, Mapping):
-        parts.append(f"seed repeats: top {confirm.get('top')}, {confirm.get('repeats')} new training seeds each")
+        splits = f" and {confirm['split_seeds']} further splits" if confirm.get("split_seeds") else ""
+        parts.append(f"seed repeats: top {confirm.get('top')}, {confirm.get('repeats')} new training seeds"
+                     f"{splits} each")
+    return parts + control_settings(meta)
+
+
+def control_settings(meta: Mapping[str, Any]) -> list[str]:
+    """What the sweep controls did, in words: trials imported from earlier studies (told to the sampler, in none
+    of this study's tables), configurations refused before training, the time budget."""
+    parts = []
+    warm = meta.get("warm_start")
+    if isinstance(warm, Mapping) and warm.get("studies"):
+        parts.append(f"warm start: {warm.get('imported', 0)} trials of {', '.join(map(str, warm['studies']))} told to "
+                     "the sampler first (not trained, counted or ranked here)")
+    if meta.get("refused"):
+        parts.append(f"{meta['refused']} configurations refused before training (over the size cap)")
+    options = meta.get("options") if isinstance(meta.get("options"), Mapping) else {}
+    budget = options.get("time_budget_s") if isinstance(options, Mapping) else None
+    if budget:
+        ended = ", reached" if meta.get("ended_by") == "time budget" else ""
+        parts.append(f"time budget: {float(budget):g} s ({float(meta.get('time_spent_s', 0)):.0f} s spent{ended})")
     return parts
 
 

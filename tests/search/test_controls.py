@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from analysis.report import main as report_main
 from benchmarks.synthetic import synthetic_trainable
 from cae.config import from_flat
 from cae.size import count_params
@@ -128,6 +129,9 @@ def test_a_warm_start_tells_the_sampler_and_trains_nothing_of_it_again(
                and DUPLICATE_ATTR not in t.user_attrs]
     assert len(trained) == 4
     assert meta(tmp_path, "b")["warm_start"] == {"studies": ["a"], "imported": 4, "skipped": {}}
+    assert report_main(["--study", "b", "--root", str(tmp_path), "--no-images"]) == 0  # shown apart, in its header
+    report = (tmp_path / "b" / "report" / "report.md").read_text()
+    assert "warm start: 4 trials of a told to the sampler first (not trained, counted or ranked here)" in report
 
 
 @pytest.mark.parametrize(("argv", "words"), [
