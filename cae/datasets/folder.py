@@ -55,7 +55,7 @@ def load(
 ) -> Splits:
     """Read every usable image under ``path`` and split them at random."""
     root = Path(path).expanduser()
-    files = _list_files(root)
+    files = list_files(root)
     images, folders, skipped = [], [], Counter[str]()
     for file in files:
         try:
@@ -96,7 +96,7 @@ def load(
     )
 
 
-def _list_files(root: Path) -> list[Path]:
+def list_files(root: Path) -> list[Path]:
     """Every regular file under ``root``, in sorted order of the path relative to ``root``."""
     if not root.is_dir():
         what = "is not a folder" if root.exists() else "does not exist"
@@ -119,6 +119,21 @@ def read_image(file: Path, size: int) -> np.ndarray:
     Raises:
         Unusable: the file is not a JPEG/PNG, is corrupt, or is too large.
     """
+    rgb, _ = open_image(file, draft=size)
+    side = min(rgb.size)
+    left, top = (rgb.width - side) // 2, (rgb.height - side) // 2
+    square = rgb.resize((size, size), RESAMPLE, box=(left, top, left + side, top + side))
+    return np.asarray(square, dtype=np.uint8)
+
+
+def open_image(file: Path, draft: int | None = None) -> tuple[Image.Image, str]:
+    """One JPEG/PNG as an 8-bit RGB Pillow image, upright (EXIF rotation applied), and its format ("JPEG" or
+    "PNG"); the defences of this module apply (two decoders, :data:`MAX_PIXELS`). ``draft``: a JPEG may be
+    decoded at the smallest 1/2, 1/4 or 1/8 scale that still covers ``draft`` x ``draft`` pixels; None: full size.
+
+    Raises:
+        Unusable: the file is not a JPEG/PNG, is corrupt, or is too large.
+    """
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its limit and twice it; treat that as a bomb too.
@@ -126,8 +141,9 @@ def read_image(file: Path, size: int) -> np.ndarray:
             with Image.open(file, formats=_FORMATS) as image:
                 if image.width * image.height > MAX_PIXELS:
                     raise Unusable(f"larger than {MAX_PIXELS:,} pixels")
-                # For JPEGs, decode at the smallest 1/2, 1/4 or 1/8 scale that still covers size x size.
-                image.draft("RGB", (size, size))
+                kind = str(image.format)
+                if draft is not None:
+                    image.draft("RGB", (draft, draft))
                 rgb = _to_rgb(ImageOps.exif_transpose(image))
     except UnidentifiedImageError as exc:
         raise Unusable("not JPEG/PNG") from exc
@@ -138,10 +154,7 @@ def read_image(file: Path, size: int) -> np.ndarray:
         raise Unusable("unreadable") from exc
     except _DECODE_ERRORS as exc:
         raise Unusable("corrupt") from exc
-    side = min(rgb.size)
-    left, top = (rgb.width - side) // 2, (rgb.height - side) // 2
-    square = rgb.resize((size, size), RESAMPLE, box=(left, top, left + side, top + side))
-    return np.asarray(square, dtype=np.uint8)
+    return rgb, kind
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
