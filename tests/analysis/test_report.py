@@ -338,9 +338,9 @@ def test_an_out_that_is_a_link_or_runs_through_a_link_in_a_study_is_refused(
 def test_a_full_disk_leaves_the_previous_report_whole(small_study: Path) -> None:
     """The file-size limit (RLIMIT_FSIZE) stands in for a full disk: a write past 64 KiB fails (EFBIG) as one
     past the disk's end does (ENOSPC); report.html, with its plots inside, is larger than that."""
-    argv = ["-m", "analysis.report", "--study", "small", "--root", str(small_study), "--no-images"]
+    argv = ["--study", "small", "--root", str(small_study), "--no-images"]
     report = small_study / "small" / "report"
-    assert subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, timeout=300).returncode == 0
+    assert run_report(argv, report).code == 0
     before = _tree(report)
     assert len(before["report.html"]) > 65536
 
@@ -349,8 +349,8 @@ def test_a_full_disk_leaves_the_previous_report_whole(small_study: Path) -> None
 
         resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))  # Python ignores SIGXFSZ: writes raise EFBIG
 
-    proc = subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          preexec_fn=small_files)
+    proc = subprocess.run([sys.executable, "-m", "analysis.report", *argv], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, preexec_fn=small_files)
     assert proc.returncode == 2 and proc.stderr.startswith("error: cannot write the report to"), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert _tree(report) == before  # every file as it was, and no temporary file left beside them
