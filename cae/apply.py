@@ -245,39 +245,58 @@ def blend(tiles: np.ndarray, grid: tuple[int, int], height: int, width: int) -> 
 # --- the run ----------------------------------------------------------------------------------------------------
 
 
-def _run(model: Model, inputs: list[Path], root: Path, output: Path, compare: bool, batch: int) -> int:
-    from tqdm import tqdm
+@dataclass(frozen=True)
+class Summary:
+    """What a run did: images written, files skipped (reason -> count), wall seconds."""
 
+    written: int
+    skipped: Counter[str]
+    seconds: float
+
+
+def process(
+    model: Model, inputs: Sequence[Path], root: Path, output: Path, *, compare: bool = False, batch: int = BATCH,
+    call: Callable[[np.ndarray], np.ndarray] | None = None, progress: Any = None,
+) -> Summary:
+    """Run ``model`` on every readable image of ``inputs`` (relative paths taken from ``root``), writing the outputs
+    (and with ``compare`` the sheets) under ``output``. ``call`` runs the model on a batch of tiles (default: the
+    model, traced once); ``progress`` is updated once per file."""
     started = time.perf_counter()
     skipped: Counter[str] = Counter()
     written = 0
-    progress = tqdm(total=len(inputs), unit="image", file=sys.stderr, disable=None if len(inputs) > 1 else True)
-    call = _compiled(model.keras_model)
+    call = call or compiled(model.keras_model)
 
     def jobs() -> Iterator[_Job]:
         for file in inputs:
             job = _read(file, root, model, skipped)
-            if job is None:
+            if job is None and progress is not None:
                 progress.update(1)
-            else:
+            if job is not None:
                 yield job
 
     for job in predicted(jobs(), call, batch):
         _write(job, model, output, compare)
         written += 1
-        progress.update(1)
-    progress.close()
-    seconds = time.perf_counter() - started
+        if progress is not None:
+            progress.update(1)
+    return Summary(written, skipped, time.perf_counter() - started)
+
+
+def _run(model: Model, inputs: list[Path], root: Path, output: Path, compare: bool, batch: int) -> int:
+    from tqdm import tqdm
+
+    with tqdm(total=len(inputs), unit="image", file=sys.stderr, disable=None if len(inputs) > 1 else True) as bar:
+        done = process(model, inputs, root, output, compare=compare, batch=batch, progress=bar)
     note = ""
-    if skipped:
-        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
-        note = f"; skipped {skipped.total()} of {len(inputs)} files ({reasons})"
-    print(f"wrote {written} {model.task.name} output{'s' if written != 1 else ''} to {output}{note} "
-          f"({written / seconds:.2f} images/s)")
+    if done.skipped:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(done.skipped.items()))
+        note = f"; skipped {done.skipped.total()} of {len(inputs)} files ({reasons})"
+    print(f"wrote {done.written} {model.task.name} output{'s' if done.written != 1 else ''} to {output}{note} "
+          f"({done.written / done.seconds:.2f} images/s)")
     return 0
 
 
-def _compiled(keras_model: Any) -> Callable[[np.ndarray], np.ndarray]:
+def compiled(keras_model: Any) -> Callable[[np.ndarray], np.ndarray]:
     """The model as one traced function (batches of one size run without Python per layer)."""
     from cae.runtime import tf
 
