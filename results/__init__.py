@@ -5,6 +5,7 @@
 """
 
 from results.files import (
+    append_bytes,
     append_text,
     check_writable,
     copy_atomic,
@@ -46,8 +47,9 @@ from results.tables import (
 
 __all__ = [
     "COMPLETE", "DEFAULT_ROOT", "FAILED", "HISTORY_COLUMNS", "IN_FOLDER_STORAGE", "PENDING", "PRUNED", "RUNNING",
-    "STATUSES", "TRIAL_COLUMNS", "Mount", "Study", "StudyLock", "StudyPaths", "append_text", "check_root_writable",
-    "check_writable", "copy_atomic", "filesystem_of", "history_frame", "is_uri", "list_studies", "load_study",
+    "STATUSES", "TRIAL_COLUMNS", "Mount", "Study", "StudyLock", "StudyPaths", "append_bytes", "append_text",
+    "check_root_writable", "check_writable", "copy_atomic", "filesystem_of", "history_frame", "is_uri",
+    "list_studies", "load_study",
     "lock_holder", "mount_of", "open_folder", "parse_mountinfo", "read_limited", "read_meta", "refuse_if_locked",
     "storage_url", "study_paths", "trials_frame", "validate_name", "write_atomic", "write_files", "write_meta",
     "write_tables",

@@ -193,6 +193,11 @@ def copy_atomic(source: Path, path: Path, within: Path | None = None) -> None:
 def append_text(path: Path, text: str, within: Path | None = None) -> None:
     """Append ``text`` to the regular file ``path`` (created when missing). A link there is replaced by a new
     file, never written through; anything else that is not a regular file (a FIFO, a folder) is refused."""
+    append_bytes(path, text.encode("utf-8"), within)
+
+
+def append_bytes(path: Path, data: bytes, within: Path | None = None) -> None:
+    """:func:`append_text` for bytes (one write: a reader sees whole appends)."""
     path = Path(path)
     with open_folder(path.parent, within) as folder:
         try:
@@ -205,7 +210,7 @@ def append_text(path: Path, text: str, within: Path | None = None) -> None:
         with os.fdopen(fd, "ab") as stream:
             if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
                 raise _not_regular(path)
-            stream.write(text.encode("utf-8"))
+            stream.write(data)
 
 
 def _not_regular(path: Path) -> StudyError:

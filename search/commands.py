@@ -92,9 +92,7 @@ def _stored(name: str, root: str | None) -> tuple[results.StudyPaths, dict[str, 
     """A stored study's folder and metadata; a study another process is running is refused first."""
     paths = results.study_paths(name, Path(root) if root and not results.is_uri(root) else None)
     meta = results.read_meta(paths)
-    if paths.lock.exists():  # a writer creates the lock file: without one, nobody holds the study
-        with results.StudyLock(paths):  # only a probe here: the work takes the lock again
-            pass
+    results.refuse_if_locked(paths)  # only a probe here, which writes nothing: the work takes the lock again
     return paths, meta
 
 
@@ -271,11 +269,18 @@ def _failed(
     folder = sweep.paths.folder
     removed = new and not get_engine(sweep.opts.engine).started(sweep)
     log = sweep.paths.root / f"{sweep.paths.name}.{FAILURE_LOG}" if removed else folder / FAILURE_LOG
-    results.write_atomic(log, traceback.format_exc())
-    update_meta(sweep.paths, meta, status=status, failure=reason)
+    where = f"traceback in {log}"
+    try:  # the failure path must not fail in turn (a full disk): the status is recorded whatever happens here
+        results.write_atomic(log, traceback.format_exc(), log.parent)
+    except (OSError, StudyError) as write_error:
+        where = f"its traceback could not be written ({type(write_error).__name__}: {write_error})"
+    try:
+        update_meta(sweep.paths, meta, status=status, failure=reason)
+    except (OSError, StudyError) as write_error:
+        where += f"; study.json could not be updated either ({type(write_error).__name__}: {write_error})"
     after = (f"no trial had started, so the study folder {folder} is removed and the name is free" if removed
              else f"the study is resumable: {resume_command(meta, folder)}")
-    print(f"error: the sweep failed: {reason}\n(traceback in {log}; {after})", file=sys.stderr)
+    print(f"error: the sweep failed: {reason}\n({where}; {after})", file=sys.stderr)
     return EXIT_FAILED
 
 
@@ -309,12 +314,15 @@ def _study_row(name: str, base: Path) -> dict[str, Any]:
     except StudyError as exc:
         return {"study": name, "status": f"unreadable: {exc}"}
     t, m = search_trials(study.trials), study.meta  # confirm's repeats are not search trials
+    status = m.get("status")
+    if status == "running" and results.lock_holder(study.paths) is None:
+        status = "interrupted"  # nobody runs it: its driver died before it could say so (SIGKILL, a full disk)
     done = t[t["status"] == results.COMPLETE]
     metric, mode = str(m.get("metric", "val_mse")), str(m.get("mode", "min"))
     values = done[metric].dropna() if metric in done else pd.Series(dtype=float)
     best = None if values.empty else float(values.min() if mode == "min" else values.max())
     return {
-        "study": name, "status": m.get("status"), "engine": m.get("engine"), "trials": len(t),
+        "study": name, "status": status, "engine": m.get("engine"), "trials": len(t),
         "counts": {s.lower(): int((t["status"] == s).sum()) for s in results.STATUSES},
         "metric": metric, "mode": mode, "best": best,
     }

@@ -37,14 +37,14 @@ import shutil
 import threading
 import uuid
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import cloudpickle
 import pyarrow
 import pyarrow.fs as pafs
 from ray.tune.logger import LoggerCallback
 from ray.tune.utils.util import SafeFallbackEncoder
 
+import results
 from results import trust
 
 PARTIAL = ".partial"  # the suffix of a file still being written
@@ -295,31 +295,30 @@ def atomic_local() -> pafs.FileSystem:
 
 class TrialFiles(LoggerCallback):
     """Ray's per-trial result files (as ``JsonLoggerCallback`` writes them) written into the study's trial folder
-    itself (``trial.storage.trial_fs_path``, a local path), not into the driver's staging folder."""
+    itself (``trial.storage.trial_fs_path``, a local path), not into the driver's staging folder: ``params.json``
+    (replaced whole) and ``result.json`` (a line appended per result), through no link from the study folder down
+    (:mod:`results.files`). Ray's ``params.pkl`` is not written: nothing reads it, and a study holds no pickle
+    that caesweep did not sign."""
 
     def __init__(self) -> None:
-        self._results: dict[Any, IO[str]] = {}
+        self._started: set[Any] = set()
 
     def log_trial_start(self, trial: Any) -> None:
         folder = Path(trial.storage.trial_fs_path)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "params.json").write_text(json.dumps(trial.config, indent=2, sort_keys=True,
-                                                       cls=SafeFallbackEncoder))
-        (folder / "params.pkl").write_bytes(cloudpickle.dumps(trial.config))
-        self.log_trial_end(trial)
-        self._results[trial] = (folder / "result.json").open("a")  # a resumed trial goes on where it was
+        study = folder.parents[2]  # <study>/ray/<run>/trial_<id>
+        params = json.dumps(trial.config, indent=2, sort_keys=True, cls=SafeFallbackEncoder)
+        results.write_atomic(folder / "params.json", params, study)
+        self._started.add(trial)  # a resumed trial's result.json goes on where it was
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
-        if trial not in self._results:
+        if trial not in self._started:
             self.log_trial_start(trial)
-        stream = self._results[trial]
-        stream.write(json.dumps(result, cls=SafeFallbackEncoder) + "\n")  # one write: a kill tears one line at most
-        stream.flush()
+        folder = Path(trial.storage.trial_fs_path)
+        line = json.dumps(result, cls=SafeFallbackEncoder) + "\n"  # one write: a kill tears one line at most
+        results.append_text(folder / "result.json", line, folder.parents[2])
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
-        stream = self._results.pop(trial, None)
-        if stream is not None:
-            stream.close()
+        self._started.discard(trial)
 
-    def __getstate__(self) -> dict[str, Any]:  # pickled with the run's settings: open files are not state
-        return {"_results": {}}
+    def __getstate__(self) -> dict[str, Any]:  # pickled with the run's settings: which trials started is not state
+        return {"_started": set()}

@@ -22,7 +22,7 @@ import pandas as pd
 
 import results
 from cae.config import VAL_METRICS, from_flat
-from cae.errors import CaesweepError
+from cae.errors import CaesweepError, StudyError
 from results import reports
 from results.trials import repeat_trials
 from search.searcher import FAIL_REASON_ATTR, RAY_TRIAL_ATTR
@@ -40,12 +40,25 @@ REPEAT = "repeat"  # a confirm run's trial config holds its configuration under 
 _HISTORY_KEYS = results.HISTORY_COLUMNS[1:]
 
 
+MAX_RESULT_BYTES = 256 * 2**20  # a trial's result.json: a line per epoch (a few KB each); more is not ours
+
+
+def _text(path: Path, limit: int) -> str | None:
+    """A study file's text, read only when it is a regular file within ``limit`` (None: missing, or a link, a FIFO
+    or too large: what a trial's row shows as unreadable rather than hang on or follow)."""
+    try:
+        return results.read_limited(path, limit).decode("utf-8", errors="replace")
+    except (OSError, StudyError):
+        return None
+
+
 def read_result_lines(path: Path) -> list[dict[str, Any]]:
     """Every complete JSON line of a Ray ``result.json``; a torn last line is dropped."""
-    if not path.exists():
+    text = _text(path, MAX_RESULT_BYTES)
+    if text is None:
         return []
     lines = []
-    for raw in path.read_text(errors="replace").splitlines():
+    for raw in text.splitlines():
         try:
             lines.append(json.loads(raw))
         except json.JSONDecodeError:
@@ -104,8 +117,8 @@ def read_params(path: Path, optuna_info: Mapping[str, Any]) -> dict[str, Any]:
     """A trial's sampled parameters from Ray's ``params.json``; from Optuna when that file is missing (a trial
     that failed before it started) or torn (a driver killed while Ray wrote it)."""
     try:
-        params = json.loads(path.read_text())
-    except (OSError, ValueError):
+        params = json.loads(_text(path, 1 << 20) or "null")
+    except ValueError:
         params = None
     if isinstance(params, dict) and isinstance(params.get(REPEAT), dict):
         params = params[REPEAT]  # a confirm run's trial: the listed configuration
@@ -178,9 +191,12 @@ def config_columns(settings: TrialSettings, params: Mapping[str, Any]) -> dict[s
 
 
 def _error_text(path: Path) -> str | None:
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
-    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    text = _text(path, 16 * 2**20)
+    if text is None:
+        return "the trial's error.txt is not a readable file"
+    lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1][:300] if lines else "the trial's worker failed"
 
 

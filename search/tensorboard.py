@@ -19,6 +19,7 @@ a process that died before checkpointing them, and are trained again), so no ste
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import socket
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+import results
 
 TRAIN, VALIDATION = "train", "validation"  # Keras's sub-run names
 VAL_PREFIX = "val_"
@@ -78,10 +81,11 @@ class EpochLogger:
                 self._runs[run].append([_event(state.epoch, wall, summary=values)])
 
     def _start(self, first_epoch: int) -> None:
-        self._runs = {name: _Run(self.folder / name) for name in (TRAIN, VALIDATION)}
+        within = self.folder.parent.parent  # <study>/tensorboard/<trial_id>
+        self._runs = {name: _Run(self.folder / name, within) for name in (TRAIN, VALIDATION)}
         for run in self._runs.values():
             run.keep_through(first_epoch - 1)
-        session = _Run(self.folder)
+        session = _Run(self.folder, self.folder.parent.parent)
         if not session.files():
             session.append([_event(0, time.time(), summary=[_session_start(self.trial_id, self.hparams)])])
 
@@ -97,7 +101,7 @@ def write_final(
     final report is repeated after a restart) leaves one copy, not two.
     """
     now = time.time()
-    session = _Run(Path(log_dir))
+    session = _Run(Path(log_dir), Path(log_dir).parent.parent)
     old = session.files()
     finals = [_scalar(name, float(metrics[name])) for name in FINAL_METRICS if _is_number(metrics.get(name))]
     session.append([
@@ -112,8 +116,9 @@ def write_final(
 class _Run:
     """One TensorBoard run folder and the event file this process appends to."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, within: Path) -> None:
         self.folder = folder
+        self.within = within  # the study folder: no link is followed from it down to the event file
         # Seconds first (TensorBoard reads a run's files in name order); nanoseconds keep two files of one
         # process apart.
         now = time.time_ns()
@@ -141,14 +146,15 @@ class _Run:
         file-version header every event file starts with)."""
         from tensorboard.summary.writer.record_writer import RecordWriter
 
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as fh:
-            writer = RecordWriter(fh)
-            if not self._started:
-                writer.write(_event(0, time.time(), file_version="brain.Event:2").SerializeToString())
-                self._started = True
-            for event in events:
-                writer.write(event.SerializeToString())
+        buffer = io.BytesIO()
+        writer = RecordWriter(buffer)
+        if not self._started:
+            writer.write(_event(0, time.time(), file_version="brain.Event:2").SerializeToString())
+            self._started = True
+        for event in events:
+            writer.write(event.SerializeToString())
+        # One append, through no link from the study folder down (results.files).
+        results.append_bytes(self.path, buffer.getvalue(), self.within)
 
 
 def _read(path: Path) -> list[Any]:

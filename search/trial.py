@@ -25,6 +25,7 @@ from typing import Any
 import results
 from cae.data import Dataset
 from cae.epochs import at_best_epoch
+from cae.errors import StudyError
 from results.reports import EpochReport, FailedReport, FinalReport
 from search.gpu import configure_devices
 from spaces import Space
@@ -197,9 +198,8 @@ def keep_final_record(models_dir: str | None, trial_id: str, final: dict[str, An
     """Save a trial's final result as ``models/<trial_id>.json`` (local roots only), atomically and last: once it
     exists the trial is finished for good, and a restart of it reports this record again (:func:`finished_record`)
     instead of training. Every trainable that can be restarted keeps its final result so."""
-    if models_dir is not None:
-        Path(models_dir).mkdir(parents=True, exist_ok=True)
-        results.write_atomic(Path(models_dir) / f"{trial_id}.json", json.dumps(final))
+    if models_dir is not None:  # no link followed from the study folder down (results.files)
+        results.write_atomic(Path(models_dir) / f"{trial_id}.json", json.dumps(final), Path(models_dir).parent)
 
 
 def finished_record(models_dir: str | None, trial_id: str) -> dict[str, Any] | None:
@@ -207,9 +207,9 @@ def finished_record(models_dir: str | None, trial_id: str) -> dict[str, Any] | N
     if models_dir is None:
         return None
     path = Path(models_dir) / f"{trial_id}.json"
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
+    try:  # a regular file of at most 1 MiB (a FIFO or a link there would hang or mislead a restarted trial)
+        record = json.loads(results.read_limited(path, 1 << 20))
+    except (OSError, StudyError, ValueError):
         return None
     return record if isinstance(record, dict) and record.get("final") else None
 
@@ -327,8 +327,8 @@ class _Reporter:
         """
         if self.models_dir is not None:
             folder, trial_id = Path(self.models_dir), self.tune.get_context().get_trial_id()
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(saved_model, folder / f"{trial_id}.keras")
+            # Whole or not at all, and through no link: a copy cut short must never leave a partial model.
+            results.copy_atomic(saved_model, folder / f"{trial_id}.keras", folder.parent)
             keep_final_record(self.models_dir, trial_id, final)
 
     def _final(self, last: EpochReport, model: Any, epochs: int, best_epoch: int) -> FinalReport:

@@ -235,3 +235,64 @@ def test_a_study_is_in_use_only_while_its_lock_is_held(study: results.StudyPaths
     assert results.lock_holder(study) is None
     results.refuse_if_locked(study)
     assert not os.path.lexists(study.folder / ".lock.holder")
+
+
+# --- the writers inside a run: Ray's result files, TensorBoard, a kept trial's final record ---------------------
+
+
+def test_a_trials_result_and_params_files_replace_links_never_write_through_them(tmp_path: Path, victim: Path) -> None:
+    from types import SimpleNamespace
+
+    from search.ray_files import TrialFiles
+
+    folder = tmp_path / "study" / "ray" / "run-1" / "trial_a"
+    folder.mkdir(parents=True)
+    before = victim.read_bytes()
+    (folder / "result.json").symlink_to(victim)
+    (folder / "params.json").symlink_to(victim)
+    class Trial:  # what TrialFiles reads of Ray's Trial: its storage path and config (hashable, as Ray's is)
+        storage = SimpleNamespace(trial_fs_path=str(folder))
+        config = {"lr": 0.1}
+
+    trial = Trial()
+    files = TrialFiles()
+    files.log_trial_result(1, trial, {"epoch": 1, "val_mse": 0.5})
+    files.log_trial_result(2, trial, {"epoch": 2, "val_mse": 0.4})
+    assert victim.read_bytes() == before
+    assert not (folder / "result.json").is_symlink() and not (folder / "params.json").is_symlink()
+    assert [json.loads(line)["epoch"] for line in (folder / "result.json").read_text().splitlines()] == [1, 2]
+    assert json.loads((folder / "params.json").read_text()) == {"lr": 0.1}
+    assert not (folder / "params.pkl").exists()  # no pickle in a study that caesweep did not sign
+
+
+def test_a_tensorboard_event_file_that_is_a_link_is_replaced(tmp_path: Path, victim: Path) -> None:
+    from search.tensorboard import _event, _Run
+
+    run_folder = tmp_path / "study" / "tensorboard" / "t1" / "train"
+    run_folder.mkdir(parents=True)
+    run = _Run(run_folder, tmp_path / "study")
+    run.path.symlink_to(victim)
+    before = victim.read_bytes()
+    run.append([_event(1, 0.0)])
+    assert victim.read_bytes() == before and run.path.is_file() and not run.path.is_symlink()
+
+
+def test_a_trials_final_record_that_is_a_fifo_is_no_record(tmp_path: Path) -> None:
+    """A restarted trial looks for its final record: a FIFO there (a handed folder) must not hang it."""
+    from search.trial import finished_record
+
+    models = tmp_path / "study" / "models"
+    models.mkdir(parents=True)
+    os.mkfifo(models / "t1.json")
+    assert finished_record(str(models), "t1") is None
+    (models / "t2.json").write_text(json.dumps({"final": True, "epoch": 1}))
+    assert finished_record(str(models), "t2") == {"final": True, "epoch": 1}
+
+
+def test_a_running_study_that_nobody_runs_is_listed_as_interrupted(tmp_path: Path) -> None:
+    """A driver killed before it could say so (SIGKILL, a full disk) leaves study.json saying running; search list
+    tells it as it is: nobody holds its lock, so it is interrupted."""
+    write_study(tmp_path, "gone", [trial(0)], status="running")
+    proc = in_process(search_main, "list", "--root", str(tmp_path), "-f", "json")
+    (row,) = json.loads(proc.stdout)["studies"]
+    assert row["status"] == "interrupted"

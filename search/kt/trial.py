@@ -60,7 +60,7 @@ class _StageHook:
 def _save_record(trial_dir: Path, record: dict[str, Any], hook: _StageHook) -> None:
     """The trial's record, written when it ends (an interrupted trial leaves none: resume runs it again)."""
     record.update(history=hook.records, finished_at=_iso(time.time()))
-    results.write_atomic(trial_dir / RECORD_FILE, json.dumps(record))
+    results.write_atomic(trial_dir / RECORD_FILE, json.dumps(record), trial_dir.parents[1])  # <study>/kt/trial_x
 
 
 class _Stop(BaseException):  # noqa: N818  (not an Exception: keras-tuner and Keras must not catch it)
