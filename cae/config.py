@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cae import precision as precisions
 from cae.errors import ModelConfigError
 
 # Image sizes: powers of two, so that every encoder level halves them exactly; 8 px is the smallest image a
@@ -150,6 +151,10 @@ class TrainConfig:
     monitor: str = "val_mse"
     noise: float = 0.1  # std of the Gaussian noise added by the denoise task, in [-1,1] units
     seed: int = 0  # weight initialisation, shuffling and task noise
+    # The floating-point precision it trains in (cae.precision.PRECISIONS): "auto" lets its resolve() pick the
+    # fastest safe policy for the machine; float32 by default, so that a study or a test that does not ask keeps
+    # the numbers it always had. A nuisance setting: it changes speed, not (measured) quality.
+    precision: str = "float32"
 
     def validate(self) -> None:
         """Raise :class:`ModelConfigError` for non-positive or unknown settings."""
@@ -169,6 +174,7 @@ class TrainConfig:
             raise ModelConfigError(f"patience {self.patience} must be >= 1 (or omitted to disable)")
         if not 0 <= self.noise <= 2:
             raise ModelConfigError(f"noise {self.noise} must be between 0 and 2")
+        precisions.check(self.precision)
 
 
 @dataclass(frozen=True)
