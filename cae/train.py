@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cae import precision
 from cae.cli import ArgumentParser, run
 from cae.config import LOSSES, MONITORS, UPSAMPLE_MODES, RunConfig, from_flat
 from cae.errors import UsageError
@@ -49,6 +50,11 @@ def build_parser() -> ArgumentParser:
     )
     p.add_argument("--noise", type=float, default=0.1, help="noise std for the denoise task")
     p.add_argument("--seed", type=int, default=0, help="data split, weights, shuffling, noise")
+    p.add_argument(
+        "--precision", default=precision.FLOAT32,
+        help=f"one of: {', '.join(precision.PRECISIONS)} (default float32; auto: mixed_bfloat16 on a CPU with "
+        "AMX or AVX-512 BF16, by compute capability on a GPU, else float32; mixed_float16 needs a GPU)",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the result (with history) here")
     p.add_argument("--save", type=Path, default=None, help="save the model (.keras; load with cae.models.load_model)")
     p.add_argument("--verbose", action="store_true", help="Keras progress bars")
@@ -66,7 +72,7 @@ def config_from_args(args: Any) -> RunConfig:
             "latent_dim": args.latent_dim, "activation": args.activation, "batch_norm": args.batch_norm,
             "skip": args.skip, "upsample": args.upsample, "lr": args.lr, "batch_size": args.batch_size,
             "loss": args.loss, "patience": args.patience, "monitor": args.monitor, "noise": args.noise,
-            "seed": args.seed,
+            "seed": args.seed, "precision": args.precision,
         }
     )
 
@@ -91,6 +97,7 @@ def format_summary(result: dict[str, Any], data_summary: str) -> str:
         f"{' skip' if c['skip'] else ''}   params {result['params']:,}",
         f"training {result['epochs']} epochs (kept epoch {result['best_epoch']}, best {c['monitor']}) in "
         f"{result['train_seconds']:.1f} s, {result['images_per_second']:.0f} images/s",
+        f"         in {result['precision']} ({result['precision_reason']})",
         f"val      MSE {result['val_mse']:.5f}  PSNR {result['val_psnr']:.2f} dB  SSIM {result['val_ssim']:.4f}"
         "   (kept epoch)",
         f"test     MSE {result['test_mse']:.5f} +/- {result['test_mse_ci95']:.5f}  PSNR {result['test_psnr']:.2f} dB  "
@@ -131,6 +138,8 @@ def prepare(argv: Sequence[str] | None = None) -> Callable[[], int]:
     """
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
+    # Refuses mixed_float16 without a GPU here, before any data is read (auto's final choice waits for TensorFlow).
+    precision.resolve(config.train.precision, precision.detect(), config.train.task, config.train.loss)
     _check_output(args.json)
     _check_output(args.save, ".keras")
     return lambda: _train(args, config)
