@@ -377,6 +377,30 @@ def _overhead() -> BenchmarkDefinition:
     )
 
 
+def _precision() -> BenchmarkDefinition:
+    space = load_space(str(SPACES_DIR / "precision.yaml"))
+    return BenchmarkDefinition(
+        name="precision",
+        description="Mixed precision (auto's policy, else mixed_bfloat16) vs float32: images/s of the 32-48-64 k3 "
+        "z128 CAE at 32x32 (target >= 1.8x), and the test MSE of small reconstruction and colorization CAEs that "
+        "flatten on 16x16 tiles, trained with the same seeds in both: the paired difference with its 95 % "
+        "interval against the seed noise.",
+        kind="performance",
+        data="embedded",
+        tasks=("reconstruct", "colorize-yuv"),
+        space=space,
+        metric="test_mse",
+        mode="min",
+        budget=int(space.fixed["max_epochs"]),
+        budget_unit="epochs per training",
+        min_budget=1,
+        seeds=5,
+        image_size=int(space.fixed["image_size"]),
+        runner=_lazy("precision"),
+        accepts=("budget", "seeds", "limit", "image_size"),
+    )
+
+
 def _scale() -> BenchmarkDefinition:
     space = load_space(str(SPACES_DIR / "scale.yaml"))
     return BenchmarkDefinition(
@@ -418,6 +442,7 @@ FACTORIES: Mapping[str, Callable[[], BenchmarkDefinition]] = {
     "seed-colorization": _seed_colorization,
     "engines": _engines,
     "overhead": _overhead,
+    "precision": _precision,
     "scale": _scale,
 }
 REGISTRY: dict[str, BenchmarkDefinition] = {name: factory() for name, factory in FACTORIES.items()}

@@ -156,7 +156,7 @@ def _time_bare(config: RunConfig, prepared: Any) -> tuple[list[float], int]:
     from cae.runtime import keras
     from cae.training import compile_model
 
-    _settle(keras)
+    settle(keras)
     keras.utils.set_random_seed(config.train.seed)  # as train() does, so both start from the same weights
     model = build_model(config.model, config.image_size, prepared.task.in_channels, prepared.task.out_channels)
     compile_model(model, config.train.lr, config.train.loss)
@@ -180,7 +180,7 @@ def _time_suite(config: RunConfig, prepared: Any) -> tuple[list[float], int]:
     from cae.runtime import keras
     from cae.training import train
 
-    _settle(keras)
+    settle(keras)
     ends: list[float] = []
     result = train(config, prepared, hooks=[lambda state: ends.append(time.perf_counter())], evaluate_test=False)
     return ends, result.params
@@ -189,7 +189,7 @@ def _time_suite(config: RunConfig, prepared: Any) -> tuple[list[float], int]:
 _TIMED_RUNS = {"bare": _time_bare, "suite": _time_suite}
 
 
-def _settle(keras: Any) -> None:
+def settle(keras: Any) -> None:
     """Start each run from the same state: no models left from the last run, no garbage waiting to be freed."""
     keras.backend.clear_session()
     gc.collect()

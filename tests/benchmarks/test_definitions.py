@@ -18,8 +18,9 @@ from cae.tasks import get_task
 RANDOM_CONFIGS = 4
 
 
-def test_the_registry_lists_the_five_benchmarks() -> None:
-    assert list(definitions.REGISTRY) == ["seed-architectures", "seed-colorization", "engines", "overhead", "scale"]
+def test_the_registry_lists_the_six_benchmarks() -> None:
+    assert list(definitions.REGISTRY) == ["seed-architectures", "seed-colorization", "engines", "overhead", "precision",
+                                          "scale"]
     for name, definition in definitions.REGISTRY.items():
         assert definition.name == name and definition.budget >= definition.min_budget >= 1
     assert definitions.get("engines").seeds >= 5  # the issue asks for at least 5 seeds per strategy
