@@ -121,7 +121,8 @@ _COUNTS = ("params", "epochs", "best_epoch", "batch_size", "n", "rank", "number"
 
 def fmt(column: str, value: Any) -> str:
     """A cell as text, by the column's name: PSNR in 0.01 dB, SSIM/skill/rho to 3 decimals, counts as integers,
-    MSE-like values with 4 significant digits (``"val_mse mean"`` formats like ``"val_mse"``)."""
+    seconds and colourfulness to 1 decimal, MSE-like values with 4 significant digits (``"val_mse mean"`` formats
+    like ``"val_mse"``)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         return "" if value is None or value is pd.NA else str(value)
     number = float(value)
@@ -134,7 +135,7 @@ def fmt(column: str, value: Any) -> str:
         return f"{number:.2f}"
     if any(part in column for part in ("ssim", "skill", "rho", "anova")):
         return f"{number:.3f}"
-    if "seconds" in column:
+    if "seconds" in column or "colorfulness" in column:
         return f"{number:.1f}"
     if column in ("lr", "p_value", "p_holm", "p_vs_best"):
         return f"{number:.2g}"

@@ -11,6 +11,7 @@ import pytest
 
 from analysis import findings
 from analysis.document import leaderboard_cells
+from analysis.metrics import fmt
 from analysis.tables import leaderboard
 from cae.colorfulness import colorfulness
 from cae.data import Dataset
@@ -140,5 +141,24 @@ def test_the_leaderboard_shows_both_columns_only_when_measured() -> None:
     assert list(board["test_colorfulness"]) == [12.0, 27.0, 45.0]
     shown = leaderboard_cells(board)
     assert {"test_colorfulness", "truth_colorfulness"} <= set(shown.columns)
+    assert fmt("test_colorfulness", 24.9412) == "24.9" and fmt("truth_colorfulness", 31.0) == "31.0"
     unmeasured = _trials("reconstruct").assign(test_colorfulness=np.nan, truth_colorfulness=np.nan)
     assert "test_colorfulness" not in leaderboard_cells(leaderboard(unmeasured, "val_mse", "min", top=3)).columns
+
+
+def test_a_colorization_studys_report_says_it(tmp_path: Path) -> None:
+    from tests.analysis.built_studies import run_report, trial, write_study
+
+    rows = [trial(n, val_mse=v, task="colorize-lab", test_colorfulness=c, truth_colorfulness=30.0)
+            for n, (v, c) in enumerate([(0.02, 9.0), (0.03, 21.0)])]
+    write_study(tmp_path / "results", "colour", rows, task="colorize-lab")
+    ran = run_report(["--study", "colour", "--root", str(tmp_path / "results"), "--out", str(tmp_path / "r")],
+                     tmp_path / "r")
+    assert ran.code == 0, ran.err
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert ("the best colorization trial t00 (#1 by val MSE) predicts test images of 9.0 against 30.0 for the truth "
+            "(30%: washed out, as MSE rewards); over 2 finished trials it ranges 9.0-21.0, the most colourful being "
+            "t01 (#2 by val MSE)") in report
+    assert "| test colourfulness | truth colourfulness |" in report
+    board = (tmp_path / "r" / "leaderboard.csv").read_text().splitlines()
+    assert "test_colorfulness" in board[0] and "truth_colorfulness" in board[0]
