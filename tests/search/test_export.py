@@ -19,7 +19,7 @@ import pytest
 
 from cae.card import CARD_FILE, MODEL_FILE, SAVED_MODEL_DIR
 from cae.data import Dataset
-from results import COMPLETE, FAILED, study_paths
+from results import COMPLETE, FAILED, load_study, study_paths
 from search import export
 from tests.analysis.built_studies import trial, write_study
 from tests.conftest import in_process
@@ -90,8 +90,10 @@ def test_the_best_trial_is_exported_whole_with_its_card(root: Path, tmp_path: Pa
     assert c["input"]["shape"] == [None, SIZE, SIZE, 1] and c["output"]["shape"] == [None, SIZE, SIZE, 2]
     assert c["trial"]["trial_id"] == "t01" and c["study"]["name"] == "colour"
     # t03 scores better but kept no model; t01 is the best of the two that did.
-    assert c["trial"]["chosen_as"] == "#1 of 2 finished trials with a kept model, by val_mse (min), one training seed each"
-    rows = __import__("results").load_study(study_paths("colour", root)).trials.set_index("trial_id")
+    assert c["trial"]["chosen_as"] == (
+        "#1 of 2 finished trials with a kept model, by val_mse (min), one training seed each"
+    )
+    rows = load_study(study_paths("colour", root)).trials.set_index("trial_id")
     for group, key in (("test", "test_mse"), ("test", "test_mse_ci95"), ("test", "test_colorfulness"),
                        ("baselines", "trivial_mse"), ("validation", "val_mse")):
         assert c["scores"][group][key] == pytest.approx(rows.loc["t01", key])
