@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cae.cli import ArgumentParser
-from search import commands
+from search import commands, export
 from search.options import (
     ENGINES,
     GPU_MEMORY_MODES,
@@ -28,7 +28,7 @@ def build_parser() -> ArgumentParser:
     r = sub.add_parser("run", help="start a new study")
     r.add_argument("--space", default="quick", help="a shipped space name or a path to a space YAML file")
     r.add_argument("--study", default=None, help="study name (default: <space>-<date>-<time>)")
-    r.add_argument("--data", default=None, help="embedded | cifar10[:PATH] | folder:PATH")
+    r.add_argument("--data", default=None, help="embedded | cifar10[:PATH] | stl10[:PATH] | folder:PATH")
     r.add_argument("--task", default=None, help="override the space's task")
     r.add_argument("--samples", type=int, default=None, help="number of trials (default: the space's)")
     r.add_argument("--max-epochs", type=int, default=None, help="epochs per trial at most (default: the space's)")
@@ -87,6 +87,9 @@ def build_parser() -> ArgumentParser:
     _server_options(c)
     c.add_argument("--verbose", action="store_true", help="also show Ray Tune's per-trial tables")
 
+    e = sub.add_parser("export", help="a study's model for use without caesweep (plain Keras, SavedModel, model card)")
+    export.build_parser(e)
+
     ls = sub.add_parser("list", help="the studies under the results root, with their state")
     ls.add_argument("--root", default=None)
     ls.add_argument("--format", "-f", choices=commands.LIST_FORMATS, default="table",
@@ -140,6 +143,8 @@ def prepare(argv: Sequence[str] | None = None, trainable: Callable[..., None] | 
     if args.command == "confirm":
         return commands.prepare_confirm(args.study, args.root, args.top, args.repeats, args.verbose,
                                         trainable=trainable, servers=servers, split_seeds=args.split_seeds)
+    if args.command == "export":
+        return export.prepare(args)
     return lambda: commands.list_studies(args.root, args.format)
 
 
