@@ -139,7 +139,7 @@ def prepare(argv: Sequence[str] | None = None) -> Callable[[], int]:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     # Refuses mixed_float16 without a GPU here, before any data is read (auto's final choice waits for TensorFlow).
-    precision.resolve(config.train.precision, precision.detect(), config.train.task, config.train.loss)
+    precision.resolve(config.train.precision, precision.detect())
     _check_output(args.json)
     _check_output(args.save, ".keras")
     return lambda: _train(args, config)

@@ -290,7 +290,7 @@ def train(
     run.validate()
     tc = run.train
     task = get_task(tc.task)
-    choice = precision.resolve(tc.precision, precision.detect(tensorflow=True), tc.task, tc.loss)
+    choice = precision.resolve(tc.precision, precision.detect(tensorflow=True))
     prepared = data if isinstance(data, Prepared) else prepare(task, data, tc.noise, tc.seed)
     with precision.policy_scope(choice.policy):  # Keras's global policy, this run's only: restored after
         if resume_from is not None:
