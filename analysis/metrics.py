@@ -19,8 +19,8 @@ from results import TRIAL_COLUMNS
 
 # Trial-table columns that describe a trial rather than measure it: never a --metric.
 NOT_METRICS = frozenset(
-    {"trial_id", "number", "status", "repeat_of", "architecture", "pca_k", "pca_matched", "node", "error", "started_at",
-     "finished_at"}
+    {"trial_id", "number", "status", "repeat_of", "architecture", "policy", "pca_k", "pca_matched", "node", "error",
+     "started_at", "finished_at"}
 )
 # An interval's half-width (``test_mse_ci95``) says how sure a score is; it is not a score to rank by.
 METRICS = tuple(c for c in TRIAL_COLUMNS if c not in NOT_METRICS and not c.endswith("_ci95"))

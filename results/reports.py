@@ -11,7 +11,9 @@ The key names, each once:
 
 - every epoch: ``epoch`` (1-based), the epoch's own metrics (:data:`RECORD_KEYS`, the columns of
   ``history.csv``), ``kept_<metric>`` for each validation metric of the epoch the run keeps so far (the epoch
-  early stopping keeps, by the rule of :mod:`cae.epochs`), the costs (:data:`COST_KEYS`) and ``node``;
+  early stopping keeps, by the rule of :mod:`cae.epochs`), the costs (:data:`COST_KEYS`), ``node`` and
+  ``policy`` (the Keras dtype policy the model trains in, :mod:`cae.precision`; absent for a trainable without
+  one);
 - the end: the last epoch's keys plus ``final`` (True), the test scores and baselines (:data:`SCORE_KEYS`,
   absent when the run was too short to be scored), ``epochs``, ``best_epoch``, ``stopped_early``,
   ``finished_at``, ``architecture`` and ``eval_seconds``;
@@ -35,6 +37,7 @@ FINAL = "final"
 FAILED = "failed"
 ERROR = "error"
 NODE = "node"
+POLICY = "policy"
 TRACEBACK = "traceback"
 KEPT = "kept_"  # + a validation metric: its value at the epoch the run keeps
 RECORD_KEYS = tuple(k for k in HISTORY_COLUMNS if k not in ("trial_id", EPOCH))  # an epoch's own metrics
@@ -56,10 +59,14 @@ class EpochReport:
     costs: Mapping[str, float | None] = field(default_factory=dict)  # COST_KEYS (None: not measured)
     node: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # anything a trainable adds (e.g. ``replayed``)
+    policy: str | None = None  # the Keras dtype policy it trains in (float32, mixed_bfloat16, mixed_float16)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.extra, **self.record, EPOCH: self.epoch, **{KEPT + k: v for k, v in self.kept.items()},
-                **self.costs, NODE: self.node}
+        out = {**self.extra, **self.record, EPOCH: self.epoch, **{KEPT + k: v for k, v in self.kept.items()},
+               **self.costs, NODE: self.node}
+        if self.policy is not None:
+            out[POLICY] = self.policy
+        return out
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,7 @@ def read(line: Mapping[str, Any] | None) -> Report | None:
         kept=kept,
         costs={k: line[k] for k in COST_KEYS if k in line},
         node=line.get(NODE),
+        policy=line[POLICY] if isinstance(line.get(POLICY), str) else None,
     )
     if not line.get(FINAL):
         return epoch

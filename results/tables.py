@@ -32,6 +32,9 @@ TRIAL_COLUMNS = (
     # ranked as trials of their own, the report pools them with their original into mean and 95 % CI.
     "repeat_of",
     "architecture",  # readable label such as "32-48-64 k3 z128 skip"
+    # The Keras dtype policy the trial trained in (float32, mixed_bfloat16, mixed_float16): what its precision
+    # setting ("auto" among them, a column of its own) resolved to on the node that ran it (cae.precision).
+    "policy",
     # Validation scores of the kept epoch (best_epoch: the one early stopping keeps and the test scores come
     # from), in the reference space (RGB for colorization); val_mse is the default objective.
     "val_mse",
@@ -87,7 +90,9 @@ TRIAL_COLUMNS = (
     "finished_at",
 )
 # The trial table's columns that hold text; every other fixed column holds numbers.
-TRIAL_TEXT_COLUMNS = ("trial_id", "status", "repeat_of", "architecture", "node", "error", "started_at", "finished_at")
+TRIAL_TEXT_COLUMNS = (
+    "trial_id", "status", "repeat_of", "architecture", "policy", "node", "error", "started_at", "finished_at",
+)
 # The largest trials.csv / history.csv read: a row of either is 100-700 bytes, so 256 MiB holds some 400,000
 # trials or 2 million epochs, far beyond a study; a larger file is not ours, and reading it is bounded.
 MAX_TABLE_BYTES = 256 * 2**20

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cae.cli import ArgumentParser
+from cae.precision import PRECISIONS
 from search import commands, export
 from search.options import (
     ENGINES,
@@ -54,6 +55,9 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--limit", type=int, default=None, help="at most this many images per split (tiny runs)")
     r.add_argument("--seed", type=int, default=0, help="training seed: initialisation, shuffling, noise")
     r.add_argument("--split-seed", type=int, default=0, help="data seed: which images go to train, val and test")
+    r.add_argument("--precision", default=None, choices=PRECISIONS,
+                   help="every trial's floating-point precision (default: the space's, else float32); auto: "
+                        "mixed_bfloat16 on a CPU or GPU that computes bfloat16, else float32")
     r.add_argument("--time-budget", default=None,
                    help="wall time for the whole study, e.g. 2h, 90m, 45s: no new trial once it is spent")
     r.add_argument("--time-budget-hard", action="store_true",
@@ -114,6 +118,7 @@ def options_from_args(args) -> SweepOptions:
         gpus_per_trial=args.gpus_per_trial, gpu_memory=args.gpu_memory, concurrency=args.concurrency,
         address=args.address, root=args.root, storage=args.storage, engine=args.engine, kt_tuner=args.kt_tuner,
         seed=args.seed, split_seed=args.split_seed, max_failures=args.max_failures, limit=args.limit,
+        precision=args.precision,
         time_budget_s=None if args.time_budget is None else parse_duration(args.time_budget),
         time_budget_hard=args.time_budget_hard, max_params=args.max_params, max_weights_mb=args.max_weights_mb,
         warm_start=tuple(args.warm_start), enqueue=args.enqueue,

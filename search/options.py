@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cae.errors import UsageError
+from cae.precision import FLOAT16, PRECISIONS
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid", "nsga2")
 MULTI_OBJECTIVE_SAMPLERS = ("nsga2", "tpe", "random", "qmc", "grid", "gp")
@@ -114,6 +115,7 @@ class SweepOptions:
     split_seed: int = 0  # the data: which images go to train, val and test
     max_failures: int = 2  # Ray retries of a trial whose worker died (it resumes from its checkpoint)
     limit: int | None = None  # at most this many images per split (tiny runs and tests)
+    precision: str | None = None  # every trial's (cae.precision.PRECISIONS); None: the space's, else float32
     # Sweep controls (the Ray engine): a wall-time budget over every run of the study (no new trial once it is
     # spent; with time_budget_hard the running ones stop too), caps that refuse a configuration before training,
     # earlier studies whose finished trials the sampler is told first, configurations to train first.
@@ -163,6 +165,12 @@ class SweepOptions:
             raise UsageError(f"--max-failures {self.max_failures} must be >= 0")
         if self.seed < 0 or self.split_seed < 0:
             raise UsageError(f"seeds must be >= 0; got --seed {self.seed} --split-seed {self.split_seed}")
+        if self.precision is not None:
+            if self.precision not in PRECISIONS:
+                raise UsageError(f"--precision {self.precision!r} is unknown; choose from {', '.join(PRECISIONS)}")
+            if self.precision == FLOAT16 and not self.gpus_per_trial:
+                raise UsageError("--precision mixed_float16 needs a GPU for each trial (--gpus-per-trial); on a CPU "
+                                 "use mixed_bfloat16 or auto")
         if self.limit is not None and self.limit < 3:
             raise UsageError(f"--limit {self.limit} must be at least 3 images per split")
         if self.multi_objective and self.sampler not in MULTI_OBJECTIVE_SAMPLERS:

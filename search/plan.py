@@ -48,6 +48,10 @@ def overrides(opts: SweepOptions, space: Space) -> dict[str, Any]:
         out["data"] = opts.data
     if opts.max_epochs is not None:
         out["max_epochs"] = opts.max_epochs
+    if opts.precision is not None:
+        if "precision" in axes:
+            raise UsageError(f"space {space.name!r} searches the precision itself; drop --precision")
+        out["precision"] = opts.precision
     out["seed"] = opts.seed  # one training seed for every trial: common random numbers, fair comparisons
     out["split_seed"] = opts.split_seed  # the split every search trial uses (a confirm repeat may use others)
     if opts.objectives[0] in MONITORS:

@@ -152,6 +152,7 @@ def trial_row(
         row.update(epochs[-1].costs)
         row.update({metric: epochs[-1].kept.get(metric) for metric in VAL_METRICS})  # the kept epoch's
         row["epochs"] = max(e.epoch for e in epochs)
+        row["policy"] = epochs[-1].policy
     if isinstance(last, reports.FinalReport):
         row.update(last.scores, epochs=last.epochs, best_epoch=last.best_epoch, eval_seconds=last.eval_seconds)
     row["error"] = (last.error if isinstance(last, reports.FailedReport) else None) or _error_text(error_txt) \

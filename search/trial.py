@@ -254,7 +254,8 @@ class _Reporter:
         if self.setup_seconds is None:  # the first epoch of this process (a resumed trial: its restore too)
             self.setup_seconds = max(0.0, entered - state.record["seconds"] - self.started)
         epoch = self._epoch(
-            state.record, state.progress.history, int(state.model.count_params()), state.progress.best_epoch
+            state.record, state.progress.history, int(state.model.count_params()), state.progress.best_epoch,
+            state.precision,
         )
         report: EpochReport | FinalReport = epoch
         last = state.epoch >= self.run.train.epochs or state.model.stop_training
@@ -279,8 +280,8 @@ class _Reporter:
     def send_final(self, result: Any) -> None:
         """Report the final result of a run that had nothing left to train."""
         last = dict(result.history[-1]) if result.history else {"epoch": result.epochs}
-        report = self._final(self._epoch(last, result.history, result.params, result.best_epoch), result.model,
-                             result.epochs, result.best_epoch)
+        epoch = self._epoch(last, result.history, result.params, result.best_epoch, result.precision)
+        report = self._final(epoch, result.model, result.epochs, result.best_epoch)
         self._log_final(report)
         metrics = report.to_dict()
         with scratch_folder() as folder:
@@ -290,7 +291,7 @@ class _Reporter:
         self.final_sent = True
 
     def _epoch(
-        self, record: dict[str, float], history: list[dict[str, float]], params: int, best_epoch: int
+        self, record: dict[str, float], history: list[dict[str, float]], params: int, best_epoch: int, policy: str
     ) -> EpochReport:
         """This epoch's record, the validation metrics of the epoch kept so far (what the trial's row and Optuna
         get when it ends) and the trial's costs."""
@@ -307,6 +308,7 @@ class _Reporter:
                 "checkpoint_seconds": self.checkpoint_seconds,  # the epochs before this one (this one's is not over)
             },
             node=self.node,
+            policy=policy,
         )
 
     def _log_final(self, report: FinalReport) -> None:

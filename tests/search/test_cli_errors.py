@@ -100,6 +100,8 @@ BAD_SPACE = "samples: 2\nfixed: {image_size: 16}\nparams:\n  latent_dim: {low: 6
         (["--task", "denoise"], ["quick", "searches the task itself", "drop --task"]),  # quick sweeps the task
         (["--data", "imagenet"], ["imagenet"]),
         (["--data", "cifar10:/nonexistent/cifar"], ["/nonexistent/cifar"]),
+        (["--precision", "float8"], ["--precision", "mixed_bfloat16"]),
+        (["--precision", "mixed_float16"], ["mixed_float16", "--gpus-per-trial", "mixed_bfloat16"]),
     ],
 )
 def test_run_refuses_bad_options(cli: Cli, tmp_path: Path, args: list[str], words: list[str]) -> None:
