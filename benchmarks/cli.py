@@ -5,7 +5,7 @@
     python -m benchmarks list
     python -m benchmarks run NAME [--data D] [--budget B] [--seeds K] [--root DIR] [--limit N] [--image-size S]
                                   [--table FILE] [--concurrency C] [--trials N] [--workers K]
-                                  [--time-scale F] [--profile P]
+                                  [--time-scale F] [--profile P] [--precision P]
     python -m benchmarks build-table [--data D] [--out FILE] [--space FILE] [--limit N] [--epochs E]
                                      [--max-configs N] [--seed S] [--split-seed S] [--repeats R]
                                      [--repeat-configs N]
@@ -53,6 +53,8 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--workers", type=int, help="scale, engines: trials at once (default: 1, then 4)")
     run.add_argument("--profile", help="the seed reproductions: another size, e.g. `published` (the full "
                      "published grid, for a GPU); default: the CPU profile (see `list`)")
+    run.add_argument("--precision", help="seed-architectures, seed-colorization, overhead: the trainings' precision, "
+                     "auto | float32 | mixed_bfloat16 | mixed_float16 (default float32)")
     run.add_argument("--time-scale", type=float, help="engines: replayed epochs sleep this many times their "
                      "recorded seconds (default: no sleep, a simulated clock orders them)")
 
@@ -91,7 +93,7 @@ def prepare(argv: Sequence[str] | None = None) -> Callable[[], int]:
     settings = definitions.RunSettings(
         root=args.root, data=args.data, budget=args.budget, seeds=args.seeds, limit=args.limit,
         image_size=args.image_size, table=args.table, concurrency=args.concurrency, trials=args.trials,
-        workers=args.workers, time_scale=args.time_scale, profile=args.profile,
+        workers=args.workers, time_scale=args.time_scale, profile=args.profile, precision=args.precision,
     )
     plan = definition.plan(settings)
     return lambda: _run(definition, plan)

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from cae import plain_yaml
+from cae import precision as precisions
 from cae.data import parse_spec
 from cae.errors import BenchmarkError, CaesweepError, UsageError
 from results import DEFAULT_ROOT
@@ -51,6 +52,7 @@ class RunSettings:
     workers: int | None = None  # scale, engines: trials at once (default: the benchmark's own list)
     time_scale: float | None = None  # engines: wall seconds per simulated second (default: a simulated clock)
     profile: str | None = None  # a benchmark's named size (e.g. "published": the full grid, for a GPU)
+    precision: str | None = None  # the trainings' precision (cae.precision.PRECISIONS); None: the space's, float32
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class RunPlan:
     workers: int | None = None
     time_scale: float | None = None
     profile: str = "default"
+    precision: str | None = None  # fixed in the benchmark's space(s) when given
 
     @property
     def name(self) -> str:
@@ -201,6 +204,8 @@ class BenchmarkDefinition:
             raise BenchmarkError(f"--limit {settings.limit} must be at least 3 images per split")
         if settings.concurrency is not None and settings.concurrency < 1:
             raise BenchmarkError(f"--concurrency {settings.concurrency} must be at least 1")
+        if settings.precision is not None:  # unknown, or mixed_float16 without a GPU: refused before anything runs
+            precisions.resolve(settings.precision, precisions.detect())
         data, note = resolve_data(settings.data or self.data)
         image_size = settings.image_size or self.image_size
         limit = settings.limit if settings.limit is not None else self.limit
@@ -209,6 +214,7 @@ class BenchmarkDefinition:
             definition=self, folder=self.folder(settings.root), data=data, data_note=note, budget=budget,
             seeds=seeds, image_size=image_size, limit=limit, table=settings.table, concurrency=settings.concurrency,
             workers=settings.workers, time_scale=settings.time_scale, profile=self.default_profile,
+            precision=settings.precision,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -292,7 +298,7 @@ def _seed_architectures() -> BenchmarkDefinition:
         image_size=int(cpu.fixed["image_size"]),
         limit=cpu.fixed.get("limit"),
         runner=_lazy("seed_architectures"),
-        accepts=("data", "budget", "seeds", "limit", "image_size", "concurrency", "profile"),
+        accepts=("data", "budget", "seeds", "limit", "image_size", "concurrency", "profile", "precision"),
         default_profile="cpu",
         profiles={"published": Profile(
             space=load_space(str(SPACES_DIR / "architectures.yaml")), budget=15, image_size=32, limit=None,
@@ -321,7 +327,7 @@ def _seed_colorization() -> BenchmarkDefinition:
         image_size=int(cpu.fixed["image_size"]),
         limit=cpu.fixed.get("limit"),
         runner=_lazy("seed_colorization"),
-        accepts=("data", "budget", "seeds", "limit", "image_size", "concurrency", "profile"),
+        accepts=("data", "budget", "seeds", "limit", "image_size", "concurrency", "profile", "precision"),
         default_profile="cpu",
         profiles={"published": Profile(
             space=load_space(str(SPACES_DIR / "colorization.yaml")), budget=15, image_size=32, limit=None,
@@ -373,7 +379,7 @@ def _overhead() -> BenchmarkDefinition:
         seeds=1,
         image_size=32,
         runner=_lazy("overhead"),
-        accepts=("budget", "limit"),
+        accepts=("budget", "limit", "precision"),
     )
 
 

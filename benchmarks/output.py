@@ -30,6 +30,7 @@ def plan_summary(plan: RunPlan) -> dict[str, Any]:
         "budget_unit": plan.definition.budget_unit, "seeds": plan.seeds, "image_size": plan.image_size,
         "limit": plan.limit, "table": None if plan.table is None else str(plan.table),
         "concurrency": plan.concurrency, "workers": plan.workers, "profile": plan.profile,
+        "precision": plan.precision,
     }
 
 

@@ -56,15 +56,16 @@ def run(plan: RunPlan) -> dict[str, Any]:
     images = plan.limit if plan.limit is not None else 2048
     print(f"training throughput ({images} images)...", flush=True)
     throughput = train_throughput.measure(images=images, epochs=2 if quick else 3, repeats=1 if quick else 2,
-                                          image_size=plan.image_size)
+                                          image_size=plan.image_size, precision=plan.precision or "float32")
     print(f"sweep overhead and memory, {plan.budget} trials one at a time...", flush=True)
     with PeakMemory() as single:
-        overhead = sweep_overhead.measure(trials=plan.budget, epochs=SWEEP_EPOCHS, limit=limit)
+        overhead = sweep_overhead.measure(trials=plan.budget, epochs=SWEEP_EPOCHS, limit=limit,
+                                          precision=plan.precision)
     print(f"memory, {plan.budget} trials {CONCURRENT} at a time...", flush=True)
     with PeakMemory() as several:
-        concurrent_sweep(plan.budget, SWEEP_EPOCHS, limit, CONCURRENT)
+        concurrent_sweep(plan.budget, SWEEP_EPOCHS, limit, CONCURRENT, precision=plan.precision)
     memory = memory_result(single.peak, several.peak, dataset_mb(limit, 32))
-    gpu = gpu_sharing(plan.budget, limit)
+    gpu = gpu_sharing(plan.budget, limit, plan.precision)
     ratios = summary(throughput, overhead, memory, gpu)
     result = {"summary": output.records(ratios), "throughput": throughput, "sweep_overhead": overhead,
               "memory": memory, "gpu": gpu}
@@ -185,12 +186,13 @@ def memory_result(single: dict[str, float], several: dict[str, float], dataset: 
     }
 
 
-def concurrent_sweep(trials: int, epochs: int, limit: int, concurrency: int, gpus: float = 0.0) -> pd.DataFrame:
+def concurrent_sweep(trials: int, epochs: int, limit: int, concurrency: int, gpus: float = 0.0,
+                     precision: str | None = None) -> pd.DataFrame:
     """The sweep of ``sweep_overhead`` with ``concurrency`` trials at once (a subprocess); its trial table."""
     cpus = max(1.0, float(os.cpu_count() or 1) / concurrency)
     with tempfile.TemporaryDirectory(prefix="caesweep-memory-") as tmp:
         space = Path(tmp) / "overhead.yaml"
-        space.write_text(sweep_overhead.SPACE)
+        space.write_text(sweep_overhead.space_text(precision))
         cmd = [
             sys.executable, "-m", "search", "run", "--space", str(space), "--study", "memory", "--root", tmp,
             "--samples", str(trials), "--max-epochs", str(epochs), "--limit", str(limit), "--scheduler", "none",
@@ -229,7 +231,7 @@ class GpuProcessMemory(Sampler):
             self.peaks[pid] = max(mib, self.peaks.get(pid, 0))
 
 
-def gpu_sharing(trials: int, limit: int) -> dict[str, Any]:
+def gpu_sharing(trials: int, limit: int, precision: str | None = None) -> dict[str, Any]:
     """Aggregate images/s of 1, 2 and 4 trials sharing one GPU, and each trial process's peak GPU memory
     (nvidia-smi) against its share of the card; skipped (not an error) without a GPU."""
     from search.gpu import gpu_total_memory_mb, share_limit_mb
@@ -240,7 +242,7 @@ def gpu_sharing(trials: int, limit: int) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for k in GPU_SHARES:
         with GpuProcessMemory() as memory:
-            table = concurrent_sweep(max(trials, k), SWEEP_EPOCHS, limit, k, gpus=1 / k)
+            table = concurrent_sweep(max(trials, k), SWEEP_EPOCHS, limit, k, gpus=1 / k, precision=precision)
         # Trials that ran at the same time add up; each one's images/s is over its own epochs.
         row: dict[str, Any] = {
             "trials_sharing": k,

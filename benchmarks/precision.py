@@ -7,7 +7,8 @@ float32 (no fast 16-bit arithmetic), ``mixed_bfloat16`` is measured anyway, and 
    the suite's own :func:`cae.training.train` in float32 and in the mixed policy, :data:`SPEED_ROUNDS` rounds
    alternating which goes first; the first epoch of each run traces the step and is not timed, and each side's
    images/s is over its median timed epoch of all rounds (one epoch slowed by another process on a shared
-   machine must not decide). Target: mixed / float32 >= :data:`TARGET_SPEEDUP`.
+   machine must not decide), and, as a second look, over its fastest one. Target: mixed / float32 >=
+   :data:`TARGET_SPEEDUP`.
 2. **Quality**: each of :data:`CONFIGS` (small CAEs chosen to flatten on all 16x16 training tiles in the budget),
    trained with training seeds 0..seeds-1 in both policies (one split, the same initial weights and shuffles per
    seed). Per configuration: the test MSE in each policy (mean and s.d. over the seeds: the seed noise), and the
@@ -113,12 +114,15 @@ def measure_speed(mixed: str, plan: RunPlan) -> dict[str, Any]:
             epoch_seconds[policy] += timed_epochs(config, prepared)
     per_second = {policy: len(prepared.train.x) / statistics.median(seconds)
                   for policy, seconds in epoch_seconds.items()}
+    # Another process can only slow an epoch down: the fastest epochs are the machine's best case, a second look.
+    fastest = {policy: len(prepared.train.x) / min(seconds) for policy, seconds in epoch_seconds.items()}
     ratio = per_second[mixed] / per_second[precision.FLOAT32]
     return {"model": f"{SPEED_FILTERS} k3 z{SPEED_LATENT}", "image_size": size, "train_images": len(prepared.train.x),
             "batch_size": SPEED_BATCH, "rounds": rounds, "timed_epochs_per_run": epochs - 1,
             "float32_images_per_second": per_second[precision.FLOAT32],
             "mixed_images_per_second": per_second[mixed], "ratio": ratio, "target": TARGET_SPEEDUP,
-            "meets_target": ratio >= TARGET_SPEEDUP, "epoch_seconds": epoch_seconds}
+            "meets_target": ratio >= TARGET_SPEEDUP, "fastest_epoch_ratio": fastest[mixed] / fastest[precision.FLOAT32],
+            "epoch_seconds": epoch_seconds}
 
 
 def timed_epochs(config: RunConfig, prepared: Any) -> list[float]:
@@ -251,7 +255,7 @@ def blocks(plan: RunPlan, mixed: str, choice: precision.Choice, speed: Mapping[s
         "model": speed["model"], "images": speed["train_images"], "size": f"{speed['image_size']} px",
         "rounds": speed["rounds"], "float32 images/s": f"{speed['float32_images_per_second']:,.0f}",
         f"{mixed} images/s": f"{speed['mixed_images_per_second']:,.0f}", "ratio": f"{speed['ratio']:.2f}x",
-        "target": f">= {speed['target']}x ({met})",
+        "target": f">= {speed['target']}x ({met})", "fastest epochs' ratio": f"{speed['fastest_epoch_ratio']:.2f}x",
     }])
     auto = (f"auto chose {choice.policy} here ({choice.reason})" if choice.policy != precision.FLOAT32 else
             f"auto keeps float32 here ({choice.reason}); {mixed} was measured anyway")
@@ -261,7 +265,9 @@ def blocks(plan: RunPlan, mixed: str, choice: precision.Choice, speed: Mapping[s
              f"{'' if plan.limit is None else f' ({plan.limit} per split)'}, {plan.budget} epochs each with a "
              "cosine decay, no early stopping."),
         Heading("Speed"),
-        Table(speed_frame, caption="median timed epoch over alternating rounds, the suite's own training loop"),
+        Table(speed_frame, caption="median timed epoch (each with its validation pass) over alternating rounds, the "
+              "suite's own training loop; the fastest epochs' ratio: each side's fastest epoch, which another process "
+              "on the machine can only slow"),
         Heading("Quality"),
         Table(quality_frame(table), caption="test scores over training seeds (mean ± s.d.: the seed noise) and the "
               "paired difference mixed - float32 with its 95 % t-interval over the seeds"),

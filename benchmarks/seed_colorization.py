@@ -57,7 +57,8 @@ STUDY = "colorization"
 def run(plan: RunPlan) -> dict[str, Any]:
     started = time.time()
     space = derived_space(
-        plan.definition.space, data=plan.data, image_size=plan.image_size, limit=plan.limit, max_epochs=plan.budget
+        plan.definition.space, data=plan.data, image_size=plan.image_size, limit=plan.limit, max_epochs=plan.budget,
+        precision=plan.precision,
     )
     opts = sweep_options(plan, space, STUDY, seed=0)
     study = run_study(opts, space)

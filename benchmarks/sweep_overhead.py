@@ -35,15 +35,28 @@ params:
   lr: {low: 3.0e-4, high: 3.0e-3, log: true, role: nuisance}
 """
 REPO = Path(__file__).resolve().parents[1]
+
+
+def space_text(precision: str | None = None) -> str:
+    """The sweep's space file: :data:`SPACE`, with the trainings' ``precision`` fixed when given."""
+    if precision is None:
+        return SPACE
+    import yaml
+
+    from cae import plain_yaml
+
+    document = plain_yaml.load(SPACE)
+    document["fixed"] = {**document["fixed"], "precision": precision}
+    return yaml.safe_dump(document, sort_keys=False)
 TARGET_SECONDS = 2.0
 PARTS = ("setup", "checkpoint", "eval")  # the trial's own cost outside training, as each trial reports it
 
 
-def measure(trials: int = 8, epochs: int = 2, limit: int = 512) -> dict[str, Any]:
-    """Run the sweep in a subprocess (as a user would) and return the timings."""
+def measure(trials: int = 8, epochs: int = 2, limit: int = 512, precision: str | None = None) -> dict[str, Any]:
+    """Run the sweep in a subprocess (as a user would) and return the timings (``precision``: the trainings')."""
     with tempfile.TemporaryDirectory(prefix="caesweep-overhead-") as tmp:
         space = Path(tmp) / "overhead.yaml"
-        space.write_text(SPACE)
+        space.write_text(space_text(precision))
         cmd = [
             sys.executable, "-m", "search", "run", "--space", str(space), "--study", "overhead", "--root", tmp,
             "--samples", str(trials), "--max-epochs", str(epochs), "--limit", str(limit), "--scheduler", "none",

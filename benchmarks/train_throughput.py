@@ -61,7 +61,8 @@ VAL_PER_TRAIN = 0.15 / 0.7  # the default split's proportion of val to train ima
 DEFAULT_OUT = DEFAULT_ROOT / "benchmarks" / f"{NAME}.json"
 
 
-def measure(images: int = 2048, epochs: int = 3, repeats: int = 2, image_size: int = 32, seed: int = 0) -> dict:
+def measure(images: int = 2048, epochs: int = 3, repeats: int = 2, image_size: int = 32, seed: int = 0,
+            precision: str = "float32") -> dict:
     """Time a bare ``model.fit`` and the suite's :func:`~cae.training.train` side by side; return the result.
 
     Args:
@@ -70,6 +71,7 @@ def measure(images: int = 2048, epochs: int = 3, repeats: int = 2, image_size: i
         repeats: rounds of one run per side; the summary takes each side's median epoch over all rounds.
         image_size: side of the square RGB images (a power of two, at least 8 for the 3-level model).
         seed: the data subset and both models' initial weights.
+        precision: both sides' (:mod:`cae.precision`; ``auto`` resolved as the suite resolves it).
 
     Raises:
         BenchmarkError: a budget too small to measure anything.
@@ -77,7 +79,8 @@ def measure(images: int = 2048, epochs: int = 3, repeats: int = 2, image_size: i
     _check_budget(images, epochs, repeats)
     config = RunConfig(
         model=MODEL,
-        train=TrainConfig(task=TASK, lr=LR, batch_size=BATCH_SIZE, epochs=epochs, patience=None, seed=seed),
+        train=TrainConfig(task=TASK, lr=LR, batch_size=BATCH_SIZE, epochs=epochs, patience=None, seed=seed,
+                          precision=precision),
         image_size=image_size,
     )
     config.validate()
@@ -135,6 +138,7 @@ def measure(images: int = 2048, epochs: int = 3, repeats: int = 2, image_size: i
             "timed_epochs": epochs - 1,
             "repeats": repeats,
             "seed": seed,
+            "precision": precision,
             "data": data.summary(),
         },
         "environment": _environment(started, load_average_before),
@@ -152,26 +156,29 @@ def _check_budget(images: int, epochs: int, repeats: int) -> None:
 
 def _time_bare(config: RunConfig, prepared: Any) -> tuple[list[float], int]:
     """A bare ``model.fit``; returns the clock at the end of every epoch and the parameter count."""
+    from cae import precision
     from cae.models import build_model
     from cae.runtime import keras
     from cae.training import compile_model
 
     settle(keras)
-    keras.utils.set_random_seed(config.train.seed)  # as train() does, so both start from the same weights
-    model = build_model(config.model, config.image_size, prepared.task.in_channels, prepared.task.out_channels)
-    compile_model(model, config.train.lr, config.train.loss)
-    ends: list[float] = []
-    clock = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: ends.append(time.perf_counter()))
-    model.fit(
-        prepared.train.x,
-        prepared.train.y,
-        batch_size=config.train.batch_size,
-        epochs=config.train.epochs,
-        validation_data=(prepared.val.x, prepared.val.y),
-        shuffle=True,
-        callbacks=[clock],
-        verbose=0,
-    )
+    policy = precision.resolve(config.train.precision, precision.detect(tensorflow=True)).policy
+    with precision.policy_scope(policy):  # as train() does
+        keras.utils.set_random_seed(config.train.seed)  # as train() does, so both start from the same weights
+        model = build_model(config.model, config.image_size, prepared.task.in_channels, prepared.task.out_channels)
+        compile_model(model, config.train.lr, config.train.loss)
+        ends: list[float] = []
+        clock = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: ends.append(time.perf_counter()))
+        model.fit(
+            prepared.train.x,
+            prepared.train.y,
+            batch_size=config.train.batch_size,
+            epochs=config.train.epochs,
+            validation_data=(prepared.val.x, prepared.val.y),
+            shuffle=True,
+            callbacks=[clock],
+            verbose=0,
+        )
     return ends, int(model.count_params())
 
 

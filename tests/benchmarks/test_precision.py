@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
-from benchmarks import definitions, precision
+from benchmarks import definitions, precision, sweep_overhead
 from benchmarks.definitions import RunSettings
 from benchmarks.evidence import NOT_DISTINGUISHABLE
+from cae import precision as precisions
+from cae.errors import CaesweepError, UsageError
+from spaces import space_from_dict
 
 
 def test_the_paired_difference_and_its_interval() -> None:
@@ -62,3 +66,21 @@ def test_a_tiny_run_writes_its_tables(tmp_path: Path) -> None:
     assert [row["n"] for row in saved["quality"]] == [2, 2, 2, 2]
     table = (plan.folder / "table.md").read_text()
     assert "mixed - float32 (95 % CI)" in table and "flattened:" in table
+
+
+def test_the_benchmarks_take_a_precision_for_their_trainings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = definitions.get("seed-colorization").plan(RunSettings(root=tmp_path, precision="auto"))
+    assert plan.precision == "auto"
+    space = definitions.derived_space(plan.definition.space, precision=plan.precision)
+    assert space.fixed["precision"] == "auto"
+    assert definitions.get("overhead").plan(RunSettings(root=tmp_path)).precision is None  # the space's: float32
+    fixed = space_from_dict({**yaml.safe_load(sweep_overhead.space_text("mixed_bfloat16")), "name": "o"}).fixed
+    assert fixed["precision"] == "mixed_bfloat16"
+    assert sweep_overhead.space_text(None) == sweep_overhead.SPACE
+    monkeypatch.setattr(precisions, "detect", lambda tensorflow=False: precisions.Hardware())  # a CPU
+    for value, message in (("mixed_float16", "needs a GPU"), ("half", "precision 'half' is unknown")):
+        with pytest.raises(CaesweepError, match=message):
+            definitions.get("overhead").plan(RunSettings(root=tmp_path, precision=value))
+    with pytest.raises(UsageError, match="does not take --precision"):
+        definitions.get("engines").plan(RunSettings(root=tmp_path, precision="float32"))
+    assert not any(tmp_path.iterdir())
