@@ -41,6 +41,7 @@ LABELS = {
     "val_native_mse": "val native MSE",
     "val_psnr": "val PSNR (dB)",
     "val_ssim": "val SSIM",
+    "val_colorfulness": "val colourfulness",
     "test_mse": "test MSE",
     "test_psnr": "test PSNR (dB)",
     "test_ssim": "test SSIM",

@@ -172,7 +172,9 @@ def _entries(frame: pd.DataFrame, axes: Sequence[str], epochs: int) -> dict[tupl
         if list(rows["epoch"]) != list(range(1, epochs + 1)):
             continue
         curve = tuple(
-            {k: int(r[k]) if k == "epoch" else float(r[k]) for k in CURVE_KEYS} for r in rows.to_dict("records")
+            # A column the table was built without (val_colorfulness before it was measured) replays as NaN.
+            {k: int(r[k]) if k == "epoch" else float(r.get(k, math.nan)) for k in CURVE_KEYS}
+            for r in rows.to_dict("records")
         )
         last = rows.iloc[-1]
         final = {k: float(last[k]) for k in FINAL_KEYS if k in rows.columns and pd.notna(last[k])}

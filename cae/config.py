@@ -25,15 +25,17 @@ LOSSES = ("mse", "ssim", "mse+ssim")
 # The learning rate over training: constant, or a cosine decay from lr to 0 over the whole max_epochs.
 LR_SCHEDULES = ("constant", "cosine")
 # The validation metrics of every epoch's history record; those of the kept epoch describe the kept model.
-VAL_METRICS = ("val_mse", "val_loss", "val_native_mse", "val_psnr", "val_ssim")
+# val_colorfulness (tasks scored in RGB; absent for a gray one): the mean Hasler-Süsstrunk colourfulness of the
+# predictions on the val split (cae.colorfulness), an objective beside an MSE, never alone.
+VAL_METRICS = ("val_mse", "val_loss", "val_native_mse", "val_psnr", "val_ssim", "val_colorfulness")
 # What early stopping may watch: the sweep's objective, so that the epoch whose weights are kept and tested is
-# the one the objective ranks.
-MONITORS = VAL_METRICS
+# the one the objective ranks. Not colourfulness: alone it rewards invented colour (a kept epoch follows an MSE).
+MONITORS = tuple(m for m in VAL_METRICS if m != "val_colorfulness")
 
 
 def monitor_mode(metric: str) -> str:
-    """``"max"`` for a PSNR or SSIM (higher is better), ``"min"`` for an MSE or a loss."""
-    return "max" if metric.endswith(("psnr", "ssim")) else "min"
+    """``"max"`` for a PSNR, SSIM or colourfulness (higher is better), ``"min"`` for an MSE or a loss."""
+    return "max" if metric.endswith(("psnr", "ssim", "colorfulness")) else "min"
 
 
 def parse_filters(value: str | int | Sequence[int]) -> tuple[int, ...]:

@@ -244,7 +244,12 @@ class _EpochCallback(keras.callbacks.Callback):
             truth = self.prepared.val_reference
             record.update(val_mse=mse_np(ref, truth), val_psnr=psnr_np(ref, truth), val_ssim=ssim_np(ref, truth))
         else:
+            ref = pred
             record.update(val_psnr=psnr_np(pred, val.y), val_ssim=ssim_np(pred, val.y))
+        if ref.shape[-1] == 3:
+            # How colourful the predictions are, measured as test_colorfulness is (RGB with the true luminance; a
+            # gray task has none): an objective beside an MSE for colourisers (MSE rewards washed-out colour).
+            record["val_colorfulness"] = float(colorfulness(ref).mean())
         return record
 
 

@@ -42,6 +42,9 @@ TRIAL_COLUMNS = (
     "val_native_mse",
     "val_psnr",
     "val_ssim",
+    # The mean colourfulness of the kept epoch's val predictions (tasks scored in RGB; cae.colorfulness): an
+    # objective beside an MSE for colourisers (``--objectives val_mse,val_colorfulness``).
+    "val_colorfulness",
     "test_mse",
     # Half-width of test_mse's 95 % interval over which images are in the test split: a percentile bootstrap
     # that resamples the test split's independent units (regions of photographs for embedded, images otherwise;
@@ -98,7 +101,7 @@ TRIAL_TEXT_COLUMNS = (
 MAX_TABLE_BYTES = 256 * 2**20
 HISTORY_COLUMNS = (
     "trial_id", "epoch", "loss", "val_loss", "mse", "val_mse", "val_native_mse", "psnr", "val_psnr", "ssim",
-    "val_ssim", "seconds",
+    "val_ssim", "val_colorfulness", "seconds",
 )
 
 

@@ -43,7 +43,7 @@ from cae.errors import StudyError, UsageError
 from results.trials import repeat_trials, search_trials
 
 # The card's score groups: validation scores of the kept epoch, test scores, and the baselines on the same images.
-VAL_KEYS = ("val_mse", "val_loss", "val_native_mse", "val_psnr", "val_ssim")
+VAL_KEYS = ("val_mse", "val_loss", "val_native_mse", "val_psnr", "val_ssim", "val_colorfulness")
 TEST_KEYS = ("test_mse", "test_mse_ci95", "test_psnr", "test_ssim", "native_mse", "skill", "skill_ci95",
              "test_colorfulness", "truth_colorfulness")
 BASELINE_KEYS = ("trivial_mse", "trivial_psnr", "trivial_ssim", "trivial_native_mse", "pca_k", "pca_mse", "pca_psnr",

@@ -31,12 +31,14 @@ OBJECTIVE_MODES = {
     "val_native_mse": "min",
     "val_psnr": "max",
     "val_ssim": "max",
+    "val_colorfulness": "max",  # beside an MSE, for tasks scored in RGB (checked against the space)
     "params": "min",  # accuracy/size trade-off
     "train_seconds": "min",  # accuracy/time trade-off
 }
 
 
 DIRECTIONS = ("min", "max")
+COLORFULNESS = "val_colorfulness"  # an objective only beside an MSE, and for tasks scored in RGB
 
 
 def parse_objectives(text: str | list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -153,6 +155,9 @@ class SweepOptions:
                                 or any(d not in DIRECTIONS for d in self.directions)):
             raise UsageError(f"directions {list(self.directions)} do not match --objectives "
                              f"{','.join(self.objectives)}; give min or max for each")
+        if self.objectives[0] == COLORFULNESS:
+            raise UsageError(f"{COLORFULNESS} alone rewards invented colour; put it beside an MSE, e.g. --objectives "
+                             f"val_mse,{COLORFULNESS}")
         if self.samples is not None and self.samples < 1:
             raise UsageError(f"--samples {self.samples} must be at least 1")
         if self.max_epochs is not None and self.max_epochs < 1:

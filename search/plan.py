@@ -26,7 +26,7 @@ from cae.errors import CaesweepError, StudyError, UsageError
 from cae.tasks import get_task
 from search.controls import read_enqueue, read_warm_start
 from search.engine import get_engine
-from search.options import SweepOptions
+from search.options import COLORFULNESS, SweepOptions
 from search.samplers import make_sampler
 from search.storage import check_owner, check_storage, keep_password, refuse_taken, shown
 from search.sweep import Sweep, Trainable
@@ -52,12 +52,24 @@ def overrides(opts: SweepOptions, space: Space) -> dict[str, Any]:
         if "precision" in axes:
             raise UsageError(f"space {space.name!r} searches the precision itself; drop --precision")
         out["precision"] = opts.precision
+    if COLORFULNESS in opts.objectives:
+        _check_colour_tasks(space, out.get("task", space.fixed.get("task")))
     out["seed"] = opts.seed  # one training seed for every trial: common random numbers, fair comparisons
     out["split_seed"] = opts.split_seed  # the split every search trial uses (a confirm repeat may use others)
     if opts.objectives[0] in MONITORS:
         # Early stopping and the restored weights follow the objective: the kept model is the one it ranks.
         out["monitor"] = opts.objectives[0]
     return out
+
+
+def _check_colour_tasks(space: Space, fixed_task: Any) -> None:
+    """val_colorfulness needs every task the space trains to be scored in RGB (not a gray reconstruction)."""
+    axis = next((p for p in space.params if p.name == "task"), None)
+    names = [str(t) for t in axis.choices] if axis is not None else [str(fixed_task or "reconstruct")]
+    gray = [n for n in names if get_task(n).kind != "colorize" and get_task(n).out_channels != 3]
+    if gray:
+        raise UsageError(f"--objectives {COLORFULNESS}: task {gray[0]} has no colour to measure; use a task scored "
+                         "in RGB (colorize-*, reconstruct, denoise) or drop it")
 
 
 def grid_size(grid: Mapping[str, list[Any]]) -> int:

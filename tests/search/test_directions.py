@@ -16,7 +16,7 @@ from cae.errors import UsageError
 from search import commands
 from search.cli import main
 from search.options import SweepOptions, parse_objectives
-from tests.conftest import in_process
+from tests.conftest import in_process, read_study_table
 from tests.search.test_cli_errors import assert_user_error
 
 
@@ -53,3 +53,26 @@ def test_a_given_direction_is_followed_by_optuna_the_study_and_the_report(
     board = pd.read_csv(tmp_path / "up" / "report" / "leaderboard.csv")
     assert list(board["val_mse"]) == sorted(board["val_mse"], reverse=True)  # highest first, as asked
     assert study.best_value == board["val_mse"].iloc[0]
+
+
+@pytest.mark.slow
+def test_colourfulness_beside_an_mse_is_maximised_at_the_kept_epoch(
+    tmp_path: Path, tiny_space: Path, private_ray
+) -> None:
+    """``--objectives val_mse,val_colorfulness`` on a colouriser: Optuna maximises the second, and what it is told
+    is the kept epoch's val colourfulness, the value trials.csv and history.csv hold (real training)."""
+    opts = SweepOptions(study="colour", space=str(tiny_space), root=str(tmp_path), samples=2, max_epochs=2, limit=16,
+                        sampler="random", scheduler="none", concurrency=1, task="colorize-yuv",
+                        objectives=("val_mse", "val_colorfulness"))
+    assert commands.run(opts) == 0
+    study = optuna.load_study(study_name="colour", storage=f"sqlite:///{tmp_path / 'colour' / 'optuna.db'}")
+    assert study.directions == [optuna.study.StudyDirection.MINIMIZE, optuna.study.StudyDirection.MAXIMIZE]
+    trials = read_study_table(tmp_path / "colour" / "trials.csv").set_index("number")
+    history = read_study_table(tmp_path / "colour" / "history.csv")
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 2
+    for t in done:
+        row = trials.loc[t.number]
+        assert t.values[1] == pytest.approx(row["val_colorfulness"]) and row["val_colorfulness"] > 0
+        epochs = history[history["trial_id"] == row["trial_id"]].set_index("epoch")
+        assert epochs.loc[int(row["best_epoch"]), "val_colorfulness"] == pytest.approx(row["val_colorfulness"])
