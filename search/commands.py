@@ -57,9 +57,10 @@ def _run(sweep: Sweep) -> int:
     opts = sweep.opts
     engine = get_engine(opts.engine)
     engine.prepare(sweep)  # joins Ray, or sets up TensorFlow's devices
-    if opts.multi_objective and opts.scheduler == "asha":
-        print(f"note: ASHA stops trials on {opts.objectives[0]} alone (the first objective); the Pareto set compares "
-              "the trials that finish")
+    if opts.multi_objective and opts.scheduler in ("asha", "hyperband"):
+        name = "ASHA" if opts.scheduler == "asha" else "Hyperband"
+        print(f"note: {name} stops trials on {opts.objectives[0]} alone (the first objective); the Pareto set "
+              "compares the trials that finish")
     meta = new_meta(sweep)
     if sweep.warm is not None:
         meta["warm_start"] = sweep.warm.record()

@@ -5,7 +5,9 @@ one it was tested with (:func:`require`), so an untested release fails in one cl
 deep in a sweep: Optuna has no public call to re-open a RUNNING trial by its number, nor to read one trial
 without reading the whole study (:func:`open_trial`, :func:`trial_by_number`); Ray Tune restores a run with the
 callbacks and searcher it pickled, with no public way to give it new ones (:func:`rebind_restored`); a
-keras-tuner oracle is given its folder only by a Tuner (:func:`set_oracle_folder`).
+keras-tuner oracle is given its folder only by a Tuner (:func:`set_oracle_folder`); Ray's Hyperband counts a
+bracket full by its live trials, with no public way to change that (:class:`search.schedulers.LiveHyperBand`
+subclasses its brackets, after :func:`require`).
 
 A study outlives the process that started it: Ray pickles the searcher (and with it the Optuna sampler) into the
 run's state, and a resume months later unpickles it with whatever versions are installed then. So the

@@ -19,7 +19,7 @@ SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid", "nsga2")
 MULTI_OBJECTIVE_SAMPLERS = ("nsga2", "tpe", "random", "qmc", "grid", "gp")
 # Samplers that draw their first trials at random before their model takes over (Optuna's n_startup_trials).
 STARTUP_SAMPLERS = ("tpe", "cmaes", "gp")
-SCHEDULERS = ("asha", "none")
+SCHEDULERS = ("asha", "hyperband", "none")  # hyperband: the Ray engine's (keras-tuner has --kt-tuner hyperband)
 ENGINES = ("ray", "keras-tuner")
 KT_TUNERS = ("hyperband", "bayesian", "random")
 GPU_MEMORY_MODES = ("limit", "growth")
@@ -185,6 +185,13 @@ class SweepOptions:
             )
         if self.engine == "keras-tuner" and self.multi_objective:
             raise UsageError("the keras-tuner engine is single-objective; use --engine ray for several objectives")
+        if self.scheduler == "hyperband" and self.engine == "keras-tuner":
+            raise UsageError("--scheduler hyperband is the Ray engine's; the keras-tuner engine has its own: "
+                             "--kt-tuner hyperband")
+        if self.scheduler == "hyperband" and self.sampler == "grid":
+            raise UsageError("--scheduler hyperband fills its brackets with new proposals and stops most of them "
+                             "early, but --sampler grid trains each point once; use --scheduler asha or none with "
+                             "grid, or another sampler")
         if self.time_budget_s is not None and not (isinstance(self.time_budget_s, int | float)
                                                    and math.isfinite(self.time_budget_s) and self.time_budget_s > 0):
             raise UsageError(f"--time-budget {self.time_budget_s!r} must be a positive duration")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import math
 import os
 import shutil
 import time
@@ -113,6 +114,9 @@ def tune_settings(sweep: Sweep) -> Iterator[None]:
 
 ASHA_REDUCTION = 3  # keep the best third at each rung
 ASHA_GRACE = 1  # epochs every trial gets before it can be stopped
+# Hyperband keeps the best third at each rung too; its rungs are at max_epochs / 3**k epochs, so it needs
+# max_epochs >= 3 for a rung before the last (else every trial trains to the end, as with no scheduler).
+HYPERBAND_REDUCTION = 3
 
 
 # The tables are rewritten during a sweep when an event comes at least MIN_WRITE_INTERVAL_S after the last
@@ -190,13 +194,17 @@ def _callbacks(sweep: Sweep, stop: Interruption, writer: TableWriter) -> list[An
 
 
 def _scheduler(sweep: Sweep) -> Any:
-    """FIFO or ASHA; with several objectives ASHA judges the first one alone (size or time objectives are known
-    before training). A trial ASHA stops ends without its final report and is told PRUNED (StudySearch), never
-    COMPLETE with a partial result."""
-    from search.schedulers import LiveASHAScheduler, LiveFIFOScheduler
+    """FIFO, ASHA or Hyperband; with several objectives ASHA and Hyperband judge the first one alone (size or time
+    objectives are known before training). A trial either stops ends without its final report and is told PRUNED
+    (StudySearch), never COMPLETE with a partial result; a trial Hyperband pauses is told nothing."""
+    from search.schedulers import LiveASHAScheduler, LiveFIFOScheduler, LiveHyperBand
 
     if sweep.opts.scheduler == "none":
         return LiveFIFOScheduler()
+    if sweep.opts.scheduler == "hyperband":
+        # stop_last_trials=False: the trials a bracket's last rung keeps train to max_epochs and end on their own.
+        return LiveHyperBand(time_attr="epoch", max_t=sweep.max_epochs, reduction_factor=HYPERBAND_REDUCTION,
+                             stop_last_trials=False, max_running=sweep.opts.concurrency)
     # stop_last_trials=False: a trial that reaches max_epochs ends on its own, with its final report.
     return LiveASHAScheduler(
         time_attr="epoch",
@@ -237,6 +245,22 @@ def _searcher(sweep: Sweep, run: int = 1, deadline: float | None = None) -> Any:
     )
 
 
+def _search_alg(sweep: Sweep, run: int = 1) -> Any:
+    """The run's searcher; under Hyperband with ``--concurrency`` wrapped so that a trial paused at its rung does
+    not count as running (search.schedulers.HyperBandLimiter)."""
+    searcher = _searcher(sweep, run, sweep.deadline)
+    if sweep.opts.scheduler != "hyperband" or sweep.opts.concurrency is None:
+        return searcher
+    from search.schedulers import HyperBandLimiter
+
+    return HyperBandLimiter(searcher, max_concurrent=sweep.opts.concurrency)
+
+
+def _concurrency(sweep: Sweep) -> int | None:
+    """Tune's ``max_concurrent_trials``: Hyperband's limiter already applies it (None)."""
+    return None if sweep.opts.scheduler == "hyperband" else sweep.opts.concurrency
+
+
 def _trainable(sweep: Sweep) -> Any:
     from ray import tune
 
@@ -262,12 +286,12 @@ def _tuner(sweep: Sweep, run_name: str, num_samples: int, stop: Interruption, wr
         verbose=_tune_output(sweep),
     )
     tune_config = tune.TuneConfig(
-        search_alg=_searcher(sweep, int(run_name.rsplit("-", 1)[-1]), sweep.deadline),
+        search_alg=_search_alg(sweep, int(run_name.rsplit("-", 1)[-1])),
         scheduler=_scheduler(sweep),
         num_samples=num_samples,
         metric=sweep.opts.objectives[0],
         mode=sweep.opts.modes[0],
-        max_concurrent_trials=sweep.opts.concurrency,
+        max_concurrent_trials=_concurrency(sweep),
         reuse_actors=sweep.opts.gpus_per_trial == 0,  # one TensorFlow import per CPU worker, not per trial
         trial_dirname_creator=records.trial_dirname,
     )
@@ -392,7 +416,7 @@ def _restore_run(
                                storage_filesystem=filesystem)
     # Bind the restored run to where the study is now; its searcher's bookkeeping is restored onto the new one
     # from the experiment folder (StudySearch.restore: plain JSON, checked against the study's own storage).
-    compat.rebind_restored(tuner, _callbacks(sweep, stop, writer), _searcher(sweep, deadline=sweep.deadline))
+    compat.rebind_restored(tuner, _callbacks(sweep, stop, writer), _search_alg(sweep))
     stop.run_started()
     _fit(tuner, sweep.samples)
     return True
@@ -663,6 +687,34 @@ def local_root_is_visible(root: Path) -> tuple[bool, str]:
     return (not others, ", ".join(others))
 
 
+def check_hyperband(sweep: Sweep) -> Sweep:
+    """Refuse Hyperband where it could stop nothing: max_epochs under its reduction factor has no rung before the
+    last. A study of fewer trials than its first bracket holds is said (that bracket is judged with what it has)."""
+    if sweep.opts.scheduler != "hyperband":
+        return sweep
+    if sweep.max_epochs < HYPERBAND_REDUCTION:
+        raise UsageError(
+            f"--scheduler hyperband keeps the best 1/{HYPERBAND_REDUCTION} at rungs of max_epochs/{HYPERBAND_REDUCTION}"
+            f"**k epochs: max_epochs {sweep.max_epochs} has no rung before the last; give --max-epochs "
+            f"{HYPERBAND_REDUCTION} or more, or use --scheduler asha"
+        )
+    first = hyperband_bracket(sweep.max_epochs)
+    if sweep.samples < first:
+        print(f"note: Hyperband's first bracket (max_epochs {sweep.max_epochs}, factor {HYPERBAND_REDUCTION}) holds "
+              f"{first} trials; with {sweep.samples} it keeps the best {-(-first // HYPERBAND_REDUCTION)} of them "
+              "at its first rung, so it may stop fewer")
+    return sweep
+
+
+def hyperband_bracket(max_epochs: int, eta: int = HYPERBAND_REDUCTION) -> int:
+    """The trials of Hyperband's first (largest) bracket for ``max_epochs``: Ray's sizes, ``s_max + 1`` brackets
+    of ``ceil((s_max + 1) / (s + 1) * eta**s)`` trials whose first rung is ``int(max_epochs / eta**s)`` epochs,
+    filled from the largest ``s`` whose first rung is at least one epoch."""
+    brackets = round(math.log(max_epochs) / math.log(eta)) + 1
+    s = next(s for s in range(brackets - 1, -1, -1) if int(max_epochs * eta ** (-s)) > 0)
+    return math.ceil(brackets / (s + 1) * eta**s)
+
+
 class RayEngine:
     """Ray Tune + Optuna (:mod:`search.engine`'s protocol over this module's functions)."""
 
@@ -670,7 +722,7 @@ class RayEngine:
     confirms = True
 
     def check_options(self, sweep: Sweep) -> Sweep:
-        return sweep  # every option is the Ray engine's own
+        return check_hyperband(sweep)  # every other option is the Ray engine's own
 
     def prepare(self, sweep: Sweep) -> None:
         check_cluster(sweep)

@@ -6,7 +6,8 @@ Ray's own ``OptunaSearch`` tells Optuna that a trial ASHA stopped early is COMPL
 
 - reports every epoch to Optuna as an intermediate value (step = epoch), including the epoch at which the
   scheduler stopped the trial (Ray does not forward that result to searchers);
-- tells a trial that ended without its own final report (i.e. one the scheduler stopped) as PRUNED;
+- tells a trial that ended without its own final report (i.e. one the scheduler stopped) as PRUNED; a trial
+  Hyperband pauses at a rung is told nothing (it stays RUNNING in Optuna until it is resumed or stopped);
 - tells a trial that diverged or raised as FAIL, with the reason as a user attribute;
 - never trains a configuration twice: a proposal equal to an earlier trial (same sampled values; every search
   trial has the study's training seed) is told that trial's outcome, marked ``duplicate_of``, and another is
@@ -293,6 +294,13 @@ class StudySearch(Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._report(trial_id, result)
+
+    def on_pause(self, trial_id: str) -> None:
+        """Hyperband paused the trial at its rung (search.schedulers.LiveHyperBand): it is not finished, so Optuna is
+        told nothing; its trial stays RUNNING with the epochs it reported, until it is resumed or stopped."""
+
+    def on_unpause(self, trial_id: str) -> None:
+        """Hyperband's rung promoted the trial: it resumes from its checkpoint and goes on reporting its epochs."""
 
     def _report(self, trial_id: str, result: dict | None) -> None:
         epoch = reports.epoch_of(reports.read(result))
