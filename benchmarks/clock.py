@@ -22,7 +22,11 @@ clock is the plain sum of the epochs' seconds.
 A trial leaves when its function returns, and also when the driver sees it end (:func:`leave_on_end`, a Tune
 callback): a trial the scheduler stops while it waits in ``tune.report`` keeps its thread blocked there as long as
 Tune keeps its actor for reuse, which with a searcher that is not finished can be until the study ends; live in
-the clock and never waiting, it would hold every other trial's next epoch back for good.
+the clock and never waiting, it would hold every other trial's next epoch back for good. A trial Hyperband pauses
+at its rung leaves the same way (``leave_on_end(..., paused=True)``: its worker is free while it waits), and joins
+again when it resumes from its checkpoint, starting at the clock's time then. Each run of a trial joins under its
+own name (``<trial id>/<first epoch>``): the paused run's thread, ended whenever Tune reuses its actor, then
+leaves only itself; the driver's ``leave`` of a trial id ends all its runs.
 """
 
 from __future__ import annotations
@@ -54,10 +58,11 @@ class Clock:
         self._watchdog: asyncio.Task[None] | None = None
 
     async def join(self, trial: str) -> float:
-        """Register a starting trial; its simulated start time."""
+        """Register a starting trial (or a trial's run from a checkpoint: ``<trial id>/<epoch>``); its simulated
+        start time."""
         self._ensure_watchdog()
         self.live.setdefault(trial, next(self._order))
-        self.joined.add(trial)
+        self.joined.add(trial_of(trial))
         self._touch()
         return self.now
 
@@ -67,7 +72,7 @@ class Clock:
         (the driver saw it end): the epoch must not be reported."""
         self._ensure_watchdog()
         self.live.setdefault(trial, next(self._order))
-        self.joined.add(trial)
+        self.joined.add(trial_of(trial))
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self.waiting[trial] = (until, future)
         self._touch()
@@ -75,12 +80,15 @@ class Clock:
         return await future
 
     async def leave(self, trial: str) -> None:
-        """The trial has ended (finished, stopped by the scheduler, or failed): its worker is free. Called by the
-        trial itself and by the driver (:func:`leave_on_end`); the second call changes nothing."""
-        self.live.pop(trial, None)
-        pending = self.waiting.pop(trial, None)
-        if pending and not pending[1].done():
-            pending[1].set_result(math.nan)
+        """The trial has ended (finished, stopped by the scheduler, or failed) or paused: its worker is free. Called
+        by the trial itself and by the driver (:func:`leave_on_end`); the second call changes nothing. A trial id
+        ends each of its runs (``<trial id>/<epoch>``); a run's own name ends that run alone."""
+        for run in [t for t in self.live if t == trial or trial_of(t) == trial]:
+            self.live.pop(run, None)
+        for run in [t for t in self.waiting if t == trial or trial_of(t) == trial]:
+            pending = self.waiting.pop(run)
+            if not pending[1].done():
+                pending[1].set_result(math.nan)
         self._touch()
         self._release(full_only=True)
 
@@ -124,9 +132,15 @@ class Clock:
                 self._release(full_only=False)
 
 
-def leave_on_end(name: str) -> Any:
+def trial_of(run: str) -> str:
+    """The trial id of a trial's run in the clock (``<trial id>/<first epoch>``, or the trial id alone)."""
+    return run.split("/", 1)[0]
+
+
+def leave_on_end(name: str, paused: bool = False) -> Any:
     """A Ray Tune callback for the driver: every trial Tune ends (finished, stopped by the scheduler, failed)
-    leaves the clock ``name`` (see the module's docstring); the trial's own ``leave`` then changes nothing."""
+    leaves the clock ``name`` (see the module's docstring); the trial's own ``leave`` then changes nothing.
+    ``paused``: a trial Tune pauses (Hyperband, at its rung) leaves too, seen at the next step of Tune's loop."""
     import ray
     from ray import tune
 
@@ -141,7 +155,17 @@ def leave_on_end(name: str) -> Any:
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             leave(trial)
 
-    return _LeaveOnEnd()
+    class _LeaveOnPause(_LeaveOnEnd):
+        def __init__(self) -> None:
+            self.left: set[str] = set()  # paused trials that left, until they run again
+
+        def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+            now = {trial.trial_id: trial for trial in trials if trial.status == "PAUSED"}
+            for trial_id in now.keys() - self.left:
+                leave(now[trial_id])
+            self.left = set(now)
+
+    return _LeaveOnPause() if paused else _LeaveOnEnd()
 
 
 def actor_name(name: str) -> str:

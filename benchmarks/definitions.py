@@ -340,8 +340,9 @@ def _engines() -> BenchmarkDefinition:
     space = load_space(str(SPACES_DIR / "tabular.yaml"))
     return BenchmarkDefinition(
         name="engines",
-        description="Search strategies (random, TPE, CMA-ES, TPE+ASHA, keras-tuner Hyperband) on the same space "
-        "and compute budget, replayed against a tabular benchmark: best-so-far val MSE vs epochs spent.",
+        description="Search strategies (random, TPE, CMA-ES, TPE+ASHA, keras-tuner Hyperband, TPE+Hyperband on Ray, "
+        "multi-objective TPE+ASHA) on the same space and compute budget, replayed against a tabular benchmark: "
+        "best-so-far val MSE vs epochs spent.",
         kind="search",
         data=str(space.fixed["data"]),
         tasks=(str(space.fixed["task"]),),

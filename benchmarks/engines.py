@@ -2,7 +2,9 @@
 
 Each *method* searches the tabular benchmark's space (``benchmarks/spaces/tabular.yaml``) for ``--budget``
 epochs of compute, once per seed. The Ray methods are real sweeps (``search.commands.run``: Ray Tune,
-Optuna's sampler in RDB storage, ASHA, the study tables) whose trials replay the table instead of training
+Optuna's sampler in RDB storage, ASHA or Hyperband, the study tables) whose trials replay the table instead of
+training; under Ray's Hyperband a replayed trial checkpoints each epoch, and one paused at its rung frees its worker
+in simulated time and resumes from its checkpoint when its rung promotes it
 (:func:`benchmarks.tabular.replay_trainable`); each is an ordinary study under
 ``<root>/benchmarks/engines/<method>-s<seed>/`` that ``python -m analysis.report`` reads. keras-tuner's
 Hyperband has no trial hook to replace, so it is driven directly: its own ``HyperbandOracle`` (factor 3, as
@@ -16,8 +18,11 @@ the trials' epochs finish in the order a K-worker sweep's would, whatever the dr
 (``--time-scale F`` instead sleeps F times the recorded seconds per epoch and takes the order from the wall
 clock). keras-tuner's Hyperband runs one trial at a time (K = 1). Compute is counted in epochs, in the order
 they finished, and in simulated seconds. A non-halving method runs ``budget / max_epochs`` trials (plus one
-per extra worker); TPE + ASHA runs enough trials to spend the budget (:data:`ASHA_EPOCHS_PER_TRIAL`), and
-Hyperband enough iterations; everything past the budget is cut off. The result: best-so-far val MSE vs epochs
+per extra worker); TPE + ASHA runs enough trials to spend the budget (:data:`ASHA_EPOCHS_PER_TRIAL`), Ray's
+Hyperband as many as its brackets' epochs per trial ask (:func:`hyperband_epochs_per_trial`), and keras-tuner's
+Hyperband enough iterations; everything past the budget is cut off. "Multi-objective ASHA" searches val_mse and
+the model's size (``--objectives val_mse,params``, TPE's multi-objective mode), ASHA judging val_mse alone; its
+curve is the best val_mse it found, as for the others. The result: best-so-far val MSE vs epochs
 spent (median and 25th-75th percentile over seeds) and, per method and K, the compute needed to reach the value
 of the table's best 5 % of configurations (:func:`target_value`), in epochs and in simulated seconds; the gaps
 between methods are tested over the seeds' outcomes against the best method, with the table's own noise (the
@@ -27,6 +32,7 @@ same configurations trained with other seeds) as the practical margin (:func:`be
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import tempfile
 import time
@@ -62,13 +68,15 @@ class Method:
     name: str
     label: str
     sampler: str | None  # Optuna sampler (Ray engine); None for keras-tuner
-    scheduler: str  # "none", "asha" or "hyperband"
+    scheduler: str  # "none", "asha" or "hyperband" (Ray's; keras-tuner's when sampler is None)
     startup_trials: int | None = None  # the sampler's random trials before its model (None: Optuna's default)
+    objectives: tuple[str, ...] = ("val_mse",)  # the study's; a scheduler judges the first
 
     def samples(self, budget: int, max_epochs: int, workers: int = 1) -> int:
         """Trials to start so that the budget is spent (extra epochs are cut off afterwards): with K workers,
         K - 1 trials are still running when the budget is reached."""
-        per_trial = ASHA_EPOCHS_PER_TRIAL if self.scheduler == "asha" else max_epochs
+        per_trial = {"asha": ASHA_EPOCHS_PER_TRIAL, "hyperband": hyperband_epochs_per_trial(max_epochs)}.get(
+            self.scheduler, max_epochs)
         return max(1, math.ceil(budget / per_trial)) + workers - 1
 
     def runs_with(self, workers: int) -> bool:
@@ -89,7 +97,28 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("cmaes", "Optuna CMA-ES", "cmaes", "none"),  # GP would need PyTorch (caesweep[gp]); CMA-ES does not
     Method("tpe-asha", "TPE + ASHA", "tpe", "asha", startup_trials=TPE_STARTUP_TRIALS),
     Method("hyperband", "keras-tuner Hyperband", None, "hyperband"),
+    Method("tpe-hyperband", "TPE + Hyperband (Ray)", "tpe", "hyperband", startup_trials=TPE_STARTUP_TRIALS),
+    Method("tpe-asha-mo", "multi-objective TPE + ASHA (val_mse, params)", "tpe", "asha",
+           startup_trials=TPE_STARTUP_TRIALS, objectives=("val_mse", "params")),
 )}
+
+
+def hyperband_epochs_per_trial(max_epochs: int, eta: int = HYPERBAND_FACTOR) -> float:
+    """The epochs a trial of one whole band of Ray's Hyperband trains on average (its brackets as Ray sizes them,
+    each trial training to its rung and a third of them on to the next; the last rung at ``max_epochs``)."""
+    brackets = round(math.log(max_epochs) / math.log(eta)) + 1
+    trials = epochs = 0
+    for s in range(brackets - 1, -1, -1):
+        rung = int(max_epochs * eta ** (-s))
+        if rung == 0:
+            continue
+        n = math.ceil(brackets / (s + 1) * eta**s)
+        trials += n
+        trained = 0
+        for _ in range(s + 1):
+            epochs += n * (rung - trained)
+            trained, n, rung = rung, math.ceil(n / eta), min(rung * eta, max_epochs)
+    return epochs / trials
 
 
 def run(plan: RunPlan, methods: tuple[str, ...] = tuple(METHODS)) -> dict[str, Any]:
@@ -134,7 +163,7 @@ def run_method(
 ) -> pd.DataFrame:
     """One run: its events (``trial``, ``epoch``, ``value``, ``seconds``: the simulated time the epoch finished)
     in the order the epochs finished, cut at the budget."""
-    if method.scheduler == "hyperband":
+    if method.sampler is None:
         events = hyperband_events(space, table, seed, plan.budget)
     else:
         events = ray_events(plan, method, space, table, seed, workers)
@@ -151,7 +180,7 @@ def ray_events(
     opts = sweep_options(
         plan, space, study, sampler=method.sampler, scheduler=method.scheduler, samples=samples, seed=seed,
         concurrency=workers,
-        startup_trials=method.startup_trials,
+        startup_trials=method.startup_trials, objectives=method.objectives,
         cpus_per_trial=1.0 / workers, max_failures=0,
     )
     probe = plan.folder / "events" / f"{study}.csv"
@@ -160,7 +189,8 @@ def ray_events(
     log = plan.folder / "logs" / f"{study}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     name = f"{study}-{uuid.uuid4().hex[:8]}"  # a new clock per run, also when Ray outlives the run
-    trainable = timed_replay(table, name, workers, probe, plan.time_scale, trials=samples)
+    trainable = timed_replay(table, name, workers, probe, plan.time_scale, trials=samples,
+                             checkpoints=method.scheduler == "hyperband")
     try:
         with log.open("w") as stream, contextlib.redirect_stdout(stream):  # Ray's per-trial tables go to the log
             study_read = run_study(opts, space, trainable=trainable, rerun=True)
@@ -172,13 +202,15 @@ def ray_events(
 
 def timed_replay(
     table: tabular.Table, clock_name: str, workers: int, probe: Path, time_scale: float | None,
-    trials: int | None = None,
+    trials: int | None = None, checkpoints: bool = False,
 ) -> Trainable:
     """The replay trainable (:func:`benchmarks.tabular.replay_trainable`) with time: every epoch finishes at its
     simulated time (the study's :class:`benchmarks.clock.Clock`), or after ``time_scale`` times its recorded
     seconds of sleep; each trial appends its start (epoch 0) and every epoch (trial, epoch, time, val_mse) to
     ``probe`` as it finishes, so the file lists the epochs in the order the driver received them. ``trials``:
-    the study's number of trials, so that the clock knows when the last has started (:mod:`benchmarks.clock`)."""
+    the study's number of trials, so that the clock knows when the last has started (:mod:`benchmarks.clock`).
+    ``checkpoints``: each epoch is reported with a checkpoint (its number), and a trial restored from one (paused
+    by Hyperband, then resumed) replays from the next epoch, joining the clock again at its time then."""
     train_images = int(table.meta.get("train_images", 0))
 
     def trial(config: dict[str, Any], data: Any, settings: Any) -> None:
@@ -190,32 +222,49 @@ def timed_replay(
         if replay is None:
             return
         shared = clock.start(clock_name, workers, trials=trials) if time_scale is None else None
+        done = _checkpoint_epoch(tune.get_checkpoint())
+        run = f"{name}/{done}" if done else name  # this run of the trial in the clock (benchmarks.clock)
 
         def note(epoch: int, at: float, value: float) -> None:
             with probe.open("a") as stream:  # one short line per append: whole lines with several workers
                 stream.write(f"{name},{epoch},{at!r},{value!r}\n")
 
-        now = ray.get(shared.join.remote(name)) if shared is not None else time.time()
-        note(0, now, math.nan)
+        now = ray.get(shared.join.remote(run)) if shared is not None else time.time()
+        if not done:
+            note(0, now, math.nan)
         ends = now
         try:
-            for report in tabular.replay_reports(replay, table.epochs, train_images):
+            for report in tabular.replay_reports(replay, table.epochs, train_images)[done:]:
                 ends += report["seconds"]
                 if shared is not None:
-                    at = ray.get(shared.advance.remote(name, ends))
-                    if math.isnan(at):  # the driver saw this trial end (stopped): it reports nothing more
+                    at = ray.get(shared.advance.remote(run, ends))
+                    if math.isnan(at):  # the driver saw this trial end (stopped) or pause: nothing more here
                         return
                 else:
                     time.sleep(max(0.0, (time_scale or 0.0) * report["seconds"]))
                     at = time.time()
                 note(int(report["epoch"]), at, float(report["val_mse"]))
-                tune.report(report)
+                if not checkpoints:
+                    tune.report(report)
+                    continue
+                with tempfile.TemporaryDirectory() as folder:
+                    (Path(folder) / "epoch.json").write_text(json.dumps({"epoch": int(report["epoch"])}))
+                    tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
         finally:
             if shared is not None:
-                ray.get(shared.leave.remote(name))
+                ray.get(shared.leave.remote(run))
 
-    # The simulated clock must hear in the driver when Tune ends a trial (see benchmarks.clock.leave_on_end).
-    return Trainable(trial, driver_callbacks=(clock.leave_on_end(clock_name),) if time_scale is None else ())
+    # The simulated clock must hear in the driver when Tune ends (or pauses) a trial (benchmarks.clock.leave_on_end).
+    callbacks = (clock.leave_on_end(clock_name, paused=checkpoints),) if time_scale is None else ()
+    return Trainable(trial, driver_callbacks=callbacks)
+
+
+def _checkpoint_epoch(checkpoint: Any) -> int:
+    """The last epoch a replayed trial's checkpoint holds (0: none)."""
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as folder:
+        return int(json.loads((Path(folder) / "epoch.json").read_text())["epoch"])
 
 
 def read_probe(probe: Path, time_scale: float | None, numbers: dict[str, int] | None = None) -> pd.DataFrame:
@@ -390,8 +439,10 @@ def blocks(
         "table repeated counts at the mean of its other seeds, since the main seed chose it); "
         f"'>{plan.budget}' when half the runs or more never did. seconds to target: the simulated wall-clock "
         "time then (with K workers, K epochs run at once).",
-        f"Clock: {clock}. Ray methods are real sweeps (Ray Tune, Optuna, ASHA, the study tables) replaying the "
-        "table with K trials at once; Hyperband drives keras-tuner's oracle directly, one trial at a time.",
+        f"Clock: {clock}. Ray methods are real sweeps (Ray Tune, Optuna, ASHA or Hyperband, the study tables) "
+        "replaying the table with K trials at once (Ray's Hyperband pauses a trial at its rung, freeing its worker, "
+        "and resumes it from its checkpoint); keras-tuner Hyperband drives keras-tuner's oracle directly, one trial "
+        "at a time. Multi-objective TPE + ASHA searches val_mse and the model's size, ASHA judging val_mse.",
         f"Samplers: TPE (alone and with ASHA) lets its model choose after {TPE_STARTUP_TRIALS} random trials "
         "(`--startup-trials`; Optuna's default of 10 would make the default budget's 10 trials random search), "
         "CMA-ES after Optuna's default of 1.",

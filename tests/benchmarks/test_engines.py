@@ -20,12 +20,20 @@ from tests.conftest import read_study_table
 BUDGET = 12
 
 
-def test_methods_are_the_five_of_the_issue() -> None:
-    assert list(engines.METHODS) == ["random", "tpe", "cmaes", "tpe-asha", "hyperband"]
+def test_methods_are_the_seven_of_the_issues() -> None:
+    assert list(engines.METHODS) == ["random", "tpe", "cmaes", "tpe-asha", "hyperband", "tpe-hyperband",
+                                     "tpe-asha-mo"]
     assert engines.METHODS["random"].samples(180, 9) == 20
     assert engines.METHODS["tpe-asha"].samples(180, 9) == 120
     assert engines.METHODS["random"].samples(180, 9, workers=4) == 23  # 3 still running at the budget
     assert not engines.METHODS["hyperband"].runs_with(4) and engines.METHODS["tpe"].runs_with(4)
+    assert engines.METHODS["tpe-hyperband"].runs_with(4) and engines.METHODS["tpe-asha-mo"].objectives == (
+        "val_mse", "params")
+    # Ray's Hyperband for 18 epochs: brackets of 12 (rungs at 2, 6, 18), 6 (6, 18) and 4 trials (18): 196 epochs
+    # for 22 trials; for 3 epochs: 3 trials (rungs 1, 3) and 2 (3): 11 epochs for 5.
+    assert engines.hyperband_epochs_per_trial(18) == pytest.approx(196 / 22)
+    assert engines.hyperband_epochs_per_trial(3) == pytest.approx(11 / 5)
+    assert engines.METHODS["tpe-hyperband"].samples(180, 18) == 21
 
 
 def test_hyperband_replays_the_table_and_stops_at_the_budget(tiny_table: Path, tiny_table_space: Space) -> None:
@@ -97,6 +105,38 @@ def test_tiny_engines_run_writes_curves_and_the_compute_table(
     bigger = tiny_engines.plan(RunSettings(root=tmp_path, budget=BUDGET + 3, seeds=1, table=tiny_table, workers=2))
     with pytest.raises(BenchmarkError, match="holds a study run with other settings"):
         engines.run(bigger, methods=("tpe-asha",))
+
+
+@pytest.mark.slow
+def test_ray_hyperband_and_multi_objective_asha_replay_in_simulated_time(
+    tmp_path: Path, tiny_table: Path, tiny_engines: BenchmarkDefinition, in_process_ray: None,
+) -> None:
+    """Ray's Hyperband pauses trials at their rung (each leaves the simulated clock, freeing its worker) and
+    resumes the one its bracket keeps from its checkpoint; multi-objective ASHA searches val_mse and params. With
+    the tiny table's 3 epochs the first bracket holds 3 trials judged at epoch 1 and keeps 1: 2 stopped, by
+    construction. Whatever the order, each trial's epochs come once each, in order, and the driver receives them
+    in simulated-time order."""
+    plan = tiny_engines.plan(RunSettings(root=tmp_path, budget=BUDGET, seeds=1, table=tiny_table, workers=2))
+    result = engines.run(plan, methods=("tpe-hyperband", "tpe-asha-mo"))
+    folder = tmp_path / "benchmarks" / "engines"
+    assert result["studies"] == ["tpe-asha-mo-k2-s0", "tpe-hyperband-k2-s0"]
+    metas = {s: json.loads((folder / s / "study.json").read_text()) for s in result["studies"]}
+    assert {s: m["status"] for s, m in metas.items()} == dict.fromkeys(result["studies"], "done")
+    assert metas["tpe-hyperband-k2-s0"]["scheduler"] == "hyperband"
+    assert metas["tpe-asha-mo-k2-s0"]["options"]["objectives"] == ["val_mse", "params"]
+    trials = read_study_table(folder / "tpe-hyperband-k2-s0" / "trials.csv")
+    first = trials.sort_values("number").head(3)  # the first bracket
+    assert sorted(first["status"]) == ["COMPLETE", "PRUNED", "PRUNED"]
+    assert set(first.loc[first["status"] == "PRUNED", "epochs"]) == {1}
+    for study in result["studies"]:
+        events = engines.read_probe(folder / "events" / f"{study}.csv", None)
+        assert events["seconds"].is_monotonic_increasing
+        for _, rows in events.groupby("trial"):
+            assert rows["epoch"].tolist() == list(range(1, len(rows) + 1))  # resumed where it paused
+        assert len(events) == int(read_study_table(folder / study / "trials.csv")["epochs"].sum())
+    compute = pd.DataFrame(result["compute_to_target"]).set_index("method")
+    assert set(compute.index) == {"tpe-hyperband-k2", "tpe-asha-mo-k2"}
+    assert compute.loc["tpe-hyperband-k2", "label"] == "TPE + Hyperband (Ray), 2 workers"
 
 
 def test_a_table_that_lacks_part_of_the_grid_is_refused(
