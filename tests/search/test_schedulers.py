@@ -1,4 +1,5 @@
-"""The schedulers' choice of the next trial is Ray's FIFO choice, made from the trials that have not ended."""
+"""The schedulers' choice of the next trial is Ray's FIFO choice, made from the trials that have not ended; Ray's
+Hyperband as a sweep runs it (search.schedulers.LiveHyperBand)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import pickle
 import random
 
 import pytest
+from ray import cloudpickle
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler
 
-from search.schedulers import LiveASHAScheduler, LiveFIFOScheduler
+from search.schedulers import LiveASHAScheduler, LiveFIFOScheduler, LiveHyperBand
 
 STATUSES = (Trial.PENDING, Trial.RUNNING, Trial.PAUSED, Trial.TERMINATED, Trial.ERROR)
 
@@ -72,3 +74,41 @@ def test_pickled_scheduler_keeps_no_trials() -> None:
     assert copy.choose_trial_to_run(controller) is None
     copy.on_trial_add(controller, trial)
     assert copy.choose_trial_to_run(controller) is trial
+
+
+def _hyperband(max_running: int | None = None) -> LiveHyperBand:
+    return LiveHyperBand(time_attr="epoch", metric="loss", mode="min", max_t=3, reduction_factor=3,
+                         stop_last_trials=False, max_running=max_running)
+
+
+def test_hyperband_gives_a_restored_runs_ended_trials_no_bracket_and_is_pickled_without_trials() -> None:
+    """Tune adds a restored run's finished trials to the scheduler too; in a bracket they would never reach its
+    rung, and the bracket would wait for them for good. A bracket is full once given all its trials (3 for 3
+    epochs), ended ones included: a trial that ended does not free its place."""
+    scheduler, controller = _hyperband(), Controller()
+    ended = Trial("__fake", stub=True)
+    ended.set_status(Trial.TERMINATED)
+    scheduler.on_trial_add(controller, ended)
+    assert ended not in scheduler._trial_info
+    scheduler.on_trial_remove(controller, ended)  # Tune's notice for a trial never placed: nothing to do
+    trials = [Trial("__fake", stub=True) for _ in range(4)]
+    for trial in trials[:3]:
+        scheduler.on_trial_add(controller, trial)
+    first, _ = scheduler._trial_info[trials[0]]
+    first.cleanup_trial(trials[0])  # it ended
+    scheduler.on_trial_add(controller, trials[3])
+    assert scheduler._trial_info[trials[3]][0] is not first  # the next bracket
+    copy = cloudpickle.loads(cloudpickle.dumps(scheduler))  # as Tune pickles it (Ray's lambdas need cloudpickle)
+    assert copy._trial_info == {} and copy.max_running is None
+
+
+def test_hyperband_resumes_no_trial_while_max_running_train() -> None:
+    scheduler, controller = _hyperband(max_running=1), Controller()
+    for _ in range(3):
+        trial = Trial("__fake", stub=True)
+        controller.trials.append(trial)
+        scheduler.on_trial_add(controller, trial)
+    assert scheduler.choose_trial_to_run(controller) is controller.trials[0]  # pending, none running
+    controller.trials[0].set_status(Trial.RUNNING)
+    assert scheduler.choose_trial_to_run(controller) is None
+    assert _hyperband(max_running=2).choose_trial_to_run(controller) is None  # nothing added to that one
