@@ -9,17 +9,28 @@ The overhead includes Ray's start, TensorFlow's import in each worker (reused ac
 building, the per-epoch checkpoint and report, test evaluation and the bookkeeping of the driver.
 
     python -m benchmarks.sweep_overhead [--trials 8] [--epochs 2] [--limit 512] [--out FILE]
+
+``--mlflow URI`` (or ``--mlflow local``: a loopback ``mlflow server`` with a SQLite backend, started here) measures
+what MLflow logging adds: ``--rounds`` pairs of sweeps, without and with ``--mlflow``, alternating which goes
+first, and prints the medians of each side's overhead per trial and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
+import signal
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +63,11 @@ TARGET_SECONDS = 2.0
 PARTS = ("setup", "checkpoint", "eval")  # the trial's own cost outside training, as each trial reports it
 
 
-def measure(trials: int = 8, epochs: int = 2, limit: int = 512, precision: str | None = None) -> dict[str, Any]:
-    """Run the sweep in a subprocess (as a user would) and return the timings (``precision``: the trainings')."""
+def measure(
+    trials: int = 8, epochs: int = 2, limit: int = 512, precision: str | None = None, mlflow: str | None = None
+) -> dict[str, Any]:
+    """Run the sweep in a subprocess (as a user would) and return the timings (``precision``: the trainings';
+    ``mlflow``: the tracking server its trials log to, else none, whatever MLFLOW_TRACKING_URI says)."""
     with tempfile.TemporaryDirectory(prefix="caesweep-overhead-") as tmp:
         space = Path(tmp) / "overhead.yaml"
         space.write_text(space_text(precision))
@@ -61,6 +75,7 @@ def measure(trials: int = 8, epochs: int = 2, limit: int = 512, precision: str |
             sys.executable, "-m", "search", "run", "--space", str(space), "--study", "overhead", "--root", tmp,
             "--samples", str(trials), "--max-epochs", str(epochs), "--limit", str(limit), "--scheduler", "none",
             "--concurrency", "1", "--cpus-per-trial", "2",
+            *(["--mlflow", mlflow] if mlflow else ["--no-mlflow"]),
         ]
         started, t0 = time.perf_counter(), time.time()
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
@@ -108,13 +123,102 @@ def _first_and_last_epoch(study: Path) -> tuple[float, float]:
     return min(starts), max(ends)
 
 
+@contextlib.contextmanager
+def loopback_mlflow(folder: Path, timeout: float = 120.0) -> Iterator[str]:
+    """A real ``mlflow server`` on a free loopback port, its runs in SQLite and its artifacts under ``folder``;
+    its URI once it answers; stopped on exit."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    with (folder / "mlflow-server.log").open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+             "--artifacts-destination", str(folder / "mlflow-artifacts"), "--host", "127.0.0.1", "--port",
+             str(port), "--workers", "1"],
+            cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            # Without the server's job runner (GenAI jobs: seven more processes), which no run here needs.
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        )
+        uri = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + timeout
+            while not _answers(f"{uri}/health"):
+                if proc.poll() is not None or time.time() > deadline:
+                    said = (folder / "mlflow-server.log").read_text()[-2000:]
+                    raise RuntimeError(f"mlflow server did not start:\n{said}")
+                time.sleep(0.5)
+            yield uri
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def compare_mlflow(uri: str, rounds: int, trials: int, epochs: int, limit: int) -> dict[str, Any]:
+    """``rounds`` pairs of sweeps without and with MLflow logging to ``uri`` (which goes first alternates, so a
+    machine that slows down over the runs burdens both sides alike); the medians and their ratio."""
+    sides: dict[str, list[dict[str, Any]]] = {"without": [], "with": []}
+    for round_ in range(rounds):
+        for side in (("without", "with") if round_ % 2 == 0 else ("with", "without")):
+            sides[side].append(measure(trials, epochs, limit, mlflow=uri if side == "with" else None))
+            print(f"round {round_ + 1} {side}: overhead {sides[side][-1]['overhead_per_trial_seconds']:.2f} s per "
+                  f"trial (steady {sides[side][-1]['steady_overhead_per_trial_seconds']:.2f} s)", flush=True)
+    keys = ("overhead_per_trial_seconds", "steady_overhead_per_trial_seconds", "startup_seconds",
+            "teardown_seconds", "wall_seconds", "train_seconds")
+    medians = {side: {k: statistics.median(r[k] for r in runs) for k in keys} for side, runs in sides.items()}
+    return {
+        "rounds": rounds, "trials": trials, "epochs": epochs, "images_per_split": limit, "medians": medians,
+        "ratio_overhead_per_trial": medians["with"]["overhead_per_trial_seconds"]
+        / medians["without"]["overhead_per_trial_seconds"],
+        "ratio_steady_overhead_per_trial": medians["with"]["steady_overhead_per_trial_seconds"]
+        / medians["without"]["steady_overhead_per_trial_seconds"],
+        "runs": sides,
+    }
+
+
+def _print_comparison(result: dict[str, Any]) -> None:
+    med = result["medians"]
+    for name, key in (("overhead per trial", "overhead_per_trial_seconds"),
+                      ("steady overhead per trial", "steady_overhead_per_trial_seconds"),
+                      ("start-up", "startup_seconds"), ("tear-down", "teardown_seconds")):
+        print(f"{name}: without MLflow {med['without'][key]:.2f} s, with {med['with'][key]:.2f} s "
+              f"({med['with'][key] - med['without'][key]:+.2f} s)")
+    print(f"medians of {result['rounds']} rounds x {result['trials']} trials x {result['epochs']} epochs: MLflow "
+          f"logging multiplies the overhead per trial by {result['ratio_overhead_per_trial']:.3f}, the steady "
+          f"overhead by {result['ratio_steady_overhead_per_trial']:.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=8)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--limit", type=int, default=512)
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/sweep_overhead.json"))
+    p.add_argument("--mlflow", default=None, metavar="URI",
+                   help="compare with MLflow logging to this tracking server (local: start one on loopback)")
+    p.add_argument("--rounds", type=int, default=3, help="with --mlflow: pairs of sweeps, without and with")
     args = p.parse_args(argv)
+    if args.mlflow:
+        with tempfile.TemporaryDirectory(prefix="caesweep-mlflow-") as tmp, contextlib.ExitStack() as stack:
+            uri = args.mlflow if args.mlflow != "local" else stack.enter_context(loopback_mlflow(Path(tmp)))
+            compared = compare_mlflow(uri, args.rounds, args.trials, args.epochs, args.limit)
+        _print_comparison(compared)
+        out = args.out.with_name(args.out.stem + "_mlflow.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(compared, indent=2))
+        return 0
     result = measure(args.trials, args.epochs, args.limit)
     print(
         f"{result['trials']} trials x {result['epochs']} epochs: wall {result['wall_seconds']:.1f} s, "

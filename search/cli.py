@@ -8,7 +8,7 @@ from typing import Any
 
 from cae.cli import ArgumentParser
 from cae.precision import PRECISIONS
-from search import commands, export
+from search import commands, export, mlflow_log
 from search.options import (
     ENGINES,
     GPU_MEMORY_MODES,
@@ -71,6 +71,7 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--enqueue", default=None, metavar="FILE.yaml",
                    help="configurations to train first, in order (a YAML list; a partial one is completed by "
                         "the sampler)")
+    mlflow_log.add_arguments(r)
 
     r.add_argument("--verbose", action="store_true", help="also show Ray Tune's per-trial tables")
 
@@ -106,6 +107,7 @@ def _server_options(parser: Any) -> None:
     parser.add_argument("--storage", default=None,
                         help="the Optuna storage URL the study records, when it is not the study's own file")
     parser.add_argument("--address", default=None, help="the Ray cluster to join (auto, HOST:PORT, ray://HOST:PORT)")
+    mlflow_log.add_arguments(parser)
 
 
 def options_from_args(args) -> SweepOptions:
@@ -121,7 +123,7 @@ def options_from_args(args) -> SweepOptions:
         precision=args.precision,
         time_budget_s=None if args.time_budget is None else parse_duration(args.time_budget),
         time_budget_hard=args.time_budget_hard, max_params=args.max_params, max_weights_mb=args.max_weights_mb,
-        warm_start=tuple(args.warm_start), enqueue=args.enqueue,
+        warm_start=tuple(args.warm_start), enqueue=args.enqueue, mlflow=mlflow_log.given(args),
         extra={"shared_root": args.shared_root},
     )
 
@@ -142,7 +144,8 @@ def prepare(argv: Sequence[str] | None = None, trainable: Callable[..., None] | 
         results.validate_name(opts.study)
         return commands.prepare_run(opts, trainable, verbose=args.verbose)
     if args.command in ("resume", "confirm"):
-        servers = Servers(storage=args.storage, address=args.address)
+        servers = Servers(storage=args.storage, address=args.address, mlflow=mlflow_log.given(args),
+                          no_mlflow=args.no_mlflow)
     if args.command == "resume":
         return commands.prepare_resume(args.study, args.root, args.samples, args.verbose, trainable, servers)
     if args.command == "confirm":

@@ -22,7 +22,7 @@ import pandas as pd
 import results
 from cae.errors import StudyError, UsageError
 from results.trials import search_trials
-from search import controls
+from search import controls, mlflow_log
 from search.engine import Engine, get_engine
 from search.interrupt import Interrupted, Interruption, exit_code, interruption_in
 from search.metadata import new_meta, now, update_meta
@@ -44,7 +44,7 @@ def prepare_run(
 ) -> Callable[[], int]:
     """Check a new study completely (writing nothing) and return the run itself (``trainable``: see
     :class:`search.sweep.Trainable`)."""
-    sweep = replace(plan_new(opts, trainable), verbose=verbose)
+    sweep = mlflow_log.plan_new(replace(plan_new(opts, trainable), verbose=verbose))
     return lambda: _run(sweep)
 
 
@@ -62,6 +62,7 @@ def _run(sweep: Sweep) -> int:
         print(f"note: {name} stops trials on {opts.objectives[0]} alone (the first objective); the Pareto set "
               "compares the trials that finish")
     meta = new_meta(sweep)
+    sweep = mlflow_log.bind(sweep, meta)  # the study's MLflow experiment, before its folder is made
     if sweep.warm is not None:
         meta["warm_start"] = sweep.warm.record()
     if sweep.enqueued:
@@ -105,6 +106,7 @@ def prepare_resume(
     one the study was started with, when it was not caesweep's training)."""
     paths, meta = _stored(name, root)
     sweep, _ = plan_resume(paths, meta, root, samples, servers)
+    sweep = mlflow_log.plan_stored(sweep, servers.mlflow, servers.no_mlflow)
     sweep = replace(sweep, verbose=verbose, trainable=Trainable.of(trainable or sweep.trainable))
     return lambda: _resume(sweep)
 
@@ -121,6 +123,7 @@ def _resume(sweep: Sweep) -> int:
     with results.StudyLock(sweep.paths):
         meta = results.read_meta(sweep.paths)  # as it is now that this process is the study's one writer
         engine = get_engine(sweep.opts.engine)
+        sweep = mlflow_log.bind(sweep, meta)
         engine.prepare(sweep)
         meta["samples"] = sweep.samples
         return _execute(engine, sweep, meta, resume=True)
@@ -142,6 +145,7 @@ def prepare_confirm(
         raise UsageError(f"--split-seeds {split_seeds}: give at least 1 further split (or leave it out)")
     paths, meta = _stored(name, root)
     sweep, _ = plan_resume(paths, meta, root, None, servers)
+    sweep = mlflow_log.plan_stored(sweep, servers.mlflow, servers.no_mlflow)
     if not get_engine(sweep.opts.engine).confirms:
         raise UsageError(f"study {name!r} ran on {sweep.opts.engine}; confirm runs on the Ray engine (a Ray study)")
     sweep = replace(sweep, verbose=verbose, trainable=Trainable.of(trainable or sweep.trainable))
@@ -166,6 +170,7 @@ def _confirm(
     paths, engine = sweep.paths, get_engine(sweep.opts.engine)
     with results.StudyLock(paths):
         meta = results.read_meta(paths)
+        sweep = mlflow_log.bind(sweep, meta)
         unfinished = meta.get("confirm", {}).get("status") not in (None, "done")
         if configs or unfinished:  # every repeat trained: the tables are rebuilt without starting Ray
             engine.prepare(sweep)
@@ -176,6 +181,7 @@ def _confirm(
             update_meta(paths, meta, confirm={**settings, "status": "running"})
             try:
                 trials = engine.confirm(sweep, meta, stop, configs, target, unfinished)
+                mlflow_log.reconcile(sweep, trials)
             except (Interrupted, Exception) as exc:
                 if (second := interruption_in(exc)) is not None:  # stop now, the study stays resumable
                     update_meta(paths, meta, confirm={**settings, "status": "interrupted"})
@@ -243,6 +249,7 @@ def _execute(engine: Engine, sweep: Sweep, meta: dict[str, Any], resume: bool) -
         update_meta(sweep.paths, meta, status="running", failure=None)
         try:
             trials = engine.run(sweep, meta, stop, resume)
+            mlflow_log.reconcile(sweep, trials)  # what only the driver knows: pruned trials, set-aside ones
         except (Interrupted, Exception) as exc:
             if (second := interruption_in(exc)) is not None:  # the second signal: stop now, still resumable
                 update_meta(sweep.paths, meta, status="interrupted")

@@ -127,6 +127,9 @@ class SweepOptions:
     max_weights_mb: float | None = None
     warm_start: tuple[str, ...] = ()
     enqueue: str | None = None  # a YAML file of configurations (validated against the space before the study)
+    # The MLflow tracking server every trial logs to (search.mlflow_log): as given until the plan checks it, then
+    # (and in study.json) with its password masked; a resume logs only to a server named again.
+    mlflow: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -169,6 +169,8 @@ class Servers:
 
     storage: str | None = None  # --storage: the recorded URL again (or where that database is now)
     address: str | None = None  # --address: the cluster to join (auto, HOST:PORT, ray://HOST:PORT)
+    mlflow: str | None = None  # --mlflow (or $MLFLOW_TRACKING_URI): the tracking server to log to (search.mlflow_log)
+    no_mlflow: bool = False  # --no-mlflow: continue a study that logged to MLflow without logging
 
 
 def _given_servers(

@@ -52,6 +52,8 @@ class TrialSettings:
     # The wall time (time.time()) after which a trial stops at its next epoch end without a final report, so it is
     # told as pruned: a study's hard time budget (--time-budget-hard); None: no such stop.
     stop_at: float | None = None
+    # Where each trial logs its MLflow run (search.mlflow_log.MlflowTarget, with the URI's credentials); None: not.
+    mlflow: Any = None
 
 
 class BudgetSpent(Exception):  # noqa: N818  (not an error: the study's time is up)
@@ -154,12 +156,14 @@ def run_trial(config: dict[str, Any], data: Dataset | Mapping[int, Dataset], set
     configure_devices(settings.gpus, settings.cpus, settings.gpu_memory)  # before TensorFlow starts
     from ray import tune
 
+    from cae.checkpoint import MODEL_FILE
     from cae.config import from_flat
     from cae.runtime import keras
     from cae.tasks import get_task
     from cae.training import DivergedError, prepare, train
 
     started = time.time()
+    tracker = None  # the trial's MLflow run, once its configuration is known
     _clear_session(keras)
     remove_orphaned_scratch()
     node = node_label()
@@ -169,18 +173,27 @@ def run_trial(config: dict[str, Any], data: Dataset | Mapping[int, Dataset], set
         prepared = prepare(get_task(run.train.task), data_for(data, flat), run.train.noise, run.train.seed)
         trial_id = tune.get_context().get_trial_id()
         logger = _tensorboard(settings.tensorboard_dir, trial_id, config, run)
-        reporter = _Reporter(run, prepared, node, settings.models_dir, tune, started, logger, settings.stop_at)
+        tracker = _mlflow(settings.mlflow, trial_id, flat, config, run)
+        reporter = _Reporter(run, prepared, node, settings.models_dir, tune, started, logger, settings.stop_at,
+                             tracker)
         finished = finished_record(settings.models_dir, trial_id)
         if finished is not None:
             # Finished before the driver stopped, even if Ray had not registered its last checkpoint yet:
             # report the same final result; train and score nothing.
+            if tracker is not None:
+                tracker.finish(finished, Path(str(settings.models_dir)) / f"{trial_id}.keras", again=True)
             tune.report(finished)
             return
         with _restored(tune.get_checkpoint()) as resume_from:
             if resume_from is not None and (Path(resume_from) / FINAL_FILE).exists():
-                tune.report(json.loads((Path(resume_from) / FINAL_FILE).read_text()))
+                final = json.loads((Path(resume_from) / FINAL_FILE).read_text())
+                if tracker is not None:
+                    tracker.finish(final, Path(resume_from) / MODEL_FILE, again=True)
+                tune.report(final)
                 return
-            hooks = [reporter] if logger is None else [logger, reporter]  # logged before it is checkpointed
+            # Logged before it is checkpointed (a step logged by a process killed before its checkpoint is not
+            # logged again by the one that trains it again).
+            hooks = [hook for hook in (logger, tracker, reporter) if hook is not None]
             result = train(run, prepared, hooks=hooks, resume_from=resume_from, evaluate_test=False)
         if not reporter.final_sent:
             # Resumed after its last epoch had been checkpointed: report the final result once.
@@ -188,9 +201,13 @@ def run_trial(config: dict[str, Any], data: Dataset | Mapping[int, Dataset], set
     except BudgetSpent:
         return  # the study's hard time budget: ended without its final report, so it is told as pruned
     except DivergedError as exc:
+        if tracker is not None:
+            tracker.failed(str(exc))
         tune.report(FailedReport(str(exc), node, extra={"seconds_total": time.time() - started}).to_dict())
     except Exception as exc:  # a failed trial is a row with its reason, never a crashed sweep
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        if tracker is not None:
+            tracker.failed(reason)
         tune.report(FailedReport(reason, node, traceback=traceback.format_exc()[-4000:]).to_dict())
 
 
@@ -214,6 +231,16 @@ def finished_record(models_dir: str | None, trial_id: str) -> dict[str, Any] | N
     return record if isinstance(record, dict) and record.get("final") else None
 
 
+def _mlflow(target: Any, trial_id: str, flat: dict[str, Any], config: dict[str, Any], run: Any) -> Any:
+    """The trial's MLflow run (search.mlflow_log) when its study logs to MLflow: parameters are the resolved
+    configuration."""
+    if target is None:
+        return None
+    from search.mlflow_log import trial_run
+
+    return trial_run(target, trial_id, flat, run.model.describe(), config.get(REPEAT_OF))
+
+
 def _tensorboard(folder: str | None, trial_id: str, config: dict[str, Any], run: Any) -> Any:
     """The trial's TensorBoard epoch logger (its hyperparameters are the sampled values and the architecture)."""
     if folder is None:
@@ -233,9 +260,10 @@ class _Reporter:
 
     def __init__(
         self, run: Any, prepared: Any, node: str, models_dir: str | None, tune: Any, started: float, logger: Any,
-        stop_at: float | None = None,
+        stop_at: float | None = None, tracker: Any = None,
     ) -> None:
         self.run = run
+        self.tracker = tracker  # the trial's MLflow run (None: the study does not log to MLflow)
         self.stop_at = stop_at
         self.logger = logger  # the trial's TensorBoard logger (None: no local study folder)
         self.prepared = prepared
@@ -269,6 +297,8 @@ class _Reporter:
             checkpoint.save(folder, state.model, state.progress, state.best_weights)
             if last:
                 (Path(folder) / FINAL_FILE).write_text(json.dumps(metrics))
+                if self.tracker is not None:  # before the final record, after which a restart reports only
+                    self.tracker.finish(metrics, Path(folder) / checkpoint.MODEL_FILE)
                 self._keep(Path(folder) / checkpoint.MODEL_FILE, metrics)
             self.tune.report(metrics, checkpoint=self.tune.Checkpoint.from_directory(folder))
         eval_seconds = report.eval_seconds if isinstance(report, FinalReport) else None
@@ -286,6 +316,8 @@ class _Reporter:
         metrics = report.to_dict()
         with scratch_folder() as folder:
             result.model.save(Path(folder) / "model.keras")
+            if self.tracker is not None:
+                self.tracker.finish(metrics, Path(folder) / "model.keras", history=result.history)
             self._keep(Path(folder) / "model.keras", metrics)
         self.tune.report(metrics)
         self.final_sent = True

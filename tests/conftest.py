@@ -22,6 +22,8 @@ from cae.data import Dataset, load_dataset
 # No test reaches the internet: a dataset that downloads itself when missing (plain cifar10, stl10) fetches from
 # this loopback port, where nothing listens, unless a test of the downloads names its own loopback mirror.
 os.environ["CAESWEEP_DATA_MIRROR"] = "http://127.0.0.1:9/"
+# Nor does a sweep log to the user's MLflow server: only the MLflow tests name one (their own, on loopback).
+os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 CIFAR_TRAIN_PER_BATCH = 20  # 5 batches: 100 official training images
 CIFAR_TEST = 10
