@@ -188,6 +188,42 @@ def compare_mlflow(uri: str, rounds: int, trials: int, epochs: int, limit: int) 
     }
 
 
+def logging_cost(uri: str, trials: int = 10, epochs: int = 2, model_bytes: int = 300_000) -> dict[str, Any]:
+    """What MLflow logging costs, in parts: importing MLflow in a fresh process (once per driver and per trial
+    worker), and the calls of one trial (find or create its run, ``epochs`` epochs, the end with a model of
+    ``model_bytes``) from this process against ``uri``: medians of ``trials`` trials."""
+    from search.mlflow_log import MlflowTarget, open_experiment, trial_run
+
+    code = "import time; t = time.perf_counter(); from mlflow import MlflowClient; print(time.perf_counter() - t)"
+    imports = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                    cwd=REPO).stdout) for _ in range(3)]
+    study = f"overhead-logging-{int(time.time())}"
+    with tempfile.TemporaryDirectory(prefix="caesweep-mlflow-cost-") as tmp:
+        model = Path(tmp) / "model.keras"
+        model.write_bytes(os.urandom(model_bytes))
+        started = time.perf_counter()
+        bound = open_experiment(MlflowTarget(uri=uri, study=study), study)
+        setup = time.perf_counter() - started
+        history = [{"epoch": e, "loss": 0.1 / e, "mse": 0.1 / e, "val_loss": 0.2 / e, "val_mse": 0.2 / e,
+                    "val_psnr": 10.0 + e, "val_ssim": 0.5, "seconds": 1.0} for e in range(1, epochs + 1)]
+        final = {**history[-1], "epochs": epochs, "best_epoch": epochs, "test_mse": 0.2, "kept_val_mse": 0.2,
+                 "params": 1000, "architecture": "16-32 k3 z32"}
+        seconds = []
+        for number in range(trials):
+            run = trial_run(bound, f"t{number:04d}", {"lr": 1e-3, "filters": "16-32"}, "16-32 k3 z32")
+            if run is None:
+                raise RuntimeError("the experiment was not opened")
+            started = time.perf_counter()
+            for epoch in range(1, epochs + 1):
+                run.epochs(history[:epoch])
+            run.finish(final, model)
+            seconds.append(time.perf_counter() - started)
+    return {"import_seconds": statistics.median(imports),
+            "first_call_seconds": setup,  # MLflow's import in this process, then the experiment made
+            "calls_per_trial_seconds": statistics.median(seconds), "trials": trials, "epochs": epochs,
+            "model_bytes": model_bytes}
+
+
 def _print_comparison(result: dict[str, Any]) -> None:
     med = result["medians"]
     for name, key in (("overhead per trial", "overhead_per_trial_seconds"),
@@ -198,6 +234,11 @@ def _print_comparison(result: dict[str, Any]) -> None:
     print(f"medians of {result['rounds']} rounds x {result['trials']} trials x {result['epochs']} epochs: MLflow "
           f"logging multiplies the overhead per trial by {result['ratio_overhead_per_trial']:.3f}, the steady "
           f"overhead by {result['ratio_steady_overhead_per_trial']:.3f}")
+    parts = result["parts"]
+    share = parts["calls_per_trial_seconds"] / med["without"]["steady_overhead_per_trial_seconds"]
+    print(f"in parts: importing MLflow {parts['import_seconds']:.2f} s once per process (the driver, each trial "
+          f"worker); one trial's calls ({parts['epochs']} epochs, its end, a {parts['model_bytes'] // 1000} kB model) "
+          f"{parts['calls_per_trial_seconds']:.3f} s, {share:.1%} of the steady overhead without MLflow")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="caesweep-mlflow-") as tmp, contextlib.ExitStack() as stack:
             uri = args.mlflow if args.mlflow != "local" else stack.enter_context(loopback_mlflow(Path(tmp)))
             compared = compare_mlflow(uri, args.rounds, args.trials, args.epochs, args.limit)
+            compared["parts"] = logging_cost(uri, epochs=args.epochs)
         _print_comparison(compared)
         out = args.out.with_name(args.out.stem + "_mlflow.json")
         out.parent.mkdir(parents=True, exist_ok=True)

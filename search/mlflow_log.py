@@ -247,17 +247,22 @@ def bind(sweep: Sweep, meta: dict[str, Any]) -> Sweep:
     target = sweep.settings.mlflow
     if target is None:
         return sweep
+    bound = open_experiment(target, str(meta["study_id"]))
+    shown = sweep.opts.mlflow or masked(target.uri)  # as given, its password masked
+    meta["mlflow"] = {"uri": shown, "experiment": target.study, "experiment_id": bound.experiment_id}
+    meta.setdefault("options", {})["mlflow"] = shown
+    return replace(sweep, settings=replace(sweep.settings, mlflow=bound))
+
+
+def open_experiment(target: MlflowTarget, study_id: str) -> MlflowTarget:
+    """``target`` bound to its study's experiment (created if new, tagged with ``study_id``): what trials log to."""
     try:
         with _requests(CHECK_REQUESTS):
-            experiment_id = _experiment(_client(target.uri), target.study, str(meta["study_id"]))
+            experiment_id = _experiment(_client(target.uri), target.study, study_id)
     except Exception as exc:  # noqa: BLE001
         raise UsageError(f"the MLflow server at {masked(target.uri)} does not answer ({_reason(exc, target.uri)}); "
                          "start it or fix --mlflow") from None
-    shown = sweep.opts.mlflow or masked(target.uri)  # as given, its password masked
-    meta["mlflow"] = {"uri": shown, "experiment": target.study, "experiment_id": experiment_id}
-    meta.setdefault("options", {})["mlflow"] = shown
-    bound = replace(target, study_id=str(meta["study_id"]), experiment_id=experiment_id)
-    return replace(sweep, settings=replace(sweep.settings, mlflow=bound))
+    return replace(target, study_id=study_id, experiment_id=experiment_id)
 
 
 def _experiment(client: Any, name: str, study_id: str) -> str:
