@@ -27,6 +27,8 @@ from cae.tasks import TASKS, Task, get_task
 CARD_FILE = "model.json"
 MODEL_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
+ONNX_FILE = "model.onnx"  # with ``search export --onnx``: the same model for ONNX Runtime (opset ONNX_OPSET)
+ONNX_OPSET = 17
 FORMAT = "caesweep-model-card/1"
 MAX_CARD_BYTES = 4 * 2**20  # a card is a few KB; a larger model.json is not one
 

@@ -2,13 +2,16 @@
 
 ::
 
-    python -m search export --study NAME [--root R] [--trial ID | --rank K] --to DIR
+    python -m search export --study NAME [--root R] [--trial ID | --rank K] --to DIR [--onnx]
 
 writes into the new (or empty) folder DIR (see :mod:`cae.card`): ``model.keras``, which plain Keras loads with
 ``keras.models.load_model(path, compile=False)`` in a process that never imports caesweep; ``saved_model/``, the
 same model as a TensorFlow SavedModel (``model.export``) for serving; and ``model.json``, its card: the task,
 its colour space and conversions, the input size and pixel range, the resolved configuration, the study and
 trial it came from, its validation and test scores with their intervals and baselines, and the package versions.
+With ``--onnx`` (``pip install 'caesweep[onnx]'``: tf2onnx, onnx, ONNX Runtime) also ``model.onnx``, converted by
+tf2onnx (opset 17, input ``image`` with a free batch size) and checked before it is kept: ONNX Runtime's outputs
+on fixed random inputs must match Keras's within 1e-4 (the largest difference is in the card).
 ``python -m cae.apply --model DIR`` runs it on your own images.
 
 Which model: ``--trial ID``, or the ``--rank K``-th (default 1) of the study's ranking by its first objective
@@ -24,6 +27,7 @@ itself under a temporary name, then renamed).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -78,6 +82,8 @@ def build_parser(parser: ArgumentParser | None = None) -> ArgumentParser:
     which.add_argument("--trial", default=None, help="the trial id to export (python -m analysis.report lists them)")
     which.add_argument("--rank", type=int, default=None, help="the K-th of the study's ranking (default 1: the best)")
     p.add_argument("--to", required=True, type=Path, help="a new or empty folder to write the model and card into")
+    p.add_argument("--onnx", action="store_true",
+                   help="also model.onnx for ONNX Runtime, checked against Keras (pip install 'caesweep[onnx]')")
     return p
 
 
@@ -85,6 +91,12 @@ def prepare(args: Any) -> Callable[[], int]:
     """Check everything (the study, the choice, the target folder, the model), writing nothing; return the export."""
     if args.rank is not None and args.rank < 1:
         raise UsageError(f"--rank must be at least 1, got {args.rank}")
+    onnx = bool(getattr(args, "onnx", False))
+    if onnx:
+        missing = [m for m in ("tf2onnx", "onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise UsageError(f"--onnx needs {', '.join(missing)}: pip install 'caesweep[onnx]', or export without "
+                             "--onnx")
     target = Path(args.to).expanduser()
     _check_target(target)
     study = results.load_study(results.study_paths(args.study, args.root))
@@ -95,7 +107,7 @@ def prepare(args: Any) -> Callable[[], int]:
 
     model = load_keras_model(model_path)
     task = _task(study, choice.row, model, model_path)
-    return lambda: _export(study, choice, model, task, target)
+    return lambda: _export(study, choice, model, task, target, onnx)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -245,8 +257,8 @@ def _task(study: results.Study, row: pd.Series, model: Any, path: Path) -> Any:
 # --- the export ------------------------------------------------------------------------------------------------
 
 
-def _export(study: results.Study, choice: Choice, model: Any, task: Any, target: Path) -> int:
-    from cae.card import CARD_FILE, MODEL_FILE, SAVED_MODEL_DIR
+def _export(study: results.Study, choice: Choice, model: Any, task: Any, target: Path, onnx: bool = False) -> int:
+    from cae.card import CARD_FILE, MODEL_FILE, ONNX_FILE, SAVED_MODEL_DIR
 
     staging = target.parent / f".{target.name}.export-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -255,6 +267,9 @@ def _export(study: results.Study, choice: Choice, model: Any, task: Any, target:
         model.save(staging / MODEL_FILE)  # loaded without compiling: no optimizer, no custom loss in it
         model.export(str(staging / SAVED_MODEL_DIR), format="tf_saved_model", verbose=False)
         card = model_card(study, choice, model, task)
+        if onnx:
+            card["files"]["onnx"] = ONNX_FILE
+            card["onnx"] = write_onnx(model, staging / ONNX_FILE)
         (staging / CARD_FILE).write_text(json.dumps(_plain(card), indent=2, allow_nan=False) + "\n")
         if target.is_dir():
             target.rmdir()  # empty, as checked; a file that appeared since makes this fail, and nothing is replaced
@@ -263,10 +278,41 @@ def _export(study: results.Study, choice: Choice, model: Any, task: Any, target:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     trial = choice.row["trial_id"]
+    files = f"{MODEL_FILE}, {SAVED_MODEL_DIR}/, {ONNX_FILE + ', ' if onnx else ''}{CARD_FILE}"
     print(f"exported trial {trial} of study {study.name} ({task.name}, {card['trial']['architecture']}) to {target}: "
-          f"{MODEL_FILE}, {SAVED_MODEL_DIR}/, {CARD_FILE}; chosen as {choice.reason}")
+          f"{files}; chosen as {choice.reason}")
     print(f"use it: python -m cae.apply --model {target} --input PHOTOS --output OUT")
     return 0
+
+
+ONNX_TOLERANCE = 1e-4  # the largest difference from Keras's outputs that ONNX Runtime's may show (pixels in [-1, 1])
+ONNX_CHECK_IMAGES = 8
+
+
+def write_onnx(model: Any, path: Path) -> dict[str, Any]:
+    """Convert ``model`` to ONNX with tf2onnx at ``path`` and check it with ONNX Runtime against Keras on fixed
+    random inputs; a model whose outputs differ by more than :data:`ONNX_TOLERANCE` is not kept (StudyError)."""
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    from cae.card import ONNX_OPSET
+
+    spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image"),)
+    forward = tf.function(lambda image: model(image, training=False), input_signature=spec)
+    tf2onnx.convert.from_function(forward, input_signature=spec, opset=ONNX_OPSET, output_path=str(path))
+    inputs = np.random.default_rng(0).uniform(-1, 1, (ONNX_CHECK_IMAGES, *model.input_shape[1:])).astype(np.float32)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    output = session.run(None, {session.get_inputs()[0].name: inputs})[0]
+    difference = float(np.max(np.abs(output - np.asarray(model(inputs, training=False)))))
+    if not difference <= ONNX_TOLERANCE:
+        path.unlink(missing_ok=True)
+        raise StudyError(f"the ONNX conversion of this model differs from Keras by {difference:.3g} (more than "
+                         f"{ONNX_TOLERANCE:g}); export it without --onnx")
+    return {"file": path.name, "opset": ONNX_OPSET, "input": session.get_inputs()[0].name,
+            "output": session.get_outputs()[0].name, "converter": f"tf2onnx {tf2onnx.__version__}",
+            "checked": f"ONNX Runtime {onnxruntime.__version__} against Keras on {ONNX_CHECK_IMAGES} random inputs",
+            "max_abs_difference": difference}
 
 
 def model_card(study: results.Study, choice: Choice, model: Any, task: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cae.card import CARD_FILE, MODEL_FILE, SAVED_MODEL_DIR
+from cae.card import CARD_FILE, MODEL_FILE, ONNX_FILE, SAVED_MODEL_DIR
 from cae.data import Dataset
 from results import COMPLETE, FAILED, load_study, study_paths
 from search import export
@@ -104,10 +104,14 @@ def test_the_best_trial_is_exported_whole_with_its_card(root: Path, tmp_path: Pa
 
 
 def test_plain_keras_loads_it_without_caesweep_and_predicts_what_caesweep_does(root: Path, tmp_path: Path) -> None:
+    """Plain Keras, the SavedModel and (with --onnx) ONNX Runtime, each in a process that never imports caesweep."""
     from cae.card import load_keras_model
 
     out = tmp_path / "best"
-    assert run_export(root, "--study", "colour", "--to", str(out)).returncode == 0
+    assert run_export(root, "--study", "colour", "--to", str(out), "--onnx").returncode == 0
+    onnx = card(out)["onnx"]
+    assert card(out)["files"]["onnx"] == ONNX_FILE and onnx["opset"] == 17 and onnx["input"] == "image"
+    assert 0 <= onnx["max_abs_difference"] <= export.ONNX_TOLERANCE
     x = np.random.default_rng(0).uniform(-1, 1, (4, SIZE, SIZE, 1)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     kept = load_keras_model(study_paths("colour", root).model_path("t01"))
@@ -120,6 +124,9 @@ def test_plain_keras_loads_it_without_caesweep_and_predicts_what_caesweep_does(r
         served = tf.saved_model.load({str(out / SAVED_MODEL_DIR)!r})
         np.save({str(tmp_path / 'keras.npy')!r}, np.asarray(model(x, training=False)))
         np.save({str(tmp_path / 'served.npy')!r}, np.asarray(served.serve(x)))
+        import onnxruntime
+        session = onnxruntime.InferenceSession({str(out / ONNX_FILE)!r}, providers=["CPUExecutionProvider"])
+        np.save({str(tmp_path / 'onnx.npy')!r}, session.run(None, {{"image": x}})[0])
         mine = sorted(m for m in sys.modules if m.split('.')[0] in ('cae', 'search', 'results', 'analysis', 'caesweep'))
         print('caesweep modules imported:', mine)
     """)
@@ -128,6 +135,19 @@ def test_plain_keras_loads_it_without_caesweep_and_predicts_what_caesweep_does(r
     assert "caesweep modules imported: []" in done.stdout
     np.testing.assert_allclose(np.load(tmp_path / "keras.npy"), expected, atol=1e-6)
     np.testing.assert_allclose(np.load(tmp_path / "served.npy"), expected, atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "onnx.npy"), expected, atol=1e-4)
+
+
+def test_onnx_without_its_packages_is_one_line_and_nothing_written(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on an install without the ``onnx`` extra: tf2onnx is not found."""
+    real = export.importlib.util.find_spec
+    monkeypatch.setattr(export.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tf2onnx" else real(name, *a))
+    proc = run_export(root, "--study", "colour", "--to", str(tmp_path / "out"), "--onnx")
+    assert proc.returncode == 2 and "pip install 'caesweep[onnx]'" in proc.stderr and "tf2onnx" in proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_rank_or_a_trial_id_chooses_another(root: Path, tmp_path: Path) -> None:
