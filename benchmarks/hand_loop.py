@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,9 @@ def run(trials: int, epochs: int, limit: int, storage: Path, cpus: int = 2) -> d
     from cae.data import load_dataset
 
     data = load_dataset("embedded", image_size=IMAGE_SIZE, seed=0, limit=limit)
+    # Ray Tune installs a SIGINT handler of its own for the fit (a first Ctrl-C stops the experiment gracefully)
+    # and leaves it installed; put the caller's back after, so a process that goes on (a test) keeps its Ctrl-C.
+    previous = signal.getsignal(signal.SIGINT)
     own = not ray.is_initialized()
     if own:
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -87,6 +92,8 @@ def run(trials: int, epochs: int, limit: int, storage: Path, cpus: int = 2) -> d
     finally:
         if own:
             ray.shutdown()
+        if previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, previous)
     frame = grid.get_dataframe()
     if len(frame) != trials or frame["test_mse"].isna().any():
         raise RuntimeError(f"the hand loop finished {len(frame)} of {trials} trials with a test score")

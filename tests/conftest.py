@@ -146,7 +146,8 @@ def tiny_dataset() -> Dataset:
 # other file, so that `make test`'s processes do not end waiting on one of them (each file runs in one process).
 RUN_FIRST = (
     "search/test_sweep.py", "search/test_signals.py", "search/test_faults.py", "search/test_cluster.py",
-    "search/test_relocation.py", "search/test_hyperband.py", "search/test_cluster_guide.py", "benchmarks/test_seeds.py",
+    "search/test_relocation.py", "search/test_hyperband.py", "search/test_mlflow.py", "search/test_cluster_guide.py",
+    "benchmarks/test_seeds.py",
     "search/test_kt_engine.py", "benchmarks/test_engines.py", "benchmarks/test_overhead.py",
 )
 

@@ -99,7 +99,7 @@ def test_tensorboard_shows_train_and_validation_curves_of_each_metric(logged: Lo
     """What TensorBoard itself loads (its event accumulator, one per sub-run), as a Keras run would have it."""
     expected = {
         TRAIN: {"epoch_loss", "epoch_mse", "epoch_psnr", "epoch_ssim", "epoch_seconds"},
-        VALIDATION: {"epoch_loss", "epoch_mse", "epoch_native_mse", "epoch_psnr", "epoch_ssim"},
+        VALIDATION: {"epoch_loss", "epoch_mse", "epoch_native_mse", "epoch_psnr", "epoch_ssim", "epoch_colorfulness"},
     }
     for run, tags in expected.items():
         accumulator = EventAccumulator(str(logged.paths.tensorboard_run(TRIAL) / run)).Reload()
