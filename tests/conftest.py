@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import pickle
+import signal
 import subprocess
 import tarfile
 from collections.abc import Callable, Sequence
@@ -140,6 +141,19 @@ def image_folder(tmp_path: Path) -> Path:
 def tiny_dataset() -> Dataset:
     """The embedded dataset at 16x16, 16 images per split: for tests of anything downstream of the data."""
     return load_dataset("embedded", image_size=16, seed=0, limit=16)
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_stays_ctrl_c():
+    """A test may not leave a SIGINT handler of its own behind (Ray Tune's, outside caesweep's tune_settings, does):
+    later tests in the same process would find Ctrl-C swallowed. The handler is put back, and the test that left
+    it fails, naming it."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        signal.signal(signal.SIGINT, before)
+        pytest.fail(f"the test left SIGINT handled by {after!r} (was {before!r})")
 
 
 # The test files that take longest (real sweeps, signals, clusters), longest first: they start before every
