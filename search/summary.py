@@ -28,6 +28,9 @@ def summarise(trials: pd.DataFrame, meta: dict[str, Any], folder: Path, top: int
     if meta.get("ended_by") == "time budget":
         print("the study ended when its time budget was spent (--time-budget)")
     done = trials[trials["status"] == results.COMPLETE]
+    if trials.empty:  # e.g. a warm start had every configuration of a finite space already: nothing to train
+        print("no trial was trained here (none failed either): nothing to rank")
+        return 0
     if done.empty:
         reasons = trials["error"].dropna().value_counts().head(3)
         print("no trial finished; most common reasons:")

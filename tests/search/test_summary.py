@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from search.summary import _table
+from search.summary import _table, summarise
 
 
 def trials(**columns: list) -> pd.DataFrame:
@@ -33,3 +33,11 @@ def test_reconstruction_shows_skill_against_pca_and_a_tuned_learning_rate() -> N
     done = trials(task=["reconstruct"] * 3, lr=[1e-3, 3e-3, 1e-3], skill_pca=[0.1, -0.2, 0.05])
     header = _table(done, "val_mse", done).splitlines()[0].split()
     assert header == ["number", "architecture", "lr", "val_mse", "test_mse", "skill", "skill_pca", "params", "epochs"]
+
+
+def test_a_study_that_trained_nothing_says_so_and_is_not_a_failure(tmp_path, capsys) -> None:
+    """A warm start that already holds every configuration of a finite space trains nothing: that is no failure."""
+    empty = pd.DataFrame(columns=["trial_id", "status", "error"])
+    assert summarise(empty, {"name": "warm", "metric": "val_mse", "mode": "min"}, tmp_path / "warm") == 0
+    out = capsys.readouterr().out
+    assert "no trial was trained here (none failed either)" in out and "most common reasons" not in out
