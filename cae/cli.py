@@ -34,6 +34,16 @@ def one_line(message: str) -> str:
 _BREAKING = ("Cc", "Zl", "Zp")  # control characters, line and paragraph separators
 
 
+_closers: list[Callable[[], None]] = []
+
+
+def at_command_end(closer: Callable[[], None]) -> None:
+    """Have :func:`run` call ``closer`` when a command ends, however it ends (a module registers what it keeps
+    open across calls: :func:`search.storage.close_storages` closes the Optuna storages' connections)."""
+    if closer not in _closers:
+        _closers.append(closer)
+
+
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Call ``main(argv)``, turning user errors into one stderr line and exit code 2."""
     try:
@@ -44,3 +54,6 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        for closer in _closers:
+            closer()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,12 @@ from typing import Any
 import optuna
 
 import results
+from cae.cli import at_command_end
 from cae.errors import StudyError, UsageError
 
 _checked_urls: set[str] = set()  # storages whose schema version this process has already checked
 _wal_urls: dict[str, bool] = {}  # SQLite URLs and whether they are kept in WAL mode (see sqlite_wal)
+_engines: weakref.WeakSet[Any] = weakref.WeakSet()  # every storage's SQLAlchemy engine (see close_storages)
 
 
 @contextlib.contextmanager
@@ -59,6 +62,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     with readable_sqlite(url):
         storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=checked)
     _checked_urls.add(url)
+    _engines.add(storage.engine)
     if url not in _wal_urls:  # the mount table is read once per URL and process, like the schema check
         _wal_urls[url] = sqlite_wal(url)
     if _wal_urls[url]:
@@ -93,6 +97,20 @@ def _use_wal(storage: optuna.storages.RDBStorage) -> None:
 
     event.listen(storage.engine, "connect", pragmas)
     storage.engine.dispose()  # the connections opened while the storage was set up did not run it
+
+
+def close_storages() -> None:
+    """Close the idle connections of every storage this process opened (each stays usable: it connects again).
+
+    A storage's engine keeps its connections open until it is garbage-collected, which happens at no set time;
+    and the last connection to a SQLite file in WAL mode to close folds the log into the database file and
+    removes ``optuna.db-wal`` and ``-shm``. Closing them when a command ends makes that happen then, so a study
+    folder is whole in ``optuna.db`` once a command returns, and a later command's reading does not rewrite it."""
+    for engine in list(_engines):
+        engine.dispose()
+
+
+at_command_end(close_storages)
 
 
 SECRET_KEYS = ("password", "sslpassword")  # query keys of a URL that hold secrets: masked, never recorded

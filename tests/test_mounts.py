@@ -106,3 +106,34 @@ def test_a_local_sqlite_file_is_kept_in_wal_mode_and_a_network_one_is_not(tmp_pa
     assert sqlite3.connect(tmp_path / "optuna.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     plain = optuna.load_study(study_name="s", storage=optuna.storages.RDBStorage(url))
     assert [t.value for t in plain.trials] == [0.3, 0.1]
+
+
+def test_a_command_ends_with_the_study_whole_in_its_database_file(tmp_path: Path) -> None:
+    # While a storage's connections are open the commits lie in optuna.db-wal; when a command ends
+    # (cae.cli.run) they are closed, the log is folded into optuna.db and removed. Reading the study again and
+    # closing leaves the database file as it was: nothing a read does is a write.
+    import optuna
+
+    from cae.cli import run
+
+    path = tmp_path / "optuna.db"
+    url = f"sqlite:///{path}"
+    assert sqlite_wal(url)  # tmp_path lies on a local filesystem here
+
+    def command(_argv: object) -> int:
+        study = optuna.create_study(storage=open_storage(url), study_name="s")
+        study.tell(study.ask(), 0.5)
+        assert (tmp_path / "optuna.db-wal").stat().st_size > 0  # the commits are in the log for now
+        return 0
+
+    assert run(command, []) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["optuna.db"]
+    before = path.stat().st_mtime_ns, path.read_bytes()
+
+    def reader(_argv: object) -> int:
+        assert [t.value for t in optuna.load_study(study_name="s", storage=open_storage(url)).trials] == [0.5]
+        return 0
+
+    assert run(reader, []) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["optuna.db"]
+    assert (path.stat().st_mtime_ns, path.read_bytes()) == before

@@ -285,11 +285,17 @@ def test_seed_colorization_runs_end_to_end(tmp_path: Path, in_process_ray: None,
     assert "python -m analysis.report --root" in capsys.readouterr().out
     # A trial to confirm that the study does not hold is refused before anything is written.
     from search import commands
+    from search.storage import close_storages
 
-    before = sorted(p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file())
+    # The command closed its Optuna storage when it ended (cae.cli.run), so optuna.db holds everything and no
+    # write-ahead log is left; the refused call's reading, once its connections are closed too, leaves the
+    # database file as it was (a commit would have changed it).
+    before = {str(p): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    assert not list(folder.rglob("optuna.db-wal"))
     with pytest.raises(UsageError, match="no finished search trial nope"):
         commands.prepare_confirm("colorization", str(folder), 1, 1, trial_ids=["nope"])
-    assert sorted(p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()) == before
+    close_storages()
+    assert {str(p): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == before
     # Run again: the finished study and its repeats are reused, nothing is trained twice.
     assert run(main, [*args, "--seeds", "2", "--root", str(tmp_path)]) == 0
     assert len(load_study(study_paths("colorization", folder)).trials) == 9
