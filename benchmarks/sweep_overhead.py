@@ -32,6 +32,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -188,10 +189,12 @@ def compare_mlflow(uri: str, rounds: int, trials: int, epochs: int, limit: int) 
     }
 
 
-def logging_cost(uri: str, trials: int = 10, epochs: int = 2, model_bytes: int = 300_000) -> dict[str, Any]:
+def logging_cost(uri: str, trials: int = 10, epochs: int = 2, model_bytes: int = 300_000,
+                 epoch_seconds: float = 0.5) -> dict[str, Any]:
     """What MLflow logging costs, in parts: importing MLflow in a fresh process (once per driver and per trial
-    worker), and the calls of one trial (find or create its run, ``epochs`` epochs, the end with a model of
-    ``model_bytes``) from this process against ``uri``: medians of ``trials`` trials."""
+    worker), and what one trial waits for in its calls (find or create its run, ``epochs`` epochs, the end with a
+    model of ``model_bytes``) from this process against ``uri``, each epoch ``epoch_seconds`` of idle "training"
+    apart (the run's thread sends meanwhile): medians of ``trials`` trials, and of the calls' whole time."""
     from search.mlflow_log import MlflowTarget, open_experiment, trial_run
 
     code = "import time; t = time.perf_counter(); from mlflow import MlflowClient; print(time.perf_counter() - t)"
@@ -208,20 +211,30 @@ def logging_cost(uri: str, trials: int = 10, epochs: int = 2, model_bytes: int =
                     "val_psnr": 10.0 + e, "val_ssim": 0.5, "seconds": 1.0} for e in range(1, epochs + 1)]
         final = {**history[-1], "epochs": epochs, "best_epoch": epochs, "test_mse": 0.2, "kept_val_mse": 0.2,
                  "params": 1000, "architecture": "16-32 k3 z32"}
-        seconds = []
+        seconds, whole = [], []
         for number in range(trials):
-            run = trial_run(bound, f"t{number:04d}", {"lr": 1e-3, "filters": "16-32"}, "16-32 k3 z32")
+            run = trial_run(bound, f"t{number:04d}", {"lr": 1e-3, "filters": "16-32"}, "16-32 k3 z32",
+                            epochs=epochs)
             if run is None:
                 raise RuntimeError("the experiment was not opened")
-            started = time.perf_counter()
+            waited, started = 0.0, time.perf_counter()
             for epoch in range(1, epochs + 1):
-                run.epochs(history[:epoch])
-            run.finish(final, model)
-            seconds.append(time.perf_counter() - started)
+                time.sleep(epoch_seconds)
+                state = SimpleNamespace(epoch=epoch, progress=SimpleNamespace(history=history[:epoch]),
+                                        model=SimpleNamespace(stop_training=False))
+                entered = time.perf_counter()
+                run(state)  # the epoch hook, as in a trial
+                waited += time.perf_counter() - entered
+            entered = time.perf_counter()
+            run.finish(final, model, history=history)
+            waited += time.perf_counter() - entered
+            seconds.append(waited)
+            whole.append(time.perf_counter() - started - epochs * epoch_seconds)
     return {"import_seconds": statistics.median(imports),
             "first_call_seconds": setup,  # MLflow's import in this process, then the experiment made
-            "calls_per_trial_seconds": statistics.median(seconds), "trials": trials, "epochs": epochs,
-            "model_bytes": model_bytes}
+            "calls_per_trial_seconds": statistics.median(seconds),
+            "calls_whole_seconds": statistics.median(whole),  # as if every call waited for its requests
+            "trials": trials, "epochs": epochs, "epoch_seconds": epoch_seconds, "model_bytes": model_bytes}
 
 
 def _print_comparison(result: dict[str, Any]) -> None:
@@ -237,8 +250,9 @@ def _print_comparison(result: dict[str, Any]) -> None:
     parts = result["parts"]
     share = parts["calls_per_trial_seconds"] / med["without"]["steady_overhead_per_trial_seconds"]
     print(f"in parts: importing MLflow {parts['import_seconds']:.2f} s once per process (the driver, each trial "
-          f"worker); one trial's calls ({parts['epochs']} epochs, its end, a {parts['model_bytes'] // 1000} kB model) "
-          f"{parts['calls_per_trial_seconds']:.3f} s, {share:.1%} of the steady overhead without MLflow")
+          f"worker); what one trial waits for in its calls ({parts['epochs']} epochs, its end, a "
+          f"{parts['model_bytes'] // 1000} kB model) {parts['calls_per_trial_seconds']:.3f} s (the requests' whole "
+          f"time {parts['calls_whole_seconds']:.3f} s), {share:.1%} of the steady overhead without MLflow")
 
 
 def main(argv: list[str] | None = None) -> int:

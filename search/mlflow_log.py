@@ -20,8 +20,10 @@ one, the driver sets at the end of each run from the study's trial table (:func:
 (restorably) the run of a trial that a resume set aside and trains again under a new id. A driver killed
 before that is made good by the next resume's end.
 
-**What it costs a trial**: importing MLflow once per worker process (2-3 s here), then one request per epoch,
-two at its start and about three at its end (the last batch, the model's upload, the run's end). An MLflow
+**What it costs a trial**: the requests go out from a thread of the trial's own, in order, while it trains:
+importing MLflow (once per worker process, ~1 s here), finding or making the run (two requests) and one batch
+per epoch wait for the server there, not in training. Only the end waits, before the trial keeps its final
+record: one batch (the epochs not sent yet with the final scores), the model's upload and the run's end. An MLflow
 server that stops answering during a sweep never fails a trial: a trial says so once in its log and logs what it
 missed at its next epoch.
 
@@ -41,7 +43,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -336,12 +339,16 @@ class TrialRun:
     """A trial's MLflow run, written from inside the trial (see the module's docstring).
 
     ``params``: the trial's resolved configuration; ``architecture``: its model's description; ``repeat_of``:
-    the trial a confirm repeat repeats. Every method swallows the server's failures (one warning per process);
-    what was not logged is logged at the next epoch.
+    the trial a confirm repeat repeats; ``epochs``: the epochs it trains at most (its last epoch's metrics then
+    go with the final batch). Every method swallows the server's failures (one warning per process); what was not
+    logged is logged at the next epoch.
+
+    The requests are made in order by a thread of the run's own: :meth:`epochs` returns at once, :meth:`finish`
+    and :meth:`failed` return once everything asked of the run is sent (a restarted trial then finds it all).
     """
 
     def __init__(self, target: MlflowTarget, trial_id: str, params: Mapping[str, Any], architecture: str,
-                 repeat_of: str | None = None) -> None:
+                 repeat_of: str | None = None, epochs: int | None = None) -> None:
         self.target = target
         self.trial_id = trial_id
         self.params = {k: v for k, v in params.items() if v is not None}
@@ -354,7 +361,10 @@ class TrialRun:
         self.status: str | None = None  # the run's MLflow status when it was found
         self.logged: set[int] = set()  # the steps (epochs) the run holds
         self.pending: list[Any] = []  # parameters not logged yet: they go with the next batch of metrics
+        self.max_epochs = epochs
         self._warned = False
+        self._sender: ThreadPoolExecutor | None = None  # the thread that makes the requests, in order
+        self._settings: dict[str, str] = {}  # the request settings this run put in the environment
 
     def _open(self) -> None:
         """Find the trial's run by its tags, or create it (two requests); a run found (a restarted or continued
@@ -389,11 +399,29 @@ class TrialRun:
             self.pending = params + self.pending  # tried again with the next batch
             raise
 
-    def _safely(self, what: str, work: Any) -> None:
+    def _send(self, what: str, work: Callable[[], None]) -> None:
+        """Have the run's thread do ``work`` after everything asked before (started here on first use, with the
+        trial's request settings put in the environment first, from this thread)."""
+        if self._sender is None:
+            self._settings = {k: v for k, v in TRIAL_REQUESTS.items() if k not in os.environ}
+            os.environ.update(self._settings)
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mlflow-{self.trial_id}")
+        self._sender.submit(self._safely, what, work)
+
+    def wait(self) -> None:
+        """Return once everything asked of the run is sent (or given up on); the environment as it was."""
+        if self._sender is None:
+            return
+        self._sender.shutdown(wait=True)
+        self._sender = None
+        for key in self._settings:
+            os.environ.pop(key, None)
+        self._settings = {}
+
+    def _safely(self, what: str, work: Callable[[], None]) -> None:
         try:
-            with _requests(TRIAL_REQUESTS):
-                self._open()
-                work()
+            self._open()
+            work()
         except Exception as exc:  # noqa: BLE001  (an MLflow outage never fails a trial)
             if not self._warned:
                 print(f"warning: MLflow logging of trial {self.trial_id} ({what}) failed: "
@@ -401,14 +429,21 @@ class TrialRun:
                 self._warned = True
 
     def __call__(self, state: Any) -> None:
-        """The epoch hook (``cae.training``): log the epochs of the history that the run lacks."""
+        """The epoch hook (``cae.training``): log the epochs of the history that the run lacks. The last epoch
+        (``epochs`` reached, or early stopping) is left to :meth:`finish`, which the trial calls next."""
+        if self.max_epochs is not None and (state.epoch >= self.max_epochs or state.model.stop_training):
+            return
         self.epochs(state.progress.history)
 
     def epochs(self, history: Sequence[Mapping[str, Any]]) -> None:
-        """Log each epoch of ``history`` not logged yet (step = epoch; the metric ``epoch`` marks the step)."""
-        self._safely("epochs", lambda: self._log_epochs(history))
+        """Log each epoch of ``history`` not logged yet (step = epoch; the metric ``epoch`` marks the step);
+        returns at once."""
+        records = [dict(r) for r in history]
+        self._send("epochs", lambda: self._log_epochs(records))
 
-    def _log_epochs(self, history: Sequence[Mapping[str, Any]]) -> None:
+    def _epoch_metrics(self, history: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """The metrics of the epochs of ``history`` the run lacks, counted as logged (a run found stopped is set
+        running again first)."""
         from mlflow.entities import Metric
 
         if self.status not in (None, "RUNNING"):  # continued after a stop (a paused or killed trial): running again
@@ -417,18 +452,28 @@ class TrialRun:
             self.status = "RUNNING"
         now = int(time.time() * 1000)
         new = [r for r in history if int(r[EPOCH]) not in self.logged]
-        metrics = [Metric(key, value, now, int(r[EPOCH]))
-                   for r in new for key, value in _numbers(r, (*RECORD_KEYS, EPOCH)).items()]
-        if metrics or self.pending:
-            self._batch(metrics)
         self.logged.update(int(r[EPOCH]) for r in new)
+        return [Metric(key, value, now, int(r[EPOCH]))
+                for r in new for key, value in _numbers(r, (*RECORD_KEYS, EPOCH)).items()]
+
+    def _log_epochs(self, history: Sequence[Mapping[str, Any]]) -> None:
+        logged = set(self.logged)
+        try:
+            metrics = self._epoch_metrics(history)
+            if metrics or self.pending:
+                self._batch(metrics)
+        except Exception:
+            self.logged = logged  # tried again with the next epoch
+            raise
 
     def finish(self, final: Mapping[str, Any], model: Path | None, history: Sequence[Mapping[str, Any]] = (),
                again: bool = False) -> None:
         """The trial's end: its final and kept-epoch scores (step = its last epoch), the kept model as
         ``model/model.keras``, status COMPLETE / FINISHED. ``again``: a restarted trial repeating its final
-        report, which logs only what a run not yet FINISHED lacks."""
-        self._safely("final", lambda: self._finish(final, model, history, again))
+        report, which logs only what a run not yet FINISHED lacks. Returns once all of it is sent."""
+        records = [dict(r) for r in history]
+        self._send("final", lambda: self._finish(final, model, records, again))
+        self.wait()
 
     def _finish(self, final: Mapping[str, Any], model: Path | None, history: Sequence[Mapping[str, Any]],
                 again: bool) -> None:
@@ -436,8 +481,7 @@ class TrialRun:
 
         if again and self.status == "FINISHED":
             return
-        if history:
-            self._log_epochs(history)
+        logged = set(self.logged)
         step = int(final.get("epochs", final.get(EPOCH, 0)))
         keys = (*SCORE_KEYS, *(KEPT + m for m in VAL_METRICS), *END_KEYS)
         now = int(time.time() * 1000)
@@ -445,7 +489,11 @@ class TrialRun:
         tags = [RunTag(STATUS, results.COMPLETE)]
         if final.get("architecture"):
             tags.append(RunTag(ARCHITECTURE, str(final["architecture"])))
-        self._batch(metrics, tags)
+        try:  # the epochs not sent yet and the final scores: one batch
+            self._batch([*self._epoch_metrics(history), *metrics], tags)
+        except Exception:
+            self.logged = logged
+            raise
         if model is not None and model.is_file():
             self._log_model(model)
         self.client.set_terminated(self.run_id, status="FINISHED")
@@ -469,12 +517,13 @@ class TrialRun:
             self._batch(tags=[RunTag(ERROR, reason[:5000]), RunTag(STATUS, results.FAILED)])
             self.client.set_terminated(self.run_id, status="FAILED")
 
-        self._safely("failure", work)
+        self._send("failure", work)
+        self.wait()
 
 
 def trial_run(target: MlflowTarget | None, trial_id: str, params: Mapping[str, Any], architecture: str,
-              repeat_of: str | None = None) -> TrialRun | None:
+              repeat_of: str | None = None, epochs: int | None = None) -> TrialRun | None:
     """The trial's MLflow run when its study logs to MLflow (None otherwise)."""
     if target is None or target.experiment_id is None:
         return None
-    return TrialRun(target, trial_id, params, architecture, repeat_of)
+    return TrialRun(target, trial_id, params, architecture, repeat_of, epochs)

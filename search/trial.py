@@ -238,7 +238,7 @@ def _mlflow(target: Any, trial_id: str, flat: dict[str, Any], config: dict[str, 
         return None
     from search.mlflow_log import trial_run
 
-    return trial_run(target, trial_id, flat, run.model.describe(), config.get(REPEAT_OF))
+    return trial_run(target, trial_id, flat, run.model.describe(), config.get(REPEAT_OF), run.train.epochs)
 
 
 def _tensorboard(folder: str | None, trial_id: str, config: dict[str, Any], run: Any) -> Any:
@@ -298,7 +298,7 @@ class _Reporter:
             if last:
                 (Path(folder) / FINAL_FILE).write_text(json.dumps(metrics))
                 if self.tracker is not None:  # before the final record, after which a restart reports only
-                    self.tracker.finish(metrics, Path(folder) / checkpoint.MODEL_FILE)
+                    self.tracker.finish(metrics, Path(folder) / checkpoint.MODEL_FILE, history=state.progress.history)
                 self._keep(Path(folder) / checkpoint.MODEL_FILE, metrics)
             self.tune.report(metrics, checkpoint=self.tune.Checkpoint.from_directory(folder))
         eval_seconds = report.eval_seconds if isinstance(report, FinalReport) else None

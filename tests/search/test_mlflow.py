@@ -124,6 +124,12 @@ def test_each_trial_is_one_run_with_its_params_epochs_scores_tags_and_model(
     assert set(runs_of(server, "ml")) == set(runs)
 
 
+def runs_started(uri: str, study: str) -> int:
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name(study)
+    return 0 if experiment is None else len(client.search_runs([experiment.experiment_id]))
+
+
 def first_epoch_reported(folder: Path) -> bool:
     return any(f.read_text().strip() for f in folder.glob("ray/run-*/trial_*/result.json"))
 
@@ -137,7 +143,9 @@ def test_a_killed_driver_resumes_into_the_same_runs(tmp_path: Path, tiny_space: 
             "3", "--limit", "48", "--scheduler", "asha", "--concurrency", "1")
     proc = search_popen("run", *args, log=tmp_path / "run.log", env=env)
     deadline = time.time() + 240
-    while not first_epoch_reported(folder) and proc.poll() is None:
+    # Killed once a trial has reported an epoch and its run exists (a trial's requests go out from a thread of
+    # its own: the run may be made after the epoch is reported).
+    while not (first_epoch_reported(folder) and runs_started(server, "k")) and proc.poll() is None:
         assert time.time() < deadline, (tmp_path / "run.log").read_text()[-3000:]
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -188,3 +196,42 @@ def test_secrets_in_a_uri_are_masked() -> None:
     assert masked("https://ann:s3cret@mlflow.example:443/x?token=abc&a=1") == \
         "https://ann:***@mlflow.example:443/x?token=***&a=1"
     assert masked("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
+def test_a_trial_sends_from_a_thread_of_its_own_and_its_end_waits_for_everything(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial's epochs return at once (its thread sends them, in order); the last epoch goes with the final
+    scores; ``finish`` returns once all of it is on the server (the model too), the environment as it was."""
+    import threading
+    from types import SimpleNamespace
+
+    from search.mlflow_log import TRIAL_REQUESTS, MlflowTarget, open_experiment, trial_run
+
+    for key in TRIAL_REQUESTS:
+        monkeypatch.delenv(key, raising=False)
+    target = open_experiment(MlflowTarget(uri=server, study="threaded"), "sid-threaded")
+    run = trial_run(target, "t1", {"lr": 1e-3, "filters": "8-16"}, "8-16 k3 z4", epochs=3)
+    assert run is not None
+    history = [{"epoch": e, "loss": 0.3 / e, "mse": 0.3 / e, "val_loss": 0.4 / e, "val_mse": 0.4 / e,
+                "seconds": 1.0} for e in (1, 2, 3)]
+    opened, gate = threading.Event(), threading.Event()
+    run._send("held", lambda: (opened.set(), gate.wait()))  # the run's thread opens the run, then waits here
+    for epoch in (1, 2, 3):
+        state = SimpleNamespace(epoch=epoch, progress=SimpleNamespace(history=history[:epoch]),
+                                model=SimpleNamespace(stop_training=False))
+        run(state)  # returns although nothing can be sent while the thread is held
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == TRIAL_REQUESTS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+    assert opened.wait(60)
+    run_id = mlflow.MlflowClient(server).search_runs([target.experiment_id])[0].info.run_id
+    assert steps(server, run_id, "epoch") == []  # by construction: the thread is still held
+    gate.set()
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"weights")
+    final = {**history[-1], "epochs": 3, "best_epoch": 3, "test_mse": 0.2, "kept_val_mse": 0.13}
+    run.finish(final, model, history=history)
+    logged = mlflow.MlflowClient(server).get_run(run_id)
+    assert steps(server, run_id, "epoch") == [(1, 1.0), (2, 2.0), (3, 3.0)]  # each once, the last with the end
+    assert logged.info.status == "FINISHED" and logged.data.metrics["test_mse"] == 0.2
+    assert [a.path for a in mlflow.MlflowClient(server).list_artifacts(run_id, "model")] == ["model/model.keras"]
+    assert not any(key in os.environ for key in TRIAL_REQUESTS)  # the settings are the trial's, for its run only
