@@ -218,12 +218,14 @@ def logging_cost(uri: str, trials: int = 10, epochs: int = 2, model_bytes: int =
             if run is None:
                 raise RuntimeError("the experiment was not opened")
             waited, started = 0.0, time.perf_counter()
+            run.start()  # as a trial does when it starts
             for epoch in range(1, epochs + 1):
                 time.sleep(epoch_seconds)
                 state = SimpleNamespace(epoch=epoch, progress=SimpleNamespace(history=history[:epoch]),
                                         model=SimpleNamespace(stop_training=False))
                 entered = time.perf_counter()
-                run(state)  # the epoch hook, as in a trial
+                run(state)  # the epoch hook, then the wait before the report (no checkpoint saved in between here)
+                run.flush()
                 waited += time.perf_counter() - entered
             entered = time.perf_counter()
             run.finish(final, model, history=history)

@@ -20,10 +20,12 @@ one, the driver sets at the end of each run from the study's trial table (:func:
 (restorably) the run of a trial that a resume set aside and trains again under a new id. A driver killed
 before that is made good by the next resume's end.
 
-**What it costs a trial**: the requests go out from a thread of the trial's own, in order, while it trains:
-importing MLflow (once per worker process, ~1 s here), finding or making the run (two requests) and one batch
-per epoch wait for the server there, not in training. Only the end waits, before the trial keeps its final
-record: one batch (the epochs not sent yet with the final scores), the model's upload and the run's end. An MLflow
+**What it costs a trial**: the requests go out from a thread of the trial's own, in order, while it works:
+importing MLflow (once per worker process, ~1 s here) and finding or making the run (two requests) while its first
+epoch trains, each epoch's batch while its checkpoint is saved. Before each report to Ray the trial waits until
+what it asked is sent (a trial the scheduler stops after that report has logged all it reported), which by then
+is rarely anything; the end waits for its own requests, before the trial keeps its final record: one batch (the
+last epoch with the final scores), the model's upload and the run's end. An MLflow
 server that stops answering during a sweep never fails a trial: a trial says so once in its log and logs what it
 missed at its next epoch.
 
@@ -44,7 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -343,8 +345,9 @@ class TrialRun:
     go with the final batch). Every method swallows the server's failures (one warning per process); what was not
     logged is logged at the next epoch.
 
-    The requests are made in order by a thread of the run's own: :meth:`epochs` returns at once, :meth:`finish`
-    and :meth:`failed` return once everything asked of the run is sent (a restarted trial then finds it all).
+    The requests are made in order by a thread of the run's own: :meth:`start` and :meth:`epochs` return at once,
+    :meth:`flush` once everything asked so far is sent, :meth:`finish` and :meth:`failed` once all of it is sent
+    (a restarted trial then finds it all).
     """
 
     def __init__(self, target: MlflowTarget, trial_id: str, params: Mapping[str, Any], architecture: str,
@@ -364,6 +367,7 @@ class TrialRun:
         self.max_epochs = epochs
         self._warned = False
         self._sender: ThreadPoolExecutor | None = None  # the thread that makes the requests, in order
+        self._last: Future[None] | None = None  # the request asked last
         self._settings: dict[str, str] = {}  # the request settings this run put in the environment
 
     def _open(self) -> None:
@@ -406,9 +410,18 @@ class TrialRun:
             self._settings = {k: v for k, v in TRIAL_REQUESTS.items() if k not in os.environ}
             os.environ.update(self._settings)
             self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mlflow-{self.trial_id}")
-        self._sender.submit(self._safely, what, work)
+        self._last = self._sender.submit(self._safely, what, work)
 
-    def wait(self) -> None:
+    def start(self) -> None:
+        """Import MLflow and find or make the run now, on the run's thread, while the trial prepares and trains."""
+        self._send("start", lambda: None)
+
+    def flush(self) -> None:
+        """Return once everything asked of the run so far is sent (or given up on)."""
+        if self._last is not None:
+            self._last.result()
+
+    def close(self) -> None:
         """Return once everything asked of the run is sent (or given up on); the environment as it was."""
         if self._sender is None:
             return
@@ -473,7 +486,7 @@ class TrialRun:
         report, which logs only what a run not yet FINISHED lacks. Returns once all of it is sent."""
         records = [dict(r) for r in history]
         self._send("final", lambda: self._finish(final, model, records, again))
-        self.wait()
+        self.close()
 
     def _finish(self, final: Mapping[str, Any], model: Path | None, history: Sequence[Mapping[str, Any]],
                 again: bool) -> None:
@@ -518,7 +531,7 @@ class TrialRun:
             self.client.set_terminated(self.run_id, status="FAILED")
 
         self._send("failure", work)
-        self.wait()
+        self.close()
 
 
 def trial_run(target: MlflowTarget | None, trial_id: str, params: Mapping[str, Any], architecture: str,

@@ -174,6 +174,8 @@ def run_trial(config: dict[str, Any], data: Dataset | Mapping[int, Dataset], set
         trial_id = tune.get_context().get_trial_id()
         logger = _tensorboard(settings.tensorboard_dir, trial_id, config, run)
         tracker = _mlflow(settings.mlflow, trial_id, flat, config, run)
+        if tracker is not None:
+            tracker.start()  # MLflow's import and the run's lookup go on while the trial prepares and trains
         reporter = _Reporter(run, prepared, node, settings.models_dir, tune, started, logger, settings.stop_at,
                              tracker)
         finished = finished_record(settings.models_dir, trial_id)
@@ -300,6 +302,8 @@ class _Reporter:
                 if self.tracker is not None:  # before the final record, after which a restart reports only
                     self.tracker.finish(metrics, Path(folder) / checkpoint.MODEL_FILE, history=state.progress.history)
                 self._keep(Path(folder) / checkpoint.MODEL_FILE, metrics)
+            if self.tracker is not None:  # what is reported is logged: the scheduler may stop the trial at it
+                self.tracker.flush()
             self.tune.report(metrics, checkpoint=self.tune.Checkpoint.from_directory(folder))
         eval_seconds = report.eval_seconds if isinstance(report, FinalReport) else None
         self.checkpoint_seconds += time.time() - entered - (eval_seconds or 0.0)

@@ -201,8 +201,9 @@ def test_secrets_in_a_uri_are_masked() -> None:
 def test_a_trial_sends_from_a_thread_of_its_own_and_its_end_waits_for_everything(
     server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A trial's epochs return at once (its thread sends them, in order); the last epoch goes with the final
-    scores; ``finish`` returns once all of it is on the server (the model too), the environment as it was."""
+    """A trial's epochs return at once (its thread sends them, in order); ``flush`` (before each report) returns
+    once they are sent; the last epoch goes with the final scores; ``finish`` returns once all of it is on the
+    server (the model too), the environment as it was."""
     import threading
     from types import SimpleNamespace
 
@@ -226,12 +227,14 @@ def test_a_trial_sends_from_a_thread_of_its_own_and_its_end_waits_for_everything
     run_id = mlflow.MlflowClient(server).search_runs([target.experiment_id])[0].info.run_id
     assert steps(server, run_id, "epoch") == []  # by construction: the thread is still held
     gate.set()
+    run.flush()  # as a trial does before each report: what it asked so far is on the server
+    assert steps(server, run_id, "epoch") == [(1, 1.0), (2, 2.0)]  # the last epoch goes with the end
     model = tmp_path / "model.keras"
     model.write_bytes(b"weights")
     final = {**history[-1], "epochs": 3, "best_epoch": 3, "test_mse": 0.2, "kept_val_mse": 0.13}
     run.finish(final, model, history=history)
     logged = mlflow.MlflowClient(server).get_run(run_id)
-    assert steps(server, run_id, "epoch") == [(1, 1.0), (2, 2.0), (3, 3.0)]  # each once, the last with the end
+    assert steps(server, run_id, "epoch") == [(1, 1.0), (2, 2.0), (3, 3.0)]  # each once
     assert logged.info.status == "FINISHED" and logged.data.metrics["test_mse"] == 0.2
     assert [a.path for a in mlflow.MlflowClient(server).list_artifacts(run_id, "model")] == ["model/model.keras"]
     assert not any(key in os.environ for key in TRIAL_REQUESTS)  # the settings are the trial's, for its run only
