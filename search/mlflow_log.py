@@ -21,31 +21,33 @@ one, the driver sets at the end of each run from the study's trial table (:func:
 before that is made good by the next resume's end.
 
 **What it costs a trial**: the requests go out from a thread of the trial's own, in order, while it works:
-importing MLflow (once per worker process, ~1 s here) and finding or making the run (two requests) while its first
-epoch trains, each epoch's batch while its checkpoint is saved. Before each report to Ray the trial waits until
-what it asked is sent (a trial the scheduler stops after that report has logged all it reported), which by then
-is rarely anything; the end waits for its own requests, before the trial keeps its final record: one batch (the
-last epoch with the final scores), the model's upload and the run's end. An MLflow
-server that stops answering during a sweep never fails a trial: a trial says so once in its log and logs what it
-missed at its next epoch.
+finding or making the run (two requests) while its first epoch trains, each epoch's batch while its checkpoint is
+saved. They speak MLflow's REST API through the standard library (:mod:`search.mlflow_rest`): importing MLflow's
+client would cost each trial worker 0.6 s of CPU and the driver 1 s, more than all the requests of a small sweep.
+Before each report to Ray the trial waits until what it asked is sent (a trial the scheduler stops after that
+report has logged all it reported), which by then is rarely anything; the end waits for its own requests, before
+the trial keeps its final record: one batch (the last epoch with the final scores), the model's upload and the
+run's end. An MLflow server that stops answering during a sweep never fails a trial: a trial says so once in its
+log and logs what it missed at its next epoch.
 
 **Credentials.** A study folder is data: ``study.json`` records that the study logs to MLflow, at which URL
 (its password masked), but ``resume`` and ``confirm`` send nothing there unless the user names the server
 again (``--mlflow URI`` or ``MLFLOW_TRACKING_URI``), or say ``--no-mlflow``; otherwise one line says how,
 exit code 2, as for a study's ``--storage`` and ``--address``. MLflow's own ``MLFLOW_TRACKING_USERNAME``,
-``MLFLOW_TRACKING_PASSWORD`` and ``MLFLOW_TRACKING_TOKEN`` reach the trials through their environment.
+``MLFLOW_TRACKING_PASSWORD`` and ``MLFLOW_TRACKING_TOKEN`` (and its TLS settings) reach the trials through their
+environment.
 """
 
 from __future__ import annotations
 
-import contextlib
+import importlib.util
 import math
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,6 +58,7 @@ import results
 from cae.config import VAL_METRICS
 from cae.errors import UsageError
 from results.reports import COST_KEYS, EPOCH, KEPT, RECORD_KEYS, SCORE_KEYS
+from search.mlflow_rest import RestClient, RestError, Run, metric, pair, unsupported
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,15 +80,12 @@ END_KEYS = ("epochs", "best_epoch", "eval_seconds", *COST_KEYS)
 SECRETS = ("password", "token", "secret", "key", "sig", "signature", "access_token")  # masked query values
 # MLflow's REST limits per log_batch call.
 MAX_PARAMS, MAX_METRICS = 100, 1000
-# MLflow retries a failed request 7 times over about 4 minutes by default (for rate-limited hosted servers).
-# The check before a study starts asks once, with a short timeout: a dead URL is a one-line refusal in seconds.
-# A trial retries twice (about 3 s): a server that restarts is ridden out, one that is down costs each epoch
-# seconds, not minutes. Set for each call and restored after it; a user's own MLFLOW_HTTP_* settings win.
-# Ending a run would also fetch it again to print its URL: not in a trial's log (one request fewer).
-QUIET = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
-CHECK_REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10", **QUIET}
-TRIAL_REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "30", **QUIET}
+# MLflow's client retries a failed request 7 times over about 4 minutes by default (for rate-limited hosted
+# servers). The check before a study starts asks once, with a short timeout: a dead URL is a one-line refusal in
+# seconds. A trial retries twice (about 3 s): a server that restarts is ridden out, one that is down costs each
+# epoch seconds, not minutes. A user's own MLFLOW_HTTP_REQUEST_* settings win (search.mlflow_rest).
+CHECK_REQUESTS = {"retries": 0, "timeout": 10.0}
+TRIAL_REQUESTS = {"retries": 2, "backoff": 1.0, "timeout": 30.0}
 
 
 @dataclass(frozen=True)
@@ -134,22 +134,8 @@ def _secret(key: str) -> bool:
     return any(word in key.lower() for word in SECRETS)
 
 
-@contextlib.contextmanager
-def _requests(settings: Mapping[str, str]) -> Iterator[None]:
-    """MLflow's HTTP retry settings for the calls inside, unless the user set them; restored after."""
-    mine = {k: v for k, v in settings.items() if k not in os.environ}
-    os.environ.update(mine)
-    try:
-        yield
-    finally:
-        for key in mine:
-            os.environ.pop(key, None)
-
-
-def _client(uri: str) -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
+def _client(uri: str, settings: Mapping[str, Any]) -> RestClient:
+    return RestClient(uri, **settings)
 
 
 def _reason(exc: BaseException, uri: str) -> str:
@@ -173,15 +159,15 @@ def check(uri: str, study: str) -> None:
                          "one with `mlflow server --host 127.0.0.1 --port 5000`)")
     if any(_secret(key) for key, _ in parse_qsl(urlsplit(uri).query)):
         raise UsageError(f"--mlflow {shown} carries a secret in its query; give it in MLFLOW_TRACKING_TOKEN instead")
+    if importlib.util.find_spec("mlflow") is None:  # found, not imported (search.mlflow_rest says why)
+        raise UsageError(f"--mlflow needs MLflow, which is not installed: {INSTALL}")
+    if unsupported():
+        raise UsageError(f"{unsupported()} is set: caesweep's trials log with MLflow's REST API, which knows "
+                         "MLFLOW_TRACKING_TOKEN and MLFLOW_TRACKING_USERNAME/PASSWORD only; unset it and use those")
     try:
-        import mlflow  # noqa: F401
-    except ImportError:
-        raise UsageError(f"--mlflow needs MLflow, which is not installed: {INSTALL}") from None
-    try:
-        with _requests(CHECK_REQUESTS):
-            client = _client(uri)
-            client.search_experiments(max_results=1)
-            experiment = client.get_experiment_by_name(study)
+        client = _client(uri, CHECK_REQUESTS)
+        client.search_experiments(max_results=1)
+        experiment = client.get_experiment_by_name(study)
     except Exception as exc:  # noqa: BLE001  (any failure of the server is the user's to fix, in one line)
         raise UsageError(f"the MLflow server at {shown} does not answer ({_reason(exc, uri)}); start it or fix "
                          f"--mlflow (or ${ENV})") from None
@@ -262,40 +248,30 @@ def bind(sweep: Sweep, meta: dict[str, Any]) -> Sweep:
 def open_experiment(target: MlflowTarget, study_id: str) -> MlflowTarget:
     """``target`` bound to its study's experiment (created if new, tagged with ``study_id``): what trials log to."""
     try:
-        with _requests(CHECK_REQUESTS):
-            experiment_id = _experiment(_client(target.uri), target.study, study_id)
+        experiment_id = _experiment(_client(target.uri, CHECK_REQUESTS), target.study, study_id)
     except Exception as exc:  # noqa: BLE001
         raise UsageError(f"the MLflow server at {masked(target.uri)} does not answer ({_reason(exc, target.uri)}); "
                          "start it or fix --mlflow") from None
     return replace(target, study_id=study_id, experiment_id=experiment_id)
 
 
-def _experiment(client: Any, name: str, study_id: str) -> str:
+def _experiment(client: RestClient, name: str, study_id: str) -> str:
     """The id of the experiment called ``name``, created (tagged with the study's id) if there is none."""
-    from mlflow.exceptions import MlflowException
-
     found = client.get_experiment_by_name(name)
     if found is not None:
-        return str(found.experiment_id)
+        return found.experiment_id
     try:
-        return str(client.create_experiment(name, tags={STUDY_ID: study_id}))
-    except MlflowException:  # created meanwhile (another study of this name): use it, runs are tagged apart
+        return client.create_experiment(name, tags={STUDY_ID: study_id})
+    except RestError:  # created meanwhile (another study of this name): use it, runs are tagged apart
         found = client.get_experiment_by_name(name)
         if found is None:
             raise
-        return str(found.experiment_id)
+        return found.experiment_id
 
 
-def study_runs(client: Any, target: MlflowTarget) -> list[Any]:
+def study_runs(client: RestClient, target: MlflowTarget) -> list[Run]:
     """Every active run of the study (its ``study_id`` tag) in its experiment."""
-    runs, token = [], None
-    while True:
-        page = client.search_runs([target.experiment_id], filter_string=f"tags.{STUDY_ID} = '{target.study_id}'",
-                                  max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
+    return list(client.all_runs([str(target.experiment_id)], f"tags.{STUDY_ID} = '{target.study_id}'"))
 
 
 def reconcile(sweep: Sweep, trials: pd.DataFrame) -> None:
@@ -309,19 +285,18 @@ def reconcile(sweep: Sweep, trials: pd.DataFrame) -> None:
     statuses = dict(zip(trials["trial_id"].astype(str), trials["status"].astype(str), strict=True))
     settled = not trials["status"].isin([results.RUNNING, results.PENDING]).any()
     try:
-        with _requests(TRIAL_REQUESTS):
-            client = _client(target.uri)
-            for run in study_runs(client, target):
-                status = statuses.get(run.data.tags.get(TRIAL_ID, ""))
-                if status is None:
-                    if settled:
-                        client.delete_run(run.info.run_id)
-                    continue
-                wanted = RUN_STATUS.get(status)
-                if run.data.tags.get(STATUS) != status:
-                    client.set_tag(run.info.run_id, STATUS, status)
-                if wanted is not None and run.info.status != wanted:
-                    client.set_terminated(run.info.run_id, status=wanted)
+        client = _client(target.uri, TRIAL_REQUESTS)
+        for run in study_runs(client, target):
+            status = statuses.get(run.tags.get(TRIAL_ID, ""))
+            if status is None:
+                if settled:
+                    client.delete_run(run.run_id)
+                continue
+            wanted = RUN_STATUS.get(status)
+            if run.tags.get(STATUS) != status:
+                client.set_tag(run.run_id, STATUS, status)
+            if wanted is not None and run.status != wanted:
+                client.set_status(run.run_id, wanted)
     except Exception as exc:  # noqa: BLE001  (logging never fails a sweep)
         print(f"warning: MLflow at {masked(target.uri)}: the runs' statuses were not updated "
               f"({_reason(exc, target.uri)}); the next resume does it", file=sys.stderr)
@@ -359,43 +334,42 @@ class TrialRun:
                      ARCHITECTURE: architecture, STATUS: results.RUNNING}
         if repeat_of is not None:
             self.tags[REPEAT_OF] = str(repeat_of)
-        self.client: Any = None
+        self.client: RestClient | None = None
+        self.run: Run | None = None
         self.run_id: str | None = None
         self.status: str | None = None  # the run's MLflow status when it was found
         self.logged: set[int] = set()  # the steps (epochs) the run holds
-        self.pending: list[Any] = []  # parameters not logged yet: they go with the next batch of metrics
+        self.pending: list[dict[str, str]] = []  # parameters not logged yet: they go with the next batch of metrics
         self.max_epochs = epochs
         self._warned = False
         self._sender: ThreadPoolExecutor | None = None  # the thread that makes the requests, in order
         self._last: Future[None] | None = None  # the request asked last
-        self._settings: dict[str, str] = {}  # the request settings this run put in the environment
 
     def _open(self) -> None:
         """Find the trial's run by its tags, or create it (two requests); a run found (a restarted or continued
         trial) tells the steps it holds. Its parameters go with the first batch (the same again on a resume)."""
         if self.run_id is not None:
             return
-        from mlflow.entities import Param
-
-        client = _client(self.target.uri)
-        found = client.search_runs(
-            [self.target.experiment_id], max_results=1,
+        client = _client(self.target.uri, TRIAL_REQUESTS)
+        found, _ = client.search_runs(
+            [str(self.target.experiment_id)], max_results=1,
             filter_string=f"tags.{STUDY_ID} = '{self.target.study_id}' AND tags.{TRIAL_ID} = '{self.trial_id}'")
         if found:
             run = found[0]
-            self.logged = {int(m.step) for m in client.get_metric_history(run.info.run_id, EPOCH)}
+            self.logged = client.metric_steps(run.run_id, EPOCH)
         else:
-            run = client.create_run(self.target.experiment_id, tags=self.tags, run_name=self.trial_id)
-        self.pending = [Param(k, str(v)) for k, v in sorted(self.params.items())]
-        self.client, self.run_id, self.status = client, run.info.run_id, run.info.status
+            run = client.create_run(str(self.target.experiment_id), tags=self.tags, run_name=self.trial_id)
+        self.pending = [pair(k, str(v)) for k, v in sorted(self.params.items())]
+        self.client, self.run, self.run_id, self.status = client, run, run.run_id, run.status
 
-    def _batch(self, metrics: Sequence[Any] = (), tags: Sequence[Any] = ()) -> None:
+    def _batch(self, metrics: Sequence[dict[str, Any]] = (), tags: Sequence[dict[str, str]] = ()) -> None:
         """Log ``metrics`` and ``tags`` with the parameters not logged yet, in as few requests as MLflow's
         limits allow (one, for a trial's epoch or end)."""
         params, self.pending = self.pending, []
         try:
             first = True
             while first or metrics or params:
+                assert self.client is not None and self.run_id is not None
                 self.client.log_batch(self.run_id, metrics=list(metrics[:MAX_METRICS]),
                                       params=params[:MAX_PARAMS], tags=list(tags) if first else [])
                 metrics, params, first = metrics[MAX_METRICS:], params[MAX_PARAMS:], False
@@ -404,16 +378,13 @@ class TrialRun:
             raise
 
     def _send(self, what: str, work: Callable[[], None]) -> None:
-        """Have the run's thread do ``work`` after everything asked before (started here on first use, with the
-        trial's request settings put in the environment first, from this thread)."""
+        """Have the run's thread do ``work`` after everything asked before (started here on first use)."""
         if self._sender is None:
-            self._settings = {k: v for k, v in TRIAL_REQUESTS.items() if k not in os.environ}
-            os.environ.update(self._settings)
             self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mlflow-{self.trial_id}")
         self._last = self._sender.submit(self._safely, what, work)
 
     def start(self) -> None:
-        """Import MLflow and find or make the run now, on the run's thread, while the trial prepares and trains."""
+        """Find or make the run now, on the run's thread, while the trial prepares and trains."""
         self._send("start", lambda: None)
 
     def flush(self) -> None:
@@ -422,14 +393,11 @@ class TrialRun:
             self._last.result()
 
     def close(self) -> None:
-        """Return once everything asked of the run is sent (or given up on); the environment as it was."""
+        """Return once everything asked of the run is sent (or given up on); its thread ended."""
         if self._sender is None:
             return
         self._sender.shutdown(wait=True)
         self._sender = None
-        for key in self._settings:
-            os.environ.pop(key, None)
-        self._settings = {}
 
     def _safely(self, what: str, work: Callable[[], None]) -> None:
         try:
@@ -454,19 +422,18 @@ class TrialRun:
         records = [dict(r) for r in history]
         self._send("epochs", lambda: self._log_epochs(records))
 
-    def _epoch_metrics(self, history: Sequence[Mapping[str, Any]]) -> list[Any]:
+    def _epoch_metrics(self, history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """The metrics of the epochs of ``history`` the run lacks, counted as logged (a run found stopped is set
         running again first)."""
-        from mlflow.entities import Metric
-
+        assert self.client is not None and self.run_id is not None
         if self.status not in (None, "RUNNING"):  # continued after a stop (a paused or killed trial): running again
-            self.client.update_run(self.run_id, status="RUNNING")
+            self.client.set_status(self.run_id, "RUNNING", ended=False)
             self.client.set_tag(self.run_id, STATUS, results.RUNNING)
             self.status = "RUNNING"
         now = int(time.time() * 1000)
         new = [r for r in history if int(r[EPOCH]) not in self.logged]
         self.logged.update(int(r[EPOCH]) for r in new)
-        return [Metric(key, value, now, int(r[EPOCH]))
+        return [metric(key, value, now, int(r[EPOCH]))
                 for r in new for key, value in _numbers(r, (*RECORD_KEYS, EPOCH)).items()]
 
     def _log_epochs(self, history: Sequence[Mapping[str, Any]]) -> None:
@@ -490,18 +457,17 @@ class TrialRun:
 
     def _finish(self, final: Mapping[str, Any], model: Path | None, history: Sequence[Mapping[str, Any]],
                 again: bool) -> None:
-        from mlflow.entities import Metric, RunTag
-
+        assert self.client is not None and self.run_id is not None
         if again and self.status == "FINISHED":
             return
         logged = set(self.logged)
         step = int(final.get("epochs", final.get(EPOCH, 0)))
         keys = (*SCORE_KEYS, *(KEPT + m for m in VAL_METRICS), *END_KEYS)
         now = int(time.time() * 1000)
-        metrics = [Metric(k, v, now, step) for k, v in _numbers(final, keys).items()]
-        tags = [RunTag(STATUS, results.COMPLETE)]
+        metrics = [metric(k, v, now, step) for k, v in _numbers(final, keys).items()]
+        tags = [pair(STATUS, results.COMPLETE)]
         if final.get("architecture"):
-            tags.append(RunTag(ARCHITECTURE, str(final["architecture"])))
+            tags.append(pair(ARCHITECTURE, str(final["architecture"])))
         try:  # the epochs not sent yet and the final scores: one batch
             self._batch([*self._epoch_metrics(history), *metrics], tags)
         except Exception:
@@ -509,26 +475,26 @@ class TrialRun:
             raise
         if model is not None and model.is_file():
             self._log_model(model)
-        self.client.set_terminated(self.run_id, status="FINISHED")
+        self.client.set_status(self.run_id, "FINISHED")
         self.status = "FINISHED"
 
     def _log_model(self, model: Path) -> None:
         """The kept model as ``model/model.keras`` whatever the file's own name."""
+        assert self.client is not None and self.run is not None
         if model.name == MODEL_NAME:
-            self.client.log_artifact(self.run_id, str(model), MODEL_ARTIFACT)
+            self.client.log_artifact(self.run, model, MODEL_ARTIFACT)
             return
         with tempfile.TemporaryDirectory(prefix="caesweep-mlflow-") as folder:
             copy = Path(folder) / MODEL_NAME
             shutil.copyfile(model, copy)
-            self.client.log_artifact(self.run_id, str(copy), MODEL_ARTIFACT)
+            self.client.log_artifact(self.run, copy, MODEL_ARTIFACT)
 
     def failed(self, reason: str) -> None:
         """The trial failed (a diverged loss, an exception): its reason as the tag ``error``, status FAILED."""
         def work() -> None:
-            from mlflow.entities import RunTag
-
-            self._batch(tags=[RunTag(ERROR, reason[:5000]), RunTag(STATUS, results.FAILED)])
-            self.client.set_terminated(self.run_id, status="FAILED")
+            assert self.client is not None and self.run_id is not None
+            self._batch(tags=[pair(ERROR, reason[:5000]), pair(STATUS, results.FAILED)])
+            self.client.set_status(self.run_id, "FAILED")
 
         self._send("failure", work)
         self.close()

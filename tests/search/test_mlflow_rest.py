@@ -1,0 +1,139 @@
+"""search.mlflow_rest: MLflow's REST API over the standard library. What it sends (credentials as MLflow's client
+sends them, never a user name as a host), what it retries, where artifacts go when the server does not proxy
+them, and that logging a whole trial imports no MLflow (the reason it exists)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from search.mlflow_rest import RestClient, RestError, Run
+from tests.conftest import in_process
+from tests.search.test_cli_errors import assert_user_error
+
+
+class Recorder(ThreadingHTTPServer):
+    """A loopback HTTP server that records each request and answers from a script of (status, body)."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.seen: list[dict[str, object]] = []
+        self.script: list[tuple[int, dict[str, object]]] = []
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Recorder
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.server.seen.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
+                                 "body": self.rfile.read(length)})
+        status, body = self.server.script.pop(0) if self.server.script else (200, {})
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = _answer  # noqa: N815
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    server = Recorder()
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_credentials_go_as_mlflow_sends_them_and_a_url_user_is_never_a_host(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.mlflow/credentials of the machine's
+    user_in_url = recorder.uri.replace("http://", "http://ann:s%40cret@")
+    RestClient(user_in_url).search_experiments()
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok")
+    RestClient(recorder.uri).set_tag("r1", "k", "v")
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN")
+    (tmp_path / ".mlflow").mkdir()
+    (tmp_path / ".mlflow" / "credentials").write_text(
+        "[mlflow]\nmlflow_tracking_username = bob\nmlflow_tracking_password = pw\n")
+    RestClient(recorder.uri).delete_run("r1")
+    auth = [dict(seen["headers"]).get("Authorization") for seen in recorder.seen]  # type: ignore[call-overload]
+    assert auth == ["Basic " + base64.b64encode(b"ann:s@cret").decode(), "Bearer tok",
+                    "Basic " + base64.b64encode(b"bob:pw").decode()]
+    assert [seen["path"] for seen in recorder.seen] == [
+        "/api/2.0/mlflow/experiments/search", "/api/2.0/mlflow/runs/set-tag", "/api/2.0/mlflow/runs/delete"]
+    assert json.loads(recorder.seen[1]["body"]) == {"run_id": "r1", "key": "k", "value": "v"}  # type: ignore[arg-type]
+
+
+def test_transient_answers_are_asked_again_and_errors_say_mlflow_s_code(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    recorder.script = [(503, {}), (200, {"experiment": {"experiment_id": "7", "name": "s",
+                                                        "lifecycle_stage": "active"}})]
+    found = RestClient(recorder.uri, retries=2, backoff=0.0).get_experiment_by_name("s")
+    assert found is not None and found.experiment_id == "7" and len(recorder.seen) == 2
+    recorder.script = [(404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no such experiment"})]
+    assert RestClient(recorder.uri, retries=2, backoff=0.0).get_experiment_by_name("t") is None
+    recorder.script = [(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "bad step"})]
+    with pytest.raises(RestError, match="HTTP 400 INVALID_PARAMETER_VALUE: bad step") as raised:
+        RestClient(recorder.uri, retries=2, backoff=0.0).log_batch("r1", [{"key": "m", "value": 1.0}])
+    assert raised.value.status == 400 and len(recorder.seen) == 4  # a client error is not asked again
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # the user's setting wins, as in MLflow
+    recorder.script = [(503, {}), (200, {})]
+    with pytest.raises(RestError, match="HTTP 503"):
+        RestClient(recorder.uri, retries=2, backoff=0.0).delete_run("r1")
+
+
+def test_artifacts_the_server_does_not_proxy_are_written_by_mlflow_s_own_repository(tmp_path: Path) -> None:
+    store = tmp_path / "artifacts" / "run1"
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"weights")
+    run = Run(run_id="run1", status="RUNNING", artifact_uri=store.as_uri())
+    RestClient("http://127.0.0.1:9").log_artifact(run, model, "model")  # no request: a file store
+    assert (store / "model" / "model.keras").read_bytes() == b"weights"
+
+
+def test_a_proxied_artifact_is_put_under_the_server_s_artifact_api(recorder: Recorder, tmp_path: Path) -> None:
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"weights")
+    run = Run(run_id="abc", status="RUNNING", artifact_uri="mlflow-artifacts:/3/abc/artifacts")
+    RestClient(recorder.uri + "/").log_artifact(run, model, "model")
+    seen = recorder.seen[0]
+    assert (seen["method"], seen["path"], seen["body"]) == (
+        "PUT", "/api/2.0/mlflow-artifacts/artifacts/3/abc/artifacts/model/model.keras", b"weights")
+
+
+def test_an_authentication_only_mlflow_s_client_knows_is_refused_in_one_line(
+    tmp_path: Path, tiny_space: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from search.cli import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_AUTH", "my_plugin")
+    root = tmp_path / "root"
+    proc = in_process(main, "run", "--space", str(tiny_space), "--study", "x", "--root", str(root),
+                      "--mlflow", "http://127.0.0.1:9")
+    assert_user_error(proc, "MLFLOW_TRACKING_AUTH", "MLFLOW_TRACKING_TOKEN")
+    assert not root.exists()
