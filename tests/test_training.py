@@ -396,3 +396,27 @@ def test_a_short_run_is_trained_eagerly_with_the_updates_of_a_traced_one(
     for eager_epoch, graph_epoch in zip(straight.result.history, traced.history, strict=True):
         timing = {"seconds": eager_epoch["seconds"]}
         assert eager_epoch == pytest.approx({**graph_epoch, **timing}, rel=1e-4)
+
+
+def test_a_run_that_predicts_enough_batches_traces_its_prediction_once_with_the_eager_numbers(
+    tiny_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prediction is traced where it pays (TRACE_PREDICT_MIN_BATCHES): one trace for every batch size of the
+    validation passes and the test split, the same predictions as calling the model eagerly; a run with fewer
+    batches to predict stays eager."""
+    prepared = prepare(get_task("reconstruct"), tiny_dataset)
+    monkeypatch.setattr(training, "PREDICT_BATCH", 3)  # the val and test splits in batches of 3 and a remainder
+    batches = training.predicted_batches(prepared, epochs=2)
+    assert len(prepared.val.x) % 3 and len(prepared.test.x) % 3  # a batch of another size in each pass
+    monkeypatch.setattr(training, "TRACE_PREDICT_MIN_BATCHES", batches + 1)
+    short = train(TINY, prepared)
+    assert short.model not in training._TRACED
+    monkeypatch.setattr(training, "TRACE_PREDICT_MIN_BATCHES", batches)
+    result = train(TINY, prepared)
+    (call,) = training._TRACED[result.model].values()
+    assert call.experimental_get_tracing_count() == 1  # type: ignore[attr-defined]
+    eager = np.concatenate([np.asarray(result.model(prepared.test.x[i : i + 3], training=False))
+                            for i in range(0, len(prepared.test.x), 3)])
+    np.testing.assert_allclose(training.predict(result.model, prepared.test.x), eager, rtol=1e-5, atol=1e-6)
+    assert result.test["test_mse"] == pytest.approx(short.test["test_mse"], rel=1e-5)  # the same run, the same scores
+    assert call.experimental_get_tracing_count() == 1  # type: ignore[attr-defined]
