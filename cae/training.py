@@ -61,6 +61,7 @@ _TRACED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Callable[[Any], An
 # run, a tiny test sweep) is trained eagerly; any real run is traced as usual.
 EAGER_MAX_STEPS = 12
 PREBUILD_OPTIMIZER = True  # compile_model makes the optimizer's variables before the first step (see there)
+PREBUILD_METRICS = True  # compile_model makes the compiled metrics' variables before the first step (see there)
 # XLA (model.compile(jit_compile=True)) on these 2 CPU cores, the same CAEs timed with and without it, 2,048 random
 # images, batch 64, the median of the timed epochs over alternating rounds (a shared, busy machine):
 # 32-48-64 k3 z128 at 32 px, 5 rounds: float32 379 images/s without, 114 with (each round 0.24-0.76x);
@@ -318,6 +319,14 @@ def compile_model(model: keras.Model, lr: float, loss: str, schedule: str = "con
     # of 2.52 s (median). The trained weights and optimizer state are bit for bit the same (tests/test_training.py).
     if PREBUILD_OPTIMIZER:
         model.optimizer.build(model.trainable_variables)
+    if PREBUILD_METRICS:
+        # The compiled metrics' variables made now, eagerly. Without a distribution strategy Keras makes them inside
+        # the first traced train step, and a tf.function that made variables in its first trace is traced again
+        # (TensorFlow's rule: the variables lifted out, the step retraced without them), so every model's train step
+        # was traced twice. One call on a zero image builds them; the values are reset (fit resets them anyway).
+        zeros = np.zeros((1, *model.output_shape[1:]), dtype="float32")
+        model.compute_metrics(None, zeros, zeros)
+        model.reset_metrics()
 
 
 def train(

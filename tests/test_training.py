@@ -162,26 +162,41 @@ def test_the_same_seed_gives_identical_weights_after_one_epoch(straight: Straigh
 def test_the_optimizer_made_before_training_trains_bit_for_bit_as_keras_alone(
     tiny_dataset: Dataset, monkeypatch: pytest.MonkeyPatch, policy: str
 ) -> None:
-    # compile_model makes Adam's slots eagerly, not inside the first traced step (~0.45 s a trial here): the
-    # traced training (not the eager path of tiny runs), with a learning-rate schedule, ends with the same weights
-    # and optimizer state as Keras's own build, in float32 and in bfloat16.
+    # compile_model makes Adam's slots and the compiled metrics' variables eagerly, not inside the first traced
+    # step (which then traces once, not twice): the traced training (not the eager path of tiny runs), with a
+    # learning-rate schedule, ends with the same weights, optimizer state and logged metrics as Keras's own build,
+    # in float32 and in bfloat16.
+    import keras.src.backend.tensorflow.trainer as keras_trainer
+
     from cae.models import build_model
     from cae.precision import policy_scope
     from cae.training import compile_model
 
     pair = prepare(get_task("reconstruct"), tiny_dataset).train
-    states = []
+    states, logs, traces = [], [], []
+    step = keras_trainer.TensorFlowTrainer.train_step
+
+    def counted(self: object, data: object) -> object:  # runs once per trace of the train step
+        traces[-1] += 1
+        return step(self, data)
+
+    monkeypatch.setattr(keras_trainer.TensorFlowTrainer, "train_step", counted)
     for prebuild in (True, False):
         monkeypatch.setattr(training, "PREBUILD_OPTIMIZER", prebuild)
+        monkeypatch.setattr(training, "PREBUILD_METRICS", prebuild)
         keras.backend.clear_session()
         keras.utils.set_random_seed(0)
+        traces.append(0)
         with policy_scope(policy):
             model = build_model(TINY.model, TINY.image_size, 3, 3)
             compile_model(model, 1e-3, "mse", "cosine", steps=8)
             assert model.optimizer.built == prebuild
-            model.fit(pair.x, pair.y, batch_size=4, epochs=2, shuffle=True, verbose=0)
+            history = model.fit(pair.x, pair.y, batch_size=4, epochs=2, shuffle=True, verbose=0).history
         states.append([np.asarray(v) for v in (*model.weights, *model.optimizer.variables)])
+        logs.append(history)
     assert len(states[0]) == len(states[1]) and all(np.array_equal(a, b) for a, b in zip(*states, strict=True))
+    assert logs[0] == logs[1]  # loss, mse, psnr, ssim of both epochs, to the bit
+    assert traces == [1, 2]  # Keras alone makes the metrics' variables in its first trace, and is traced again
 
 
 def test_a_checkpoint_holds_weights_optimizer_state_and_progress(straight: Straight) -> None:
