@@ -55,11 +55,14 @@ TRACE_PREDICT_MIN_BATCHES = 5
 # The models whose prediction is traced: their traced calls by input (an image's shape, the dtype), made at the first
 # prediction of each.
 _TRACED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Callable[[Any], Any]]] = weakref.WeakKeyDictionary()
-# Keras traces the train step of every new model (3-4 s on these 2 CPU cores, whatever the data) and then runs
-# a step at ~0.04 s; run eagerly, a small CAE's step costs ~0.25-0.35 s and nothing is traced: the same updates
-# (bit for bit, measured), faster up to ~18 steps. A run with at most this many optimizer steps left (a smoke
-# run, a tiny test sweep) is trained eagerly; any real run is traced as usual.
-EAGER_MAX_STEPS = 12
+# Keras traces the train step of every new model and then runs a step in a few milliseconds; run eagerly, a small
+# CAE's step costs far more and nothing is traced: the same updates (to float rounding, tested). A run with at most
+# this many optimizer steps left (a smoke run, a tiny test sweep) is trained eagerly; any real run is traced.
+# Measured (2 CPU cores, AMD EPYC, 8-16 z16 at 16 px, build + train + test scores, medians of 3 alternating rounds),
+# since the step is traced once (compile_model): 4 steps 0.52 s eager vs 0.81 s traced, 8 steps 0.72-0.80 vs
+# 0.78-0.90, 12 steps 1.15 vs 0.96, 16 steps 1.23-1.31 vs 0.83-0.91. (Before, when every step was traced twice,
+# eager paid up to ~18 steps and this was 12.)
+EAGER_MAX_STEPS = 8
 PREBUILD_OPTIMIZER = True  # compile_model makes the optimizer's variables before the first step (see there)
 PREBUILD_METRICS = True  # compile_model makes the compiled metrics' variables before the first step (see there)
 # XLA (model.compile(jit_compile=True)) on these 2 CPU cores, the same CAEs timed with and without it, 2,048 random
