@@ -49,9 +49,10 @@ PREDICT_BATCH = 512
 # eagerly, a small CAE predicts 512 32x32 images in 0.11 s (16-32) / 0.14-0.15 s (16-32-64); traced, where Grappler
 # fuses each convolution with its bias and activation, in 0.067 / 0.093 s, after a trace of 0.15-0.21 s with its
 # first call (medians, 2 CPU cores, AMD EPYC, float32; the 32-48-64 z128 model on 1,229 images: 0.58-0.63 s eager,
-# 0.43-0.46 s traced, 0.27-0.30 s traced in bfloat16 against 0.41-0.44 s eager). A run that predicts at least this
-# many batches traces; a shorter one (a smoke run, a tiny test sweep: the trace would not pay back) stays eager.
-TRACE_PREDICT_MIN_BATCHES = 5
+# 0.43-0.46 s traced, 0.27-0.30 s traced in bfloat16 against 0.41-0.44 s eager). Three calls on 512 images, the
+# trace included: 0.36 s eager vs 0.31 s traced (16-32), 0.475 vs 0.423 (16-32-64; medians of 7). A run that
+# predicts at least this many batches traces; a shorter one (a smoke run, a tiny test sweep) stays eager.
+TRACE_PREDICT_MIN_BATCHES = 3
 # The models whose prediction is traced: their traced calls by input (an image's shape, the dtype), made at the first
 # prediction of each.
 _TRACED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Callable[[Any], Any]]] = weakref.WeakKeyDictionary()
@@ -293,7 +294,7 @@ def _traced_call(model: keras.Model, x: np.ndarray) -> Callable[[Any], Any]:
             return ref()(batch, training=False)  # type: ignore[misc]
 
         spec = tf.TensorSpec([None, *x.shape[1:]], tf.as_dtype(x.dtype))
-        calls[key] = tf.function(forward, input_signature=[spec])
+        calls[key] = tf.function(forward, input_signature=[spec], autograph=False)  # as Keras's own steps
     return calls[key]
 
 
