@@ -336,7 +336,6 @@ class TrialRun:
             self.tags[REPEAT_OF] = str(repeat_of)
         self.client: RestClient | None = None
         self.run: Run | None = None
-        self.run_id: str | None = None
         self.status: str | None = None  # the run's MLflow status when it was found
         self.logged: set[int] = set()  # the steps (epochs) the run holds
         self.pending: list[dict[str, str]] = []  # parameters not logged yet: they go with the next batch of metrics
@@ -348,7 +347,7 @@ class TrialRun:
     def _open(self) -> None:
         """Find the trial's run by its tags, or create it (two requests); a run found (a restarted or continued
         trial) tells the steps it holds. Its parameters go with the first batch (the same again on a resume)."""
-        if self.run_id is not None:
+        if self.run is not None:
             return
         client = _client(self.target.uri, TRIAL_REQUESTS)
         found, _ = client.search_runs(
@@ -360,7 +359,17 @@ class TrialRun:
         else:
             run = client.create_run(str(self.target.experiment_id), tags=self.tags, run_name=self.trial_id)
         self.pending = [pair(k, str(v)) for k, v in sorted(self.params.items())]
-        self.client, self.run, self.run_id, self.status = client, run, run.run_id, run.status
+        self.client, self.run, self.status = client, run, run.status
+
+    @property
+    def run_id(self) -> str | None:
+        return None if self.run is None else self.run.run_id
+
+    def _opened(self) -> tuple[RestClient, Run]:
+        """The client and the run, once :meth:`_open` found or made it (every request is made after that)."""
+        if self.client is None or self.run is None:
+            raise RuntimeError(f"the MLflow run of trial {self.trial_id} is not open")
+        return self.client, self.run
 
     def _batch(self, metrics: Sequence[dict[str, Any]] = (), tags: Sequence[dict[str, str]] = ()) -> None:
         """Log ``metrics`` and ``tags`` with the parameters not logged yet, in as few requests as MLflow's
@@ -369,8 +378,8 @@ class TrialRun:
         try:
             first = True
             while first or metrics or params:
-                assert self.client is not None and self.run_id is not None
-                self.client.log_batch(self.run_id, metrics=list(metrics[:MAX_METRICS]),
+                client, run = self._opened()
+                client.log_batch(run.run_id, metrics=list(metrics[:MAX_METRICS]),
                                       params=params[:MAX_PARAMS], tags=list(tags) if first else [])
                 metrics, params, first = metrics[MAX_METRICS:], params[MAX_PARAMS:], False
         except Exception:
@@ -425,10 +434,10 @@ class TrialRun:
     def _epoch_metrics(self, history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """The metrics of the epochs of ``history`` the run lacks, counted as logged (a run found stopped is set
         running again first)."""
-        assert self.client is not None and self.run_id is not None
+        client, run = self._opened()
         if self.status not in (None, "RUNNING"):  # continued after a stop (a paused or killed trial): running again
-            self.client.set_status(self.run_id, "RUNNING", ended=False)
-            self.client.set_tag(self.run_id, STATUS, results.RUNNING)
+            client.set_status(run.run_id, "RUNNING", ended=False)
+            client.set_tag(run.run_id, STATUS, results.RUNNING)
             self.status = "RUNNING"
         now = int(time.time() * 1000)
         new = [r for r in history if int(r[EPOCH]) not in self.logged]
@@ -457,7 +466,7 @@ class TrialRun:
 
     def _finish(self, final: Mapping[str, Any], model: Path | None, history: Sequence[Mapping[str, Any]],
                 again: bool) -> None:
-        assert self.client is not None and self.run_id is not None
+        client, run = self._opened()
         if again and self.status == "FINISHED":
             return
         logged = set(self.logged)
@@ -475,26 +484,26 @@ class TrialRun:
             raise
         if model is not None and model.is_file():
             self._log_model(model)
-        self.client.set_status(self.run_id, "FINISHED")
+        client.set_status(run.run_id, "FINISHED")
         self.status = "FINISHED"
 
     def _log_model(self, model: Path) -> None:
         """The kept model as ``model/model.keras`` whatever the file's own name."""
-        assert self.client is not None and self.run is not None
+        client, run = self._opened()
         if model.name == MODEL_NAME:
-            self.client.log_artifact(self.run, model, MODEL_ARTIFACT)
+            client.log_artifact(run, model, MODEL_ARTIFACT)
             return
         with tempfile.TemporaryDirectory(prefix="caesweep-mlflow-") as folder:
             copy = Path(folder) / MODEL_NAME
             shutil.copyfile(model, copy)
-            self.client.log_artifact(self.run, copy, MODEL_ARTIFACT)
+            client.log_artifact(run, copy, MODEL_ARTIFACT)
 
     def failed(self, reason: str) -> None:
         """The trial failed (a diverged loss, an exception): its reason as the tag ``error``, status FAILED."""
         def work() -> None:
-            assert self.client is not None and self.run_id is not None
             self._batch(tags=[pair(ERROR, reason[:5000]), pair(STATUS, results.FAILED)])
-            self.client.set_status(self.run_id, "FAILED")
+            client, run = self._opened()
+            client.set_status(run.run_id, "FAILED")
 
         self._send("failure", work)
         self.close()
