@@ -96,7 +96,7 @@ def unsupported() -> str | None:
     return next((name for name in UNSUPPORTED if os.environ.get(name)), None)
 
 
-def _env_int(name: str, default: float) -> float:
+def _env_number(name: str, default: float) -> float:
     value = os.environ.get(name)
     try:
         return float(value) if value not in (None, "") else default
@@ -120,6 +120,13 @@ def _basic_credentials() -> tuple[str, str] | None:
     return (user, password) if user is not None and password is not None else None
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error (HTTP 30x), never followed."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class RestClient:
     """MLflow's tracking REST API at ``uri`` (an http(s) URL), with MLflow's environment settings (see the
     module's docstring); ``retries``, ``backoff`` and ``timeout`` are the defaults the environment may override."""
@@ -129,17 +136,21 @@ class RestClient:
         # A user and password in the URL are basic credentials (as MLflow's client takes them), never sent as a host.
         in_url = (unquote(parts.username), unquote(parts.password or "")) if parts.username is not None else None
         netloc = parts.netloc.rsplit("@", 1)[-1]
-        self.uri = urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")).rstrip("/")
-        self.retries = int(_env_int("MLFLOW_HTTP_REQUEST_MAX_RETRIES", retries))
-        self.backoff = _env_int("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", backoff)
-        self.timeout = _env_int("MLFLOW_HTTP_REQUEST_TIMEOUT", timeout)
+        self.uri = urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
+        self.retries = int(_env_number("MLFLOW_HTTP_REQUEST_MAX_RETRIES", retries))
+        self.backoff = _env_number("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", backoff)
+        self.timeout = _env_number("MLFLOW_HTTP_REQUEST_TIMEOUT", timeout)
         self.headers = {"User-Agent": "caesweep"}
         token, basic = os.environ.get("MLFLOW_TRACKING_TOKEN"), in_url or _basic_credentials()
         if token and in_url is None:
             self.headers["Authorization"] = f"Bearer {token}"
         elif basic is not None:
             self.headers["Authorization"] = "Basic " + base64.b64encode(":".join(basic).encode()).decode()
-        self.context = self._tls() if urlsplit(self.uri).scheme == "https" else None
+        # No redirect is followed: urllib would carry the credentials to wherever a redirect points.
+        handlers: list[Any] = [_NoRedirect()]
+        if urlsplit(self.uri).scheme == "https":
+            handlers.append(urllib.request.HTTPSHandler(context=self._tls()))
+        self.opener = urllib.request.build_opener(*handlers)
 
     @staticmethod
     def _tls() -> ssl.SSLContext:
@@ -159,23 +170,22 @@ class RestClient:
         url = self.uri + path + (f"?{urlencode(query)}" if query else "")
         payload = json.dumps(body).encode() if body is not None else data
         headers = {**self.headers, **({"Content-Type": content_type} if payload is not None else {})}
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
+        attempt = 0
+        while True:
             try:
-                with urllib.request.urlopen(urllib.request.Request(url, payload, headers, method=method),
-                                            timeout=self.timeout, context=self.context) as answer:
+                with self.opener.open(urllib.request.Request(url, payload, headers, method=method),
+                                      timeout=self.timeout) as answer:
                     text = answer.read()
                 return json.loads(text) if text.strip() else {}
             except urllib.error.HTTPError as exc:
-                if exc.code in TRANSIENT and not last:
-                    exc.close()
-                else:
+                if exc.code not in TRANSIENT or attempt >= self.retries:
                     raise self._error(exc) from None
+                exc.close()
             except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if last:
+                if attempt >= self.retries:
                     raise
             time.sleep(self.backoff * 2**attempt)
-        raise AssertionError("unreachable")
+            attempt += 1
 
     @staticmethod
     def _error(exc: urllib.error.HTTPError) -> RestError:

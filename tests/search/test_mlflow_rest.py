@@ -25,6 +25,7 @@ class Recorder(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.seen: list[dict[str, object]] = []
         self.script: list[tuple[int, dict[str, object]]] = []
+        self.location: str | None = None  # sent as Location with every answer, when set
 
     @property
     def uri(self) -> str:
@@ -43,6 +44,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if self.server.location:
+            self.send_header("Location", self.server.location)
         self.end_headers()
         self.wfile.write(data)
 
@@ -85,6 +88,15 @@ def test_credentials_go_as_mlflow_sends_them_and_a_url_user_is_never_a_host(
     assert [seen["path"] for seen in recorder.seen] == [
         "/api/2.0/mlflow/experiments/search", "/api/2.0/mlflow/runs/set-tag", "/api/2.0/mlflow/runs/delete"]
     assert json.loads(recorder.seen[1]["body"]) == {"run_id": "r1", "key": "k", "value": "v"}  # type: ignore[arg-type]
+
+
+def test_a_redirect_is_not_followed_with_the_credentials(recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok")
+    recorder.script = [(302, {})]  # Location: the recorder itself, where a followed redirect would land
+    recorder.location = f"{recorder.uri}/elsewhere"
+    with pytest.raises(RestError, match="HTTP 302"):
+        RestClient(recorder.uri, retries=2, backoff=0.0).delete_run("r1")
+    assert [seen["path"] for seen in recorder.seen] == ["/api/2.0/mlflow/runs/delete"]  # asked once, not followed
 
 
 def test_transient_answers_are_asked_again_and_errors_say_mlflow_s_code(
