@@ -154,10 +154,10 @@ class RestClient:
 
     @staticmethod
     def _tls() -> ssl.SSLContext:
-        if _truthy("MLFLOW_TRACKING_INSECURE_TLS"):
-            context = ssl._create_unverified_context()  # noqa: S323  (the user's explicit choice, as in MLflow)
-        else:
-            context = ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
+        context = ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
+        if _truthy("MLFLOW_TRACKING_INSECURE_TLS"):  # the user's explicit choice, as in MLflow
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
         if os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH"):
             context.load_cert_chain(os.environ["MLFLOW_TRACKING_CLIENT_CERT_PATH"])
         return context

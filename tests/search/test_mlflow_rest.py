@@ -5,8 +5,12 @@ them, and that logging a whole trial imports no MLflow (the reason it exists).""
 from __future__ import annotations
 
 import base64
+import datetime
+import ipaddress
 import json
+import ssl
 import threading
+import urllib.error
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -149,3 +153,48 @@ def test_an_authentication_only_mlflow_s_client_knows_is_refused_in_one_line(
                       "--mlflow", "http://127.0.0.1:9")
     assert_user_error(proc, "MLFLOW_TRACKING_AUTH", "MLFLOW_TRACKING_TOKEN")
     assert not root.exists()
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, signed by its own key (cryptography: a dependency of MLflow)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "server.pem", folder / "server.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_tls_is_verified_against_the_ca_bundle_mlflow_s_setting_names(
+    recorder: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real TLS server on loopback with a self-signed certificate: refused by default, accepted with its
+    certificate in MLFLOW_TRACKING_SERVER_CERT_PATH, or with MLFLOW_TRACKING_INSECURE_TLS."""
+    for name in ("SERVER_CERT_PATH", "INSECURE_TLS", "CLIENT_CERT_PATH"):
+        monkeypatch.delenv(f"MLFLOW_TRACKING_{name}", raising=False)
+    cert, key = self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    recorder.socket = context.wrap_socket(recorder.socket, server_side=True)
+    uri = recorder.uri.replace("http://", "https://")
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        RestClient(uri, retries=0).delete_run("r1")
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert))
+    RestClient(uri, retries=0).delete_run("r2")
+    monkeypatch.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH")
+    monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
+    RestClient(uri, retries=0).delete_run("r3")
+    assert [json.loads(seen["body"])["run_id"] for seen in recorder.seen] == ["r2", "r3"]  # type: ignore[arg-type]
