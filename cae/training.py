@@ -73,6 +73,13 @@ PREBUILD_METRICS = True  # compile_model makes the compiled metrics' variables b
 # 8-16 z64 at 16 px, 3 rounds: float32 2,116 vs 1,028, mixed_bfloat16 3,523 vs 1,210. XLA never paid on a CPU, so
 # it is off there; on a GPU (not measured here) Keras's own default, "auto", turns it on.
 XLA_ON_CPU = False
+# tf.data's autotuning, off for the training batches (:func:`training_batches`). Keras feeds arrays to ``fit``
+# through a tf.data pipeline with an autotuned parallel gather and prefetch; with autotuning on, destroying an epoch's
+# iterator (at the next epoch or at the end of ``fit``) stalled the training thread for 0.23-0.29 s in about half the
+# fits of a 2-epoch run (2 CPU cores, AMD EPYC, TensorFlow 2.21: 20 fits of a 16-32-64 z64 model on 512 images,
+# 10 epochs or ends of fit of 20 stalled; with autotuning off, none of 20, and the second epoch took 0.31-0.36 s
+# every time instead of 0.33-0.67). The batches are the same, in the same order (tested).
+DATA_AUTOTUNE = False
 
 
 class DivergedError(CaesweepError):
@@ -382,12 +389,9 @@ def train(
             steps_left = math.ceil(len(prepared.train.x) / tc.batch_size) * (tc.epochs - progress.epoch)
             model.run_eagerly = steps_left <= EAGER_MAX_STEPS  # not part of the model's saved compile config
             model.fit(
-                prepared.train.x,
-                prepared.train.y,
-                batch_size=tc.batch_size,
+                training_batches(prepared.train.x, prepared.train.y, tc.batch_size),
                 epochs=tc.epochs,
                 initial_epoch=progress.epoch,
-                shuffle=True,
                 callbacks=[callback],
                 verbose=verbose,
             )
@@ -409,6 +413,21 @@ def train(
         precision_reason=choice.reason,
         model=model,
     )
+
+
+def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
+    """The training batches of ``fit(x, y, batch_size=batch_size, shuffle=True)``, from Keras's own pipeline for
+    arrays (so the same batches in the same order for the same seed), with tf.data's autotuning set by
+    :data:`DATA_AUTOTUNE`."""
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+
+    adapter = ArrayDataAdapter(x, y, batch_size=batch_size, shuffle=True)
+    # Its length said, as fit knows it for arrays: a dataset of unknown length is run until it ends, and Keras then
+    # counted one optimizer step more per epoch than there were batches (measured: 14 for 2 epochs of 6 batches).
+    dataset = adapter.get_tf_dataset().apply(tf.data.experimental.assert_cardinality(adapter.num_batches))
+    options = tf.data.Options()
+    options.autotune.enabled = DATA_AUTOTUNE
+    return dataset.with_options(options)
 
 
 def model_policy(model: keras.Model) -> str:

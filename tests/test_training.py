@@ -199,6 +199,35 @@ def test_the_optimizer_made_before_training_trains_bit_for_bit_as_keras_alone(
     assert traces == [1, 2]  # Keras alone makes the metrics' variables in its first trace, and is traced again
 
 
+def test_the_training_batches_are_kerass_own_in_the_same_order_without_autotuning(tiny_dataset: Dataset) -> None:
+    # train() feeds fit the batches of Keras's pipeline for arrays with tf.data's autotuning off: two epochs (each
+    # shuffled anew, the last batch partial) end with the weights, optimizer state and logs of fit(x, y, shuffle=True)
+    # to the bit. A different order or a lost batch would change them.
+    from cae.models import build_model
+    from cae.training import compile_model, training_batches
+
+    pair = prepare(get_task("reconstruct"), tiny_dataset).train
+    batch = 3
+    assert len(pair.x) % batch, "the last batch must be partial"
+    states, logs = [], []
+    for batches in (False, True):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(0)
+        model = build_model(TINY.model, TINY.image_size, 3, 3)
+        compile_model(model, 1e-3, "mse")
+        if batches:
+            data = training_batches(pair.x, pair.y, batch)
+            assert data.options().autotune.enabled is False
+            history = model.fit(data, epochs=2, verbose=0).history
+        else:
+            history = model.fit(pair.x, pair.y, batch_size=batch, epochs=2, shuffle=True, verbose=0).history
+        states.append([np.asarray(v) for v in (*model.weights, *model.optimizer.variables)])
+        logs.append(history)
+    assert int(np.asarray(model.optimizer.iterations)) == 2 * math.ceil(len(pair.x) / batch)
+    assert all(np.array_equal(a, b) for a, b in zip(*states, strict=True))
+    assert logs[0] == logs[1]
+
+
 def test_a_checkpoint_holds_weights_optimizer_state_and_progress(straight: Straight) -> None:
     assert {p.name for p in straight.folder.iterdir()} >= {"model.keras", "best.npz", "progress.json"}
     model, progress, best = checkpoint.load(straight.folder)
