@@ -3,9 +3,9 @@
 1. **Training throughput**: :func:`benchmarks.train_throughput.measure`, the suite's loop vs a bare
    ``model.fit`` on the same model and arrays (target: ratio >= 0.95).
 2. **Per-trial overhead of a sweep**: :func:`benchmarks.sweep_overhead.measure`, a real sweep, one trial at a
-   time: the steady overhead per trial (wall time - start-up - tear-down - the trials' own training time, per
-   trial; target: < 2 s on CPU), the once-per-sweep start-up and tear-down (Ray, imports, TensorFlow in the
-   worker), and the overhead per trial with the start-up shared among the sweep's trials.
+   time: the steady overhead per trial (from one trial's final report to the next one's, less the next one's
+   training; target: < 2 s on CPU), the once-per-sweep start-up (Ray, imports, TensorFlow in the worker, the
+   first trial's one-time costs) and tear-down, and the overhead per trial with them shared among the trials.
 3. **Peak memory of K concurrent trials vs one**: while the sweep of (2) runs, and while the same sweep runs
    with K = 2 trials at once, every process it started (the driver, Ray's processes and workers) is sampled
    from ``/proc`` and its proportional set size summed (PSS: a page shared by n processes counts 1/n in each,

@@ -6,7 +6,10 @@ to wall time) of a tiny space on the embedded data, in a fresh results root, and
     wall time, summed training time, overhead per trial (target < 2 s), the driver's start-up share
 
 The overhead includes Ray's start, TensorFlow's import in each worker (reused across trials on CPU), model
-building, the per-epoch checkpoint and report, test evaluation and the bookkeeping of the driver.
+building, the per-epoch validation pass, checkpoint and report, test evaluation and the bookkeeping of the driver.
+Its steady part is timed on the trials' own clocks: from one trial's final report to the next one's, less the next
+one's training (the first trial's one-time costs, the worker's start and TensorFlow's import among them, are
+start-up). Ray's result timestamps are whole seconds, so they only date the first epoch.
 
     python -m benchmarks.sweep_overhead [--trials 8] [--epochs 2] [--limit 512] [--out FILE]
 
@@ -84,17 +87,33 @@ def measure(
         if proc.returncode != 0:
             raise RuntimeError(f"the sweep failed:\n{proc.stderr[-2000:]}")
         table = pd.read_csv(Path(tmp) / "overhead" / "trials.csv")
-        first, last = _first_and_last_epoch(Path(tmp) / "overhead")
+        finals = _final_reports(Path(tmp) / "overhead")
+        first, _ = _first_and_last_epoch(Path(tmp) / "overhead")
+    if len(finals) != len(table) or len(finals) < 2:
+        raise RuntimeError(f"the sweep ended {len(finals)} of {len(table)} trials with a final report (at least 2 "
+                           "are needed to time the steady state)")
     train = float(table["train_seconds"].sum())
-    startup, teardown = first - t0, t1 - last
-    in_trial = {f"{part}_seconds_per_trial": float(table[f"{part}_seconds"].fillna(0).mean()) for part in PARTS}
-    steady = (wall - startup - teardown - train) / len(table)
+    # Steady state, on the trials' own clocks: the time from one trial's final report to the next one's, less the
+    # next one's training. It holds everything a trial costs outside training (the previous trial's last
+    # checkpoint, Ray's and Optuna's turn, setup, the validation passes, checkpoints, test scoring) and none of the
+    # one-time costs of the first trial (the worker's TensorFlow import, its first trace, the baselines and the
+    # bootstrap a worker computes once), which are start-up.
+    ends = [final["finished_at"] for final in finals]
+    steady_each = [ends[i] - ends[i - 1] - finals[i]["train_seconds"] for i in range(1, len(finals))]
+    steady = statistics.fmean(steady_each)
+    later = finals[1:]
+    in_trial = {f"{part}_seconds_per_trial": statistics.fmean(float(f.get(f"{part}_seconds") or 0.0) for f in later)
+                for part in PARTS}
+    startup = ends[0] - t0 - finals[0]["train_seconds"]  # process start to the first trial's end, less its training
+    teardown = t1 - ends[-1]  # the last trial's end to the process's exit (its checkpoint, tables, Ray's shutdown)
     return {
-        "startup_seconds": startup,  # process start to the first epoch's start (imports, Ray, data, TF import)
-        "teardown_seconds": teardown,  # the last report to the process's exit (tables, Optuna, Ray shutdown)
+        "startup_seconds": startup,
+        "teardown_seconds": teardown,
+        "first_epoch_after_seconds": first - t0,  # process start to the first trained epoch (imports, Ray, data)
         "steady_overhead_per_trial_seconds": steady,
+        "steady_overhead_median_seconds": statistics.median(steady_each),
         **in_trial,  # the parts of the steady overhead spent inside the trial
-        "between_trials_seconds_per_trial": steady - sum(in_trial.values()),  # Ray, Optuna and the driver
+        "between_trials_seconds_per_trial": steady - sum(in_trial.values()),  # Ray, Optuna, the driver, reports
         "trials": int(len(table)),
         "epochs": epochs,
         "images_per_split": limit,
@@ -114,8 +133,19 @@ def trials_to_meet(fixed: float, steady: float, target: float | None = None) -> 
     return int(math.floor(fixed / (target - steady))) + 1
 
 
+def _final_reports(study: Path) -> list[dict[str, Any]]:
+    """Each trial's final report (its last line in Ray's result file), in the order the trials ended."""
+    finals = []
+    for path in study.glob("ray/run-*/trial_*/result.json"):
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if lines and lines[-1].get("finished_at"):
+            finals.append(lines[-1])
+    return sorted(finals, key=lambda final: final["finished_at"])
+
+
 def _first_and_last_epoch(study: Path) -> tuple[float, float]:
-    """Wall-clock start of the first trained epoch and time of the last report, from Ray's result files."""
+    """Wall-clock start of the first trained epoch and time of the last report, from Ray's result files (Ray's
+    timestamps are whole seconds)."""
     starts, ends = [], []
     for path in study.glob("ray/run-*/trial_*/result.json"):
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
