@@ -52,6 +52,7 @@ def save(folder: str | Path, model: Any, progress: Progress, best_weights: list[
 def load(folder: str | Path) -> tuple[Any, Progress, list[np.ndarray] | None]:
     """Read a checkpoint written by :func:`save`: (compiled model with optimizer state, progress, best)."""
     import cae.losses  # noqa: F401  (registers the custom losses and metrics)
+    import cae.optimizers  # noqa: F401  (registers the optimizer)
     from cae.runtime import keras
 
     folder = Path(folder)

@@ -79,13 +79,14 @@ def build_model(
 def load_model(path: str) -> keras.Model:
     """Load a saved ``.keras`` CAE to run in float32, whatever precision it was trained in.
 
-    Registers caesweep's custom losses and metrics first. A model trained in float32 comes back as saved
+    Registers caesweep's custom losses, metrics and optimizer first. A model trained in float32 comes back as saved
     (compiled, with its optimizer state); one trained in a mixed policy comes back as its float32 twin (the same
     weights, which a mixed policy keeps in float32 anyway; every layer computing in float32), compiled with its
     loss and metrics for evaluation, without an optimizer: continue training from a checkpoint
     (:func:`cae.checkpoint.load`) instead.
     """
     import cae.losses  # noqa: F401
+    import cae.optimizers  # noqa: F401
 
     return as_float32(keras.models.load_model(path))
 
