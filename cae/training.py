@@ -427,7 +427,8 @@ def train(
 def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
     """The training batches of ``fit(x, y, batch_size=batch_size, shuffle=True)``, from Keras's own pipeline for
     arrays (so the same batches in the same order for the same seed), with tf.data's autotuning set by
-    :data:`DATA_AUTOTUNE`."""
+    :data:`DATA_AUTOTUNE`. The adapter is Keras's private module, which pyproject's bound on Keras (< 3.16) keeps as
+    tested here."""
     from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
 
     adapter = ArrayDataAdapter(x, y, batch_size=batch_size, shuffle=True)
