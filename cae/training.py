@@ -85,7 +85,10 @@ XLA_ON_CPU = False
 # iterator (at the next epoch or at the end of ``fit``) stalled the training thread for 0.23-0.29 s in about half the
 # fits of a 2-epoch run (2 CPU cores, AMD EPYC, TensorFlow 2.21: 20 fits of a 16-32-64 z64 model on 512 images,
 # 10 epochs or ends of fit of 20 stalled; with autotuning off, none of 20, and the second epoch took 0.31-0.36 s
-# every time instead of 0.33-0.67). The batches are the same, in the same order (tested).
+# every time instead of 0.33-0.67). On more images it also slowed whole epochs: the same model on 8,192 images,
+# epochs 2-3 of 3 alternating rounds, 1,505 images/s with autotuning off (1,320-1,608) against 806 with it on (791 in
+# 4 of 6 epochs, 1,499-1,623 in the other 2): its threads compete with training's on 2 cores. The batches are the
+# same, in the same order (tested).
 DATA_AUTOTUNE = False
 
 
