@@ -28,7 +28,7 @@ from search.interrupt import Interrupted, Interruption, exit_code, interruption_
 from search.metadata import new_meta, now, update_meta
 from search.options import SweepOptions
 from search.plan import Servers, plan_new, plan_resume
-from search.storage import claim, release
+from search.storage import claim, close_storages, release
 from search.summary import interrupted_line, resume_command, summarise, summarise_repeats
 from search.sweep import Sweep, Trainable
 
@@ -45,7 +45,22 @@ def prepare_run(
     """Check a new study completely (writing nothing) and return the run itself (``trainable``: see
     :class:`search.sweep.Trainable`)."""
     sweep = mlflow_log.plan_new(replace(plan_new(opts, trainable), verbose=verbose))
-    return lambda: _run(sweep)
+    return _closing(lambda: _run(sweep))
+
+
+def _closing(work: Callable[[], int]) -> Callable[[], int]:
+    """``work``, then this process's storage connections closed (:func:`search.storage.close_storages`): when a run,
+    resume or confirm returns, its study is whole in ``optuna.db``, whoever called it. The CLI closes them at its
+    end too; a caller in the same process (a notebook, a test) would otherwise leave the WAL log open until the
+    connections are garbage-collected, and then the folder's files change under it."""
+
+    def closing() -> int:
+        try:
+            return work()
+        finally:
+            close_storages()
+
+    return closing
 
 
 def run(opts: SweepOptions, trainable: TrainableLike | None = None, verbose: bool = False) -> int:
@@ -108,7 +123,7 @@ def prepare_resume(
     sweep, _ = plan_resume(paths, meta, root, samples, servers)
     sweep = mlflow_log.plan_stored(sweep, servers.mlflow, servers.no_mlflow)
     sweep = replace(sweep, verbose=verbose, trainable=Trainable.of(trainable or sweep.trainable))
-    return lambda: _resume(sweep)
+    return _closing(lambda: _resume(sweep))
 
 
 def resume(
@@ -150,7 +165,7 @@ def prepare_confirm(
         raise UsageError(f"study {name!r} ran on {sweep.opts.engine}; confirm runs on the Ray engine (a Ray study)")
     sweep = replace(sweep, verbose=verbose, trainable=Trainable.of(trainable or sweep.trainable))
     configs, target = repeat_configs(sweep, meta, top, repeats, trial_ids, split_seeds or 0)
-    return lambda: _confirm(sweep, configs, target, top, repeats, split_seeds)
+    return _closing(lambda: _confirm(sweep, configs, target, top, repeats, split_seeds))
 
 
 def confirm(
