@@ -402,6 +402,7 @@ def train(
             model.run_eagerly = steps_left <= EAGER_MAX_STEPS  # not part of the model's saved compile config
             model.fit(
                 training_batches(prepared.train.x, prepared.train.y, tc.batch_size),
+                shuffle=False,  # the batches come shuffled (Keras would ignore True, with a warning)
                 epochs=tc.epochs,
                 initial_epoch=progress.epoch,
                 callbacks=[callback],
