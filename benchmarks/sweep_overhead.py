@@ -87,8 +87,9 @@ def measure(
         if proc.returncode != 0:
             raise RuntimeError(f"the sweep failed:\n{proc.stderr[-2000:]}")
         table = pd.read_csv(Path(tmp) / "overhead" / "trials.csv")
-        finals = _final_reports(Path(tmp) / "overhead")
-        first, _ = _first_and_last_epoch(Path(tmp) / "overhead")
+        runs = _result_lines(Path(tmp) / "overhead")
+    finals = sorted((lines[-1] for lines in runs if lines[-1].get("finished_at")), key=lambda f: f["finished_at"])
+    first = min(lines[0]["timestamp"] - lines[0]["seconds"] for lines in runs)  # Ray's timestamps: whole seconds
     if len(finals) != len(table) or len(finals) < 2:
         raise RuntimeError(f"the sweep ended {len(finals)} of {len(table)} trials with a final report (at least 2 "
                            "are needed to time the steady state)")
@@ -133,25 +134,14 @@ def trials_to_meet(fixed: float, steady: float, target: float | None = None) -> 
     return int(math.floor(fixed / (target - steady))) + 1
 
 
-def _final_reports(study: Path) -> list[dict[str, Any]]:
-    """Each trial's final report (its last line in Ray's result file), in the order the trials ended."""
-    finals = []
+def _result_lines(study: Path) -> list[list[dict[str, Any]]]:
+    """Each trial's reports, from Ray's result files (trials with none left out)."""
+    runs = []
     for path in study.glob("ray/run-*/trial_*/result.json"):
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        if lines and lines[-1].get("finished_at"):
-            finals.append(lines[-1])
-    return sorted(finals, key=lambda final: final["finished_at"])
-
-
-def _first_and_last_epoch(study: Path) -> tuple[float, float]:
-    """Wall-clock start of the first trained epoch and time of the last report, from Ray's result files (Ray's
-    timestamps are whole seconds)."""
-    starts, ends = [], []
-    for path in study.glob("ray/run-*/trial_*/result.json"):
-        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        starts.append(lines[0]["timestamp"] - lines[0]["seconds"])
-        ends.append(lines[-1]["timestamp"])
-    return min(starts), max(ends)
+        if lines:
+            runs.append(lines)
+    return runs
 
 
 @contextlib.contextmanager
