@@ -85,14 +85,44 @@ def signature_path(path: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(path)}{SIGNATURE_SUFFIX}")
 
 
-def write_signature(path: str | os.PathLike[str], digest: str) -> None:
-    """Write ``<path>.sig`` whole (a temporary file renamed over it), replacing a link instead of following it."""
+MAX_DIGESTS = 3  # a signature file lists at most this many: the file's, and those of the versions it replaces
+
+
+def write_signature(path: str | os.PathLike[str], digest: str, *previous: str) -> None:
+    """Write ``<path>.sig`` whole (a temporary file renamed over it), replacing a link instead of following it.
+
+    ``previous``: digests the file may still have while it is being replaced (see :func:`replace_signed`)."""
     target = signature_path(path)
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     with os.fdopen(fd, "w") as stream:
-        stream.write(digest + "\n")
+        stream.write("".join(f"{line}\n" for line in (digest, *previous)[:MAX_DIGESTS]))
     os.replace(temporary, target)
+
+
+def _listed(path: str | os.PathLike[str]) -> list[str]:
+    """The digests ``<path>.sig`` lists now (none if it is missing, a link or larger than any caesweep writes)."""
+    sig = signature_path(path)
+    try:
+        if sig.is_symlink() or sig.stat().st_size > 256:
+            return []
+        return [line.strip() for line in sig.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+def replace_signed(temporary: str | os.PathLike[str], path: str | os.PathLike[str], digest: str) -> None:
+    """Rename the whole, newly written ``temporary`` (of signature ``digest``) over ``path``, its signature
+    valid at every instant: a process killed between any two steps leaves a file its signature file vouches for.
+
+    The signature file first lists the new digest beside those it listed (the file still in place), then the
+    file is renamed, then the signature file lists the new digest alone. Renaming first and signing after left,
+    to a driver killed in between (CI met it once), a new file under its predecessor's signature: the run was
+    then resumed as untrusted. Carrying the old lines over unread is safe: a digest vouches only for bytes whose
+    HMAC under this user's key it is."""
+    write_signature(path, digest, *_listed(path))
+    os.replace(temporary, path)
+    write_signature(path, digest)
 
 
 def sign_file(path: str | os.PathLike[str]) -> None:
@@ -115,7 +145,10 @@ def problem(path: str | os.PathLike[str]) -> str | None:
     with open(file, "rb") as stream:
         while chunk := stream.read(1 << 20):
             signer.update(chunk)
-    if not hmac.compare_digest(signer.hexdigest(), sig.read_text(errors="replace").strip()):
+    actual = signer.hexdigest()
+    listed = sig.read_text(errors="replace").split()[:MAX_DIGESTS]
+    # every listed digest compared (no early exit): the time taken says nothing about which one matched
+    if not [digest for digest in listed if hmac.compare_digest(actual, digest)]:
         return f"{file.name}'s signature is not this user's"
     return None
 

@@ -191,8 +191,7 @@ class _AtomicFile:
         finally:
             if self._failed:
                 os.unlink(self.temporary)
-        os.replace(self.temporary, self.path)
-        trust.write_signature(self.path, self._signer.hexdigest())
+        trust.replace_signed(self.temporary, self.path, self._signer.hexdigest())
         if self._run is not None:
             _deleted.purge(self._run, self._set_aside)
 

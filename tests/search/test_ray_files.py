@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
@@ -9,8 +10,10 @@ import sys
 from pathlib import Path
 
 import pyarrow.fs as pafs
+import pytest
 from ray.train._internal.storage import _delete_fs_path
 
+from results import trust
 from search.ray_files import DELETED, PARTIAL, atomic_local, clear_partials, restore_deleted_checkpoints
 
 # A writer that opens the destination through the atomic filesystem, writes half of the new content, and is
@@ -90,3 +93,40 @@ def test_a_deleted_checkpoint_goes_only_once_a_saved_state_no_longer_names_it(tm
     (run / "trial_a" / "other").mkdir()  # any other folder is deleted at once
     fs.delete_dir(str(run / "trial_a" / "other"))
     assert sorted(p.name for p in (run / "trial_a").iterdir()) == ["checkpoint_000001"]
+
+
+class _Killed(BaseException):
+    """The writer's death at a chosen instant (nothing in the writer catches it, as nothing outlives SIGKILL)."""
+
+
+@pytest.mark.parametrize("dies_before_rename", [1, 2, 3, None])
+def test_a_state_file_is_vouched_for_by_its_signature_at_every_instant_of_its_replacement(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies_before_rename: int | None) -> None:
+    """A state file replaces its predecessor in three renames (signature listing both, file, signature listing the
+    new one alone); a writer killed before any of them leaves a file its signature vouches for. The rename of the
+    file before its signature left, killed in between (CI met it), a new file under the old signature."""
+    target = tmp_path / "search_gen_state-x.json"
+    with atomic_local().open_output_stream(str(target)) as stream:
+        stream.write(b"old")
+    renames = 0
+    real_replace = os.replace
+
+    def replace(src: str, dst: str) -> None:
+        nonlocal renames
+        renames += 1
+        if renames == dies_before_rename:
+            raise _Killed
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    stream = atomic_local().open_output_stream(str(target))
+    stream.write(b"new")
+    with contextlib.suppress(_Killed):
+        stream.close()
+    monkeypatch.undo()
+    assert renames == (dies_before_rename or 3)
+    assert target.read_bytes() == (b"old" if dies_before_rename in (1, 2) else b"new")
+    assert trust.problem(target) is None
+    assert len(trust.signature_path(target).read_text().split()) == (1 if dies_before_rename in (1, None) else 2)
+    target.write_bytes(b"other")  # and the signature still vouches for nothing else
+    assert trust.problem(target) == f"{target.name}'s signature is not this user's"
