@@ -59,6 +59,19 @@ def test_ssim_matches_scikit_image_on_real_images(pair: tuple[np.ndarray, np.nda
     assert losses.ssim_np(a, b) == pytest.approx(float(np.mean(reference)), abs=1e-3)
 
 
+def test_ssim_np_is_traced_once_per_shape_and_scores_as_the_eager_ssim(pair: tuple[np.ndarray, np.ndarray]) -> None:
+    """ssim_np goes through one trace per image shape, kept for the process (batches of any size and float64
+    through it too), and gives the eager SSIM's value (to float rounding: the graph's ops may be fused)."""
+    a, b = pair
+    eager = float(np.mean(losses._ssim_map(tf.constant(a), tf.constant(b)).numpy()))
+    assert losses.ssim_np(a, b) == pytest.approx(eager, rel=1e-5)
+    call = losses._SSIM_TRACED[tuple(a.shape[1:])]
+    single = float(losses._ssim_map(tf.constant(a[:1]), tf.constant(b[:1])).numpy()[0])
+    assert losses.ssim_np(a[:1].astype(np.float64), b[:1]) == pytest.approx(single, rel=1e-5)
+    assert losses.ssim_np(a, b, batch=2) == pytest.approx(eager, rel=1e-5)
+    assert losses._SSIM_TRACED[tuple(a.shape[1:])] is call and call.experimental_get_tracing_count() == 1
+
+
 @pytest.mark.parametrize("size", [32, 16, 8])
 @pytest.mark.parametrize("channels", [3, 2])
 def test_separable_ssim_equals_tensorflows_ssim(size: int, channels: int) -> None:
