@@ -486,7 +486,7 @@ def evaluate(model: keras.Model, prepared: Prepared, config: ModelConfig | None 
     if truth.shape[-1] == 3:  # an RGB reference: how colourful the predictions are next to the truth
         scores.update(
             test_colorfulness=float(colorfulness(ref_pred).mean()),
-            truth_colorfulness=float(colorfulness(truth).mean()),
+            truth_colorfulness=truth_colorfulness(prepared),
         )
     if config is not None:
         pca = pca_scores(prepared, config.latent_dim)
@@ -511,8 +511,10 @@ def _skill_ci95(model_means: np.ndarray, trivial_means: np.ndarray) -> float:
 
 
 # Per process, keyed on Prepared.test_key: the trivial baseline's scores and its mean error in each bootstrap
-# resample, and the bootstrap of the test split. Every trial of a sweep shares them, so a worker computes
-# them once (the bootstrap of CIFAR-10's 10,000 test images is a (1000, 10000) float32 array, 40 MB).
+# resample, the bootstrap of the test split and the true images' colourfulness. Every trial of a sweep shares
+# them, so a worker computes them once (the bootstrap of CIFAR-10's 10,000 test images is a (1000, 10000)
+# float32 array, 40 MB).
+_TRUTH_COLORFULNESS: dict[str, float] = {}
 _TRIVIAL_CACHE: dict[str, dict[str, float]] = {}
 _TRIVIAL_MEANS: dict[str, np.ndarray] = {}
 _BOOTSTRAPS: dict[str, Bootstrap] = {}
@@ -528,6 +530,14 @@ def test_bootstrap(prepared: Prepared) -> Bootstrap:
         groups = prepared.test_groups
         _BOOTSTRAPS[key] = bootstrap(np.arange(len(prepared.test_reference)) if groups is None else groups)
     return _BOOTSTRAPS[key]
+
+
+def truth_colorfulness(prepared: Prepared) -> float:
+    """The mean colourfulness of the test split's true RGB images (the reference every trial's is set against)."""
+    key = prepared.test_key
+    if key not in _TRUTH_COLORFULNESS:
+        _TRUTH_COLORFULNESS[key] = float(colorfulness(prepared.test_reference).mean())
+    return _TRUTH_COLORFULNESS[key]
 
 
 def trivial_scores(prepared: Prepared) -> dict[str, float]:
