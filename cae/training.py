@@ -39,7 +39,7 @@ from cae.config import ModelConfig, RunConfig
 from cae.data import Bootstrap, Dataset, bootstrap, half_width
 from cae.epochs import MIN_DELTA, as_loss, at_best_epoch
 from cae.errors import CaesweepError
-from cae.losses import METRICS, get_loss, mse_np, psnr_np, ssim_np
+from cae.losses import METRICS, get_loss, mse_np, psnr_np, squared_errors, ssim_np
 from cae.models import build_model
 from cae.optimizers import FusedAdam
 from cae.runtime import keras, tf
@@ -501,7 +501,7 @@ def _skill(mse: float, baseline_mse: float) -> float:
 
 def _per_image_mse(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """The MSE of each image (float64), as :func:`cae.losses.mse_np` computes it over all of them."""
-    return np.square(pred.astype(np.float64) - truth.astype(np.float64)).mean(axis=tuple(range(1, truth.ndim)))
+    return squared_errors(pred, truth).mean(axis=tuple(range(1, truth.ndim)))
 
 
 def _skill_ci95(model_means: np.ndarray, trivial_means: np.ndarray) -> float:

@@ -99,6 +99,9 @@ def test_mse_is_the_per_image_mean_square_on_minus_one_to_one(pair: tuple[np.nda
     expected = np.mean((a.astype(np.float64) - b) ** 2, axis=(1, 2, 3))
     np.testing.assert_allclose(losses.mse(tf.constant(a), tf.constant(b)).numpy(), expected, rtol=1e-5)
     assert losses.mse_np(a, b) == pytest.approx(float(np.mean(expected)), rel=1e-9)
+    # the squared errors made in one float64 array are those of casting both first, to the bit (any input dtype)
+    for x in (a, a.astype(np.float64), a.astype(np.float16)):
+        np.testing.assert_array_equal(losses.squared_errors(x, b), (x.astype(np.float64) - b.astype(np.float64)) ** 2)
 
 
 def test_ssim_loss_is_one_minus_ssim_on_the_unit_range(pair: tuple[np.ndarray, np.ndarray]) -> None:
