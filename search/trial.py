@@ -256,7 +256,8 @@ class _Reporter:
     """The epoch hook: report metrics plus a checkpoint; on the last epoch add the test scores.
 
     It also keeps the trial's own cost outside training, reported with every epoch: ``setup_seconds`` (trial
-    start to the first epoch: clearing the session, encoding the data, building the model),
+    start to the first epoch's report, less that epoch's training: clearing the session, encoding the data,
+    building the model, and the first epoch's validation pass),
     ``checkpoint_seconds`` (saving and reporting the epochs' checkpoints) and, at the end, ``eval_seconds``.
     """
 
