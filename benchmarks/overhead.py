@@ -301,9 +301,7 @@ def steady_parts(overhead: dict[str, Any]) -> str:
     """Where the steady overhead of a trial goes: the trial's own parts and the time between trials."""
     parts = ", ".join(f"{part} {overhead[f'{part}_seconds_per_trial']:.2f} s" for part in sweep_overhead.PARTS)
     return (f"steady overhead per trial {overhead['steady_overhead_per_trial_seconds']:.2f} s: {parts} inside the "
-            f"trial (setup includes the first epoch's validation pass), "
-            f"{overhead['between_trials_seconds_per_trial']:.2f} s for the rest (the later epochs' validation passes; "
-            "Ray, Optuna and the driver between trials); "
+            f"trial, {overhead['between_trials_seconds_per_trial']:.2f} s between trials (Ray, Optuna, the driver); "
             f"once per sweep: start-up {overhead['startup_seconds']:.1f} s, "
             f"tear-down {overhead['teardown_seconds']:.1f} s")
 

@@ -160,6 +160,7 @@ class EpochState:
     progress: checkpoint.Progress
     best_weights: list[np.ndarray] | None
     precision: str = precision.FLOAT32  # the Keras dtype policy the model trains in (cae.precision)
+    validation_seconds: float = 0.0  # this epoch's validation pass (not in record["seconds"], the training alone)
 
 
 EpochHook = Callable[[EpochState], None]
@@ -222,6 +223,7 @@ class _EpochCallback(keras.callbacks.Callback):
         self.best_weights = best_weights
         self.stopped_early = False
         self._started = 0.0
+        self._validation_seconds = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._started = time.perf_counter()
@@ -243,7 +245,7 @@ class _EpochCallback(keras.callbacks.Callback):
             if self.patience is not None and p.wait >= self.patience:
                 self.model.stop_training = True
                 self.stopped_early = True
-        state = EpochState(p.epoch, record, self.model, p, self.best_weights, self.policy)
+        state = EpochState(p.epoch, record, self.model, p, self.best_weights, self.policy, self._validation_seconds)
         for hook in self.hooks:
             hook(state)
 
@@ -255,9 +257,11 @@ class _EpochCallback(keras.callbacks.Callback):
             )
 
     def _record(self, epoch: int, logs: dict) -> dict[str, float]:
-        record = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._started}
+        trained = time.perf_counter()
+        record = {"epoch": epoch + 1, "seconds": trained - self._started}
         record.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
         record.update(self._validate())
+        self._validation_seconds = time.perf_counter() - trained
         return record
 
     def _validate(self) -> dict[str, float]:

@@ -41,7 +41,8 @@ POLICY = "policy"
 TRACEBACK = "traceback"
 KEPT = "kept_"  # + a validation metric: its value at the epoch the run keeps
 RECORD_KEYS = tuple(k for k in HISTORY_COLUMNS if k not in ("trial_id", EPOCH))  # an epoch's own metrics
-COST_KEYS = ("params", "train_seconds", "images_per_second", "setup_seconds", "checkpoint_seconds")
+COST_KEYS = ("params", "train_seconds", "images_per_second", "setup_seconds", "validation_seconds",
+             "checkpoint_seconds")
 # The test scores and their baselines (the trial table's columns from test_mse to pca_matched).
 SCORE_KEYS = TRIAL_COLUMNS[TRIAL_COLUMNS.index("test_mse"): TRIAL_COLUMNS.index("pca_matched") + 1]
 _END_KEYS = ("epochs", "best_epoch", "stopped_early", "finished_at", "architecture", "eval_seconds")

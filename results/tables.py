@@ -84,7 +84,8 @@ TRIAL_COLUMNS = (
     "best_epoch",
     "train_seconds",
     "images_per_second",
-    "setup_seconds",  # the trial's own cost outside training: start to first epoch (its validation pass included),
+    "setup_seconds",  # the trial's own cost outside training: start to first epoch,
+    "validation_seconds",  # the epochs' validation passes,
     "checkpoint_seconds",  # saving and reporting per-epoch checkpoints,
     "eval_seconds",  # and scoring the kept model on the test split
     "node",  # the Ray node (IP) the trial last ran on

@@ -256,9 +256,10 @@ class _Reporter:
     """The epoch hook: report metrics plus a checkpoint; on the last epoch add the test scores.
 
     It also keeps the trial's own cost outside training, reported with every epoch: ``setup_seconds`` (trial
-    start to the first epoch's report, less that epoch's training: clearing the session, encoding the data,
-    building the model, and the first epoch's validation pass),
-    ``checkpoint_seconds`` (saving and reporting the epochs' checkpoints) and, at the end, ``eval_seconds``.
+    start to the first epoch's report, less that epoch's training and validation: clearing the session, encoding
+    the data, building the model, the start of ``fit``), ``validation_seconds`` (the epochs' validation passes,
+    this one's included), ``checkpoint_seconds`` (saving and reporting the epochs' checkpoints) and, at the end,
+    ``eval_seconds``.
     """
 
     def __init__(
@@ -275,6 +276,7 @@ class _Reporter:
         self.tune = tune
         self.started = started
         self.setup_seconds: float | None = None
+        self.validation_seconds = 0.0
         self.checkpoint_seconds = 0.0
         self.final_sent = False
 
@@ -282,8 +284,9 @@ class _Reporter:
         from cae import checkpoint
 
         entered = time.time()
+        self.validation_seconds += state.validation_seconds
         if self.setup_seconds is None:  # the first epoch of this process (a resumed trial: its restore too)
-            self.setup_seconds = max(0.0, entered - state.record["seconds"] - self.started)
+            self.setup_seconds = max(0.0, entered - state.record["seconds"] - state.validation_seconds - self.started)
         epoch = self._epoch(
             state.record, state.progress.history, int(state.model.count_params()), state.progress.best_epoch,
             state.precision,
@@ -342,6 +345,7 @@ class _Reporter:
                 "train_seconds": seconds,
                 "images_per_second": len(self.prepared.train.x) * len(history) / seconds if seconds > 0 else 0.0,
                 "setup_seconds": self.setup_seconds,
+                "validation_seconds": self.validation_seconds,  # this process's, this epoch's included
                 "checkpoint_seconds": self.checkpoint_seconds,  # the epochs before this one (this one's is not over)
             },
             node=self.node,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -409,13 +410,17 @@ def test_a_cosine_schedule_decays_to_zero_over_the_run_and_a_resume_continues_it
 def test_the_validation_pass_scores_what_keras_evaluate_scores(loss: str, tiny_dataset: Dataset) -> None:
     """The callback's own validation pass (one prediction of the split) gives the loss and metrics that Keras's
     evaluate gives for the same weights, in the task's native space."""
-    seen: list[tuple[dict[str, float], list[np.ndarray]]] = []
+    seen: list[tuple[dict[str, float], list[np.ndarray], float, float]] = []
 
     def hook(state: EpochState) -> None:
-        seen.append((dict(state.record), [w.copy() for w in state.model.get_weights()]))
+        now = time.perf_counter()
+        seen.append((dict(state.record), [w.copy() for w in state.model.get_weights()], state.validation_seconds, now))
 
+    started = time.perf_counter()
     result = train(with_train(TINY, epochs=1, loss=loss), tiny_dataset, hooks=[hook], evaluate_test=False)
-    record, weights = seen[0]
+    record, weights, validation_seconds, hooked = seen[0]
+    # The pass is timed apart from the epoch's training: two disjoint spans between train's start and the hook.
+    assert validation_seconds > 0 and record["seconds"] + validation_seconds <= hooked - started
     model = result.model
     assert model is not None
     model.set_weights(weights)

@@ -42,8 +42,8 @@ def test_peak_memory_keeps_the_largest_sample() -> None:
 
 SWEEP = {"steady_overhead_per_trial_seconds": 0.5, "startup_seconds": 15.0, "teardown_seconds": 5.0,
          "overhead_per_trial_seconds": 3.0, "trials": 8, "target_seconds": 2.0, "trials_to_meet_target": 14,
-         "setup_seconds_per_trial": 0.1, "checkpoint_seconds_per_trial": 0.1, "eval_seconds_per_trial": 0.2,
-         "between_trials_seconds_per_trial": 0.1}
+         "setup_seconds_per_trial": 0.1, "validation_seconds_per_trial": 0.05, "checkpoint_seconds_per_trial": 0.1,
+         "eval_seconds_per_trial": 0.2, "between_trials_seconds_per_trial": 0.05}
 
 
 def test_memory_result_and_ratios() -> None:

@@ -53,6 +53,11 @@ def test_a_real_trial_and_a_replay_write_the_same_records(tmp_path: Path, tiny_s
                         scheduler="none", sampler="random", concurrency=1)
     assert commands.run(real) == 0
     (real_reports,) = check_reports(tmp_path, "real")
+    # Each epoch's validation pass is a cost of its own, summed over the epochs so far, and the trial's row has it.
+    validation = [reports.epoch_of(r).costs["validation_seconds"] for r in real_reports]
+    assert len(validation) == 2 and 0 < validation[0] < validation[1]
+    (row,) = results.load_study(results.study_paths("real", tmp_path)).trials.to_dict("records")
+    assert row["validation_seconds"] == pytest.approx(validation[-1])
 
     space_file = tmp_path / "tiny_table.yaml"
     space_file.write_text(TINY_TABLE_SPACE)
