@@ -301,7 +301,8 @@ def steady_parts(overhead: dict[str, Any]) -> str:
     """Where the steady overhead of a trial goes: the trial's own parts and the time between trials."""
     parts = ", ".join(f"{part} {overhead[f'{part}_seconds_per_trial']:.2f} s" for part in sweep_overhead.PARTS)
     return (f"steady overhead per trial {overhead['steady_overhead_per_trial_seconds']:.2f} s: {parts} inside the "
-            f"trial, {overhead['between_trials_seconds_per_trial']:.2f} s between trials (Ray, Optuna, the driver); "
+            f"trial, {overhead['between_trials_seconds_per_trial']:.2f} s between trials and the rest (Ray, Optuna, "
+            "the driver; TensorBoard's events); "
             f"once per sweep: start-up {overhead['startup_seconds']:.1f} s, "
             f"tear-down {overhead['teardown_seconds']:.1f} s")
 
