@@ -151,6 +151,20 @@ def _clear_session(keras: Any) -> None:
     gc.freeze()
 
 
+_POOL: Any = None  # this worker's cae.training.ModelPool, made by its first trial
+
+
+def _pool() -> Any:
+    """The compiled models this worker keeps for its next trials of the same shape (:class:`cae.training.ModelPool`:
+    a trial that takes one skips compiling and tracing, and trains as it would on a fresh model)."""
+    global _POOL
+    if _POOL is None:
+        from cae.training import ModelPool
+
+        _POOL = ModelPool()
+    return _POOL
+
+
 def run_trial(config: dict[str, Any], data: Dataset | Mapping[int, Dataset], settings: TrialSettings) -> None:
     """The Ray Tune function trainable (bound to the data and settings with ``tune.with_parameters``)."""
     configure_devices(settings.gpus, settings.cpus, settings.gpu_memory)  # before TensorFlow starts
@@ -196,7 +210,8 @@ def run_trial(config: dict[str, Any], data: Dataset | Mapping[int, Dataset], set
             # Logged before it is checkpointed (a step logged by a process killed before its checkpoint is not
             # logged again by the one that trains it again).
             hooks = [hook for hook in (logger, tracker, reporter) if hook is not None]
-            result = train(run, prepared, hooks=hooks, resume_from=resume_from, evaluate_test=False)
+            result = train(run, prepared, hooks=hooks, resume_from=resume_from, evaluate_test=False,
+                           pool=_pool())
         if not reporter.final_sent:
             # Resumed after its last epoch had been checkpointed: report the final result once.
             reporter.send_final(result)

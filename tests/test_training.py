@@ -200,6 +200,87 @@ def test_the_optimizer_made_before_training_trains_bit_for_bit_as_keras_alone(
     assert traces == [1, 2]  # Keras alone makes the metrics' variables in its first trace, and is traced again
 
 
+def test_a_model_taken_from_the_pool_trains_bit_for_bit_as_a_fresh_one(tiny_dataset: Dataset) -> None:
+    # A run that takes the compiled model a run of its shape left in the pool (another seed, another learning rate,
+    # 12 traced steps each; that run stopped by its hook after 2 of its 3 epochs, as a scheduler stops a trial) ends
+    # with the weights, optimizer state, history and test scores a fresh model gets: the kept model's weights,
+    # Adam's moments and step count and its learning rate are all reset.
+    from cae.training import ModelPool
+
+    class Stopped(Exception):
+        pass
+
+    first: list[object] = []
+
+    def stop(state: EpochState) -> None:
+        first.append(state.model)
+        if state.epoch == 2:
+            raise Stopped
+
+    pool = ModelPool()
+    with pytest.raises(Stopped):
+        train(with_train(TINY, epochs=3, seed=1, lr=1e-3), tiny_dataset, hooks=[stop], pool=pool)
+    assert (len(pool), pool.taken) == (1, 0)  # given back all the same
+    second = with_train(TINY, epochs=3, seed=2, lr=3e-3)
+    fresh = train(second, tiny_dataset)
+    pooled = train(second, tiny_dataset, pool=pool)
+    assert pool.taken == 1 and pooled.model is first[0] and len(pool) == 1  # taken, then given back
+    assert same_weights(pooled.model.get_weights(), fresh.model.get_weights())
+    assert same_weights([np.asarray(v) for v in pooled.model.optimizer.variables],
+                        [np.asarray(v) for v in fresh.model.optimizer.variables])
+    untimed = [[{k: v for k, v in r.items() if k != "seconds"} for r in run.history] for run in (fresh, pooled)]
+    assert untimed[0] == untimed[1]
+    assert pooled.test == fresh.test
+
+
+def test_only_a_run_of_the_same_shape_takes_a_pooled_model(tiny_dataset: Dataset) -> None:
+    # Whatever a kept model's traced steps depend on is in the pool's key; a run trained eagerly is not pooled.
+    from cae.training import EAGER_MAX_STEPS, ModelPool, _pool_key
+
+    task = get_task("reconstruct")
+    prepared = prepare(task, tiny_dataset)
+    steps = EAGER_MAX_STEPS + 1
+    base = with_train(TINY, epochs=3)
+    key = _pool_key(base, task, prepared, "float32", steps)
+    assert key is not None
+    assert _pool_key(with_train(base, seed=7, lr=1e-2, patience=1), task, prepared, "float32", steps) == key
+    others = [
+        replace(base, model=replace(base.model, latent_dim=8)),
+        replace(base, image_size=32),
+        with_train(base, loss="ssim"),
+        with_train(base, batch_size=8),
+        with_train(base, lr_schedule="cosine"),
+    ]
+    assert len({key, *(_pool_key(run, task, prepared, "float32", steps) for run in others)}) == 1 + len(others)
+    assert _pool_key(base, task, prepared, "mixed_bfloat16", steps) != key
+    assert _pool_key(base, get_task("colorize-yuv"), prepare(get_task("colorize-yuv"), tiny_dataset), "float32",
+                     steps) != key
+    assert _pool_key(base, task, prepared, "float32", EAGER_MAX_STEPS) is None  # eager
+    assert _pool_key(base, task, prepared, "mixed_float16", steps) is None  # its loss scale is state of its own
+    # A cosine decay's rate and length are constants of the traced step.
+    cosine = with_train(base, lr_schedule="cosine")
+    assert _pool_key(cosine, task, prepared, "float32", steps) != _pool_key(with_train(cosine, lr=1e-2), task,
+                                                                           prepared, "float32", steps)
+    pool = ModelPool()
+    train(TINY, tiny_dataset, pool=pool, evaluate_test=False)  # 8 steps: trained eagerly
+    assert (len(pool), pool.taken) == (0, 0)
+
+
+def test_the_pool_keeps_the_models_given_last() -> None:
+    from cae.training import ModelPool
+
+    pool = ModelPool(size=2)
+    models = [keras.Sequential(name=f"m{i}") for i in range(3)]
+    for i, model in enumerate(models):
+        pool.give(i, model)
+    assert len(pool) == 2 and pool.take(0) is None
+    assert pool.take(2) is models[2] and pool.take(2) is None and pool.taken == 1
+    pool.give(1, models[1])
+    pool.give(2, models[2])
+    pool.give(3, models[0])
+    assert pool.take(1) is None and pool.take(2) is models[2] and pool.take(3) is models[0]
+
+
 def test_the_training_batches_are_kerass_own_in_the_same_order_without_autotuning(tiny_dataset: Dataset) -> None:
     # train() feeds fit the batches of Keras's pipeline for arrays with tf.data's autotuning off: two epochs (each
     # shuffled anew, the last batch partial) end with the weights, optimizer state and logs of fit(x, y, shuffle=True)
