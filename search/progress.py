@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +31,11 @@ LOG_FILE = "sweep.log"
 # runs' trials are logged again rather than the log read whole.
 MAX_LOG_BYTES = 64 * 2**20
 ENDINGS = (results.COMPLETE, results.PRUNED, results.FAILED)
+
+
+def _unclocked(line: str) -> str:
+    """A progress line without its elapsed time."""
+    return re.sub(r"\S+ elapsed", "elapsed", line)
 
 
 def _duration(seconds: float) -> str:
@@ -58,6 +64,7 @@ class ProgressView:
         self._last_line = ""
         self._last_printed = 0.0
         self._printed = ""
+        self._logged_line = ""  # the last progress line appended to the log
         # trial id -> the ended status its last log line gave; a resumed study's earlier runs logged theirs
         self._logged: dict[str, str] = logged_endings(self.log_path)
         self._finished_at_start: int | None = None
@@ -109,11 +116,15 @@ class ProgressView:
         if self.tty:
             self.stream.write("\r\033[K" + line)
             self.stream.flush()
-        elif line != self._printed and (final or changed or now - self._last_printed >= self.interval):
+        elif (_unclocked(line) != _unclocked(self._printed) if final else
+              line != self._printed and (changed or now - self._last_printed >= self.interval)):
             print(line, file=self.stream, flush=True)
             self._last_printed, self._printed = now, line
-        if line != self._last_line and (changed or final):
+        # The last line is news only where it says more than the time: a run that ended just after its last
+        # update would otherwise end its output and its log with the same line twice, a second apart.
+        if (_unclocked(line) != _unclocked(self._logged_line)) if final else (line != self._last_line and changed):
             self._append(line)
+            self._logged_line = line
         self._last_line = line
 
     def close(self) -> None:

@@ -40,6 +40,28 @@ def test_time_left_is_estimated_while_the_run_goes_on_and_not_in_its_last_line(t
     assert log[-1].endswith(last) and sum(" COMPLETE: " in line for line in log) == 2  # each trial logged once
 
 
+def test_a_last_line_that_differs_only_in_its_time_is_not_shown_again(tmp_path: Path) -> None:
+    # The run ended a second after its last update: its last line says nothing new, on the screen or in the log.
+    out = io.StringIO()
+    view = ProgressView(tmp_path, target=2, metric="val_mse", mode="min", stream=out)
+    view.update(table(["COMPLETE", "COMPLETE"]))
+    view.started -= 1
+    view.update(table(["COMPLETE", "COMPLETE"]), final=True)
+    logged = [line for line in (tmp_path / LOG_FILE).read_text().splitlines() if "finished" in line]
+    assert len(out.getvalue().splitlines()) == len(logged) == 1
+    # Ended short of its target after a line with a time-left estimate: the last line is shown, without one.
+    out = io.StringIO()
+    (tmp_path / "short").mkdir()
+    view = ProgressView(tmp_path / "short", target=3, metric="val_mse", mode="min", stream=out)
+    view.update(table(["RUNNING", "RUNNING"]))
+    view.update(table(["COMPLETE", "RUNNING"]))
+    view.started -= 1
+    view.update(table(["COMPLETE", "RUNNING"]), final=True)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and lines[1].endswith("left") and not lines[2].endswith("left")
+    assert lines[2].split(" | ")[:2] == lines[1].split(" | ")[:2]
+
+
 def test_a_trial_that_ends_again_differently_is_logged_again(tmp_path: Path) -> None:
     """A trial on a lost node is FAILED in the table until Ray retries it from its checkpoint; the log then says
     how it ended after all, and a trial is never logged twice with the same ending."""
