@@ -76,6 +76,8 @@ class TrialRunner:
     stop: Interruption
     node: str = field(default_factory=socket.gethostname, init=False)
     _prepared: dict[tuple[Any, ...], Any] = field(default_factory=dict, init=False, repr=False)
+    # The compiled models kept for the next trials of the same shape (cae.training.ModelPool), made at the first.
+    _pool: Any = field(default=None, init=False, repr=False)
 
     @property
     def metric(self) -> str:
@@ -132,7 +134,11 @@ class TrialRunner:
             print(f"note: trial {trial_id}: the checkpoint of the trial it continues is missing; training from "
                   "scratch")
         stage = replace(run, train=replace(run.train, epochs=budget))
-        result = training.train(stage, prepared, hooks=[hook], resume_from=resume_from, evaluate_test=False)
+        if self._pool is None:
+            self._pool = training.ModelPool()
+        # The model goes back to the pool at the end of train(), and is done with here before the next trial's.
+        result = training.train(stage, prepared, hooks=[hook], resume_from=resume_from, evaluate_test=False,
+                                pool=self._pool)
         model: Any = result.model  # train() always returns its model
         if hook.checkpoint_dir is not None and not hook.saved and resume_from is not None:
             # Nothing left to train: pass the parent's state on.
