@@ -153,7 +153,7 @@ def _reset(model: keras.Model, fresh: keras.Model, lr: float) -> None:
     variables' values, its optimizer's initial state (no step taken, moments zero) at the learning rate ``lr``."""
     if [v.shape for v in model.variables] != [v.shape for v in fresh.variables]:
         raise ValueError("a pooled model does not have the variables of the run that took it")
-    for kept, new in zip(model.variables, fresh.variables):
+    for kept, new in zip(model.variables, fresh.variables, strict=True):
         kept.assign(new)
     optimizer = model.optimizer
     for variable in optimizer.variables:
