@@ -92,8 +92,12 @@ XLA_ON_CPU = False
 # same, in the same order (tested).
 DATA_AUTOTUNE = False
 # How many compiled models a :class:`ModelPool` keeps (a trial worker's: see there), the least recently used given up
-# first. Each holds its variables, its optimizer's state and its traced steps: a few MB for the CAEs of a sweep.
+# first, and how many bytes their variables and optimizer state may hold together: a kept model holds them on its
+# device (a GPU's memory, where the trial has one) until the pool lets it go. Measured with Adam's state: a 16-32-64
+# z64 model at 32 px holds 2.5 MB, 32-48-64 z128 4.4 MB, 64-128-256 z256 at 64 px 111 MB, and at 128 px 400 MB (not
+# kept).
 POOL_SIZE = 4
+POOL_MAX_BYTES = 128 * 2**20
 
 
 class ModelPool:
@@ -113,26 +117,43 @@ class ModelPool:
     through a hook, a diverged run): the caller must be done with ``TrainResult.model`` before it
     trains again with the same pool (a trial worker is: its trials run one after the other)."""
 
-    def __init__(self, size: int = POOL_SIZE) -> None:
+    def __init__(self, size: int = POOL_SIZE, max_bytes: int = POOL_MAX_BYTES) -> None:
         self.size = size
+        self.max_bytes = max_bytes
         self.taken = 0  # how many runs took a kept model
-        self._kept: OrderedDict[Hashable, keras.Model] = OrderedDict()
+        self._kept: OrderedDict[Hashable, tuple[keras.Model, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._kept)
 
+    @property
+    def bytes(self) -> int:
+        """What the kept models' variables and optimizer state hold."""
+        return sum(size for _, size in self._kept.values())
+
     def take(self, key: Hashable) -> keras.Model | None:
         """The model kept for ``key``, now the caller's (None if there is none)."""
-        model = self._kept.pop(key, None)
+        model, _ = self._kept.pop(key, (None, 0))
         self.taken += model is not None
         return model
 
     def give(self, key: Hashable, model: keras.Model) -> None:
-        """Keep ``model`` for the next run with ``key`` (the least recently given is dropped past :attr:`size`)."""
-        self._kept[key] = model
-        self._kept.move_to_end(key)
-        while len(self._kept) > self.size:
+        """Keep ``model`` for the next run with ``key``: the least recently given are dropped past :attr:`size`
+        models or :attr:`max_bytes`, and a model that alone holds more is not kept."""
+        self._kept.pop(key, None)
+        size = state_bytes(model)
+        if size > self.max_bytes:
+            return
+        self._kept[key] = (model, size)
+        while len(self._kept) > self.size or self.bytes > self.max_bytes:
             self._kept.popitem(last=False)
+
+
+def state_bytes(model: keras.Model) -> int:
+    """The bytes of a model's variables and of its optimizer's (for a compiled one)."""
+    optimizer = getattr(model, "optimizer", None)
+    variables = [*model.variables, *(optimizer.variables if optimizer is not None else ())]
+    return sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables)
 
 
 def _pool_key(run: RunConfig, task: Task, prepared: Prepared, policy: str, steps: int) -> Hashable | None:

@@ -281,6 +281,26 @@ def test_the_pool_keeps_the_models_given_last() -> None:
     assert pool.take(1) is None and pool.take(2) is models[2] and pool.take(3) is models[0]
 
 
+def test_the_pool_keeps_no_more_than_its_bytes() -> None:
+    # A kept model holds its variables and its optimizer's state on its device: the pool bounds what they hold
+    # together, and does not keep a model that alone holds more.
+    from cae.training import ModelPool, state_bytes
+
+    def dense(units: int) -> keras.Model:  # 4 inputs -> units: (4 * units + units) float32 numbers, no optimizer
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(units)])
+
+    small, medium, large = dense(10), dense(20), dense(200)
+    assert [state_bytes(m) for m in (small, medium, large)] == [200, 400, 4000]
+    pool = ModelPool(size=4, max_bytes=700)
+    pool.give("large", large)
+    assert len(pool) == 0  # alone more than the pool may hold
+    pool.give("small", small)
+    pool.give("medium", medium)
+    assert (len(pool), pool.bytes) == (2, 600)
+    pool.give("small again", dense(10))  # 800 bytes: the least recently given goes
+    assert pool.take("small") is None and pool.take("medium") is medium and pool.bytes == 200
+
+
 def test_the_training_batches_are_kerass_own_in_the_same_order_without_autotuning(tiny_dataset: Dataset) -> None:
     # train() feeds fit the batches of Keras's pipeline for arrays with tf.data's autotuning off: two epochs (each
     # shuffled anew, the last batch partial) end with the weights, optimizer state and logs of fit(x, y, shuffle=True)
