@@ -103,8 +103,9 @@ POOL_MAX_BYTES = 128 * 2**20
 class ModelPool:
     """Compiled models kept between the runs of one process (a sweep's trial worker), for the next run of the
     same shape: that run skips compiling, and tracing its train step and its prediction. Measured (2 CPU cores,
-    AMD EPYC, a 16-32-64 z64 model, 512 images, batch 64, 2 epochs and the test scores, 4 runs each): 1.63-2.00 s
-    a run instead of 2.18-2.49, the first epoch 0.58-0.76 s instead of 1.06-1.13.
+    AMD EPYC, a 16-32-64 z64 model, 512 images, batch 64; the session cleared before each run, as a trial worker
+    does; 4 runs each after a first): building, 2 epochs and the test scores 2.00-2.14 s a run instead of
+    2.35-2.66, the first epoch 0.70-0.76 s instead of 1.06-1.13.
 
     A run takes a kept model only where nothing it would trace differs (:func:`_pool_key`: the architecture, the
     input and output shapes, the loss, the batch size and the number of training images, the learning-rate
