@@ -122,6 +122,7 @@ class ModelPool:
         self.size = size
         self.max_bytes = max_bytes
         self.taken = 0  # how many runs took a kept model
+        self.dropped = 0  # how many models it let go (a process that froze its objects must unfreeze to free them)
         self._kept: OrderedDict[Hashable, tuple[keras.Model, int]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -141,13 +142,16 @@ class ModelPool:
     def give(self, key: Hashable, model: keras.Model) -> None:
         """Keep ``model`` for the next run with ``key``: the least recently given are dropped past :attr:`size`
         models or :attr:`max_bytes`, and a model that alone holds more is not kept."""
-        self._kept.pop(key, None)
+        if self._kept.pop(key, None) is not None:
+            self.dropped += 1
         size = state_bytes(model)
         if size > self.max_bytes:
+            self.dropped += 1
             return
         self._kept[key] = (model, size)
         while len(self._kept) > self.size or self.bytes > self.max_bytes:
             self._kept.popitem(last=False)
+            self.dropped += 1
 
 
 def state_bytes(model: keras.Model) -> int:

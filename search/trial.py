@@ -138,15 +138,24 @@ def _restored(checkpoint: Any) -> Iterator[str | None]:
             yield folder
 
 
-def _clear_session(keras: Any) -> None:
+_DROPPED_SEEN = 0  # the worker's pool's count of models let go, at its last unfreeze
+
+
+def _clear_session(keras: Any, pool: Any = None) -> None:
     """Start a reused worker's trial from a clean Keras state, in constant time.
 
-    ``clear_session`` collects the previous trial's garbage. What survives is live (imports, caches) or the
-    traced step graphs TensorFlow keeps alive after each ``fit`` (an upstream leak, keras-team/tf-keras#286,
-    ~24,000 objects per trial), which no collection can free; ``gc.freeze`` moves all of it out of the
-    collector's view, so later collections scan only what the next trial creates (measured: the collection
-    stayed at 0.01 s over 12 trials instead of growing by 0.015 s per trial).
+    ``clear_session`` collects the previous trial's garbage. What survives is live (imports, caches, the models
+    ``pool`` keeps) or the traced step graphs TensorFlow keeps alive after each ``fit`` (an upstream leak,
+    keras-team/tf-keras#286, ~24,000 objects per trial), which no collection can free; ``gc.freeze`` moves all of it
+    out of the collector's view, so later collections scan only what the next trial creates (measured: the
+    collection stayed at 0.01 s over 12 trials instead of growing by 0.015 s per trial). A model the pool has let go
+    since was frozen with the rest, and a frozen cycle is never collected: then the objects are unfrozen first, and
+    that one collection frees it (a model of 111 MB would otherwise stay in memory for the worker's life).
     """
+    global _DROPPED_SEEN
+    if pool is not None and pool.dropped != _DROPPED_SEEN:
+        gc.unfreeze()
+        _DROPPED_SEEN = pool.dropped
     keras.backend.clear_session()
     gc.freeze()
 
@@ -178,7 +187,7 @@ def run_trial(config: dict[str, Any], data: Dataset | Mapping[int, Dataset], set
 
     started = time.time()
     tracker = None  # the trial's MLflow run, once its configuration is known
-    _clear_session(keras)
+    _clear_session(keras, _pool())
     remove_orphaned_scratch()
     node = node_label()
     try:

@@ -299,6 +299,7 @@ def test_the_pool_keeps_no_more_than_its_bytes() -> None:
     assert (len(pool), pool.bytes) == (2, 600)
     pool.give("small again", dense(10))  # 800 bytes: the least recently given goes
     assert pool.take("small") is None and pool.take("medium") is medium and pool.bytes == 200
+    assert pool.dropped == 2  # the large model and the small one: let go, for the worker to free (search.trial)
 
 
 def test_the_training_batches_are_kerass_own_in_the_same_order_without_autotuning(tiny_dataset: Dataset) -> None:
