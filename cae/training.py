@@ -43,7 +43,7 @@ from cae.errors import CaesweepError
 from cae.losses import METRICS, get_loss, mse_np, psnr_np, squared_errors, ssim_np
 from cae.models import build_model
 from cae.optimizers import FusedAdam
-from cae.runtime import keras, tf
+from cae.runtime import keras, set_random_seed, tf
 from cae.tasks import Pair, Task, get_task
 
 PREDICT_BATCH = 512
@@ -490,9 +490,9 @@ def train(
             if model_policy(model) != choice.policy:  # the saved layers keep the policy they were built in
                 choice = precision.Choice(model_policy(model), f"resumed from a checkpoint that trained in "
                                           f"{model_policy(model)} (asked: {tc.precision}, {choice.policy})")
-            keras.utils.set_random_seed(tc.seed + progress.epoch)  # reproducible shuffling of the remaining epochs
+            set_random_seed(tc.seed + progress.epoch)  # reproducible shuffling of the remaining epochs
         else:
-            keras.utils.set_random_seed(tc.seed)
+            set_random_seed(tc.seed)
             model = build_model(run.model, run.image_size, task.in_channels, task.out_channels)
             steps = math.ceil(len(prepared.train.x) / tc.batch_size) * tc.epochs
             pool_key = None if pool is None else _pool_key(run, task, prepared, choice.policy, steps)

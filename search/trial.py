@@ -141,22 +141,26 @@ def _restored(checkpoint: Any) -> Iterator[str | None]:
 _DROPPED_SEEN = 0  # the worker's pool's count of models let go, at its last unfreeze
 
 
-def _clear_session(keras: Any, pool: Any = None) -> None:
+def _clear_session(pool: Any = None) -> None:
     """Start a reused worker's trial from a clean Keras state, in constant time.
 
-    ``clear_session`` collects the previous trial's garbage. What survives is live (imports, caches, the models
-    ``pool`` keeps) or the traced step graphs TensorFlow keeps alive after each ``fit`` (an upstream leak,
-    keras-team/tf-keras#286, ~24,000 objects per trial), which no collection can free; ``gc.freeze`` moves all of it
-    out of the collector's view, so later collections scan only what the next trial creates (measured: the
-    collection stayed at 0.01 s over 12 trials instead of growing by 0.015 s per trial). A model the pool has let go
-    since was frozen with the rest, and a frozen cycle is never collected: then the objects are unfrozen first, and
-    that one collection frees it (a model of 111 MB would otherwise stay in memory for the worker's life).
+    TensorFlow's eager caches are kept (:func:`cae.runtime.clear_session`): the traced steps of the models ``pool``
+    keeps, and the prediction and SSIM functions, stay instantiated for the next trial. Clearing the session
+    collects the previous trial's garbage. What survives is live (imports, caches, the models ``pool`` keeps) or
+    the traced step graphs TensorFlow keeps alive after each ``fit`` (an upstream leak, keras-team/tf-keras#286,
+    ~24,000 objects per trial), which no collection can free; ``gc.freeze`` moves all of it out of the collector's
+    view, so later collections scan only what the next trial creates (measured: the collection stayed at 0.01 s
+    over 12 trials instead of growing by 0.015 s per trial). A model the pool has let go since was frozen with the
+    rest, and a frozen cycle is never collected: then the objects are unfrozen first, and that one collection
+    frees it (a model of 111 MB would otherwise stay in memory for the worker's life).
     """
     global _DROPPED_SEEN
     if pool is not None and pool.dropped != _DROPPED_SEEN:
         gc.unfreeze()
         _DROPPED_SEEN = pool.dropped
-    keras.backend.clear_session()
+    from cae.runtime import clear_session
+
+    clear_session()
     gc.freeze()
 
 
@@ -181,13 +185,12 @@ def run_trial(config: dict[str, Any], data: Dataset | Mapping[int, Dataset], set
 
     from cae.checkpoint import MODEL_FILE
     from cae.config import from_flat
-    from cae.runtime import keras
     from cae.tasks import get_task
     from cae.training import DivergedError, prepare, train
 
     started = time.time()
     tracker = None  # the trial's MLflow run, once its configuration is known
-    _clear_session(keras, _pool())
+    _clear_session(_pool())
     remove_orphaned_scratch()
     node = node_label()
     try:

@@ -40,3 +40,52 @@ def test_tensorflow_is_imported_without_scikit_learn_which_stays_importable() ->
 def test_a_process_that_loaded_scikit_learn_first_keeps_it_for_keras() -> None:
     done = run(BEFORE)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def draws() -> list[object]:
+    """What a run draws from every generator it uses after seeding: Python's, NumPy's, Keras's stateless ops (the
+    initializers), a traced TensorFlow op seeded by the global seed, a tf.data shuffle made eagerly (its seeds drawn
+    from TensorFlow's eager generator), and the shuffled training batches."""
+    import random
+
+    import numpy as np
+
+    from cae.runtime import keras, tf
+    from cae.training import training_batches
+
+    x = np.arange(40, dtype="float32").reshape(20, 2)
+    uniform = tf.function(lambda: tf.random.uniform((3,)))
+    return [random.random(), np.random.rand(3).tolist(), keras.random.normal((3,)).numpy().tolist(),
+            keras.initializers.GlorotUniform()((3, 3)).numpy().tolist(), uniform().numpy().tolist(),
+            list(tf.data.Dataset.range(8).shuffle(8).as_numpy_iterator()),
+            [batch[0].numpy().tolist() for batch in training_batches(x, x, 4)]]
+
+
+def test_seeding_without_clearing_caches_draws_what_keras_seeding_draws() -> None:
+    from cae.runtime import keras, set_random_seed
+
+    for seed in (0, 3):
+        keras.utils.set_random_seed(seed)
+        theirs = draws()
+        draws()  # the generators moved on: the next seeding must set every one back
+        set_random_seed(seed)
+        assert draws() == theirs
+    set_random_seed(0)
+    zero = draws()
+    set_random_seed(3)
+    assert all(a != b for a, b in zip(zero, draws(), strict=True))  # every draw depends on the seed
+
+
+def test_clearing_the_session_makes_keras_state_anew() -> None:
+    from cae.runtime import clear_session, keras
+
+    keras.backend.clear_session()
+    first = keras.layers.Dense(1).name
+    keras.layers.Dense(1)
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        clear_session()
+        assert keras.layers.Dense(1).name == first  # names count from zero again
+        assert keras.config.dtype_policy().name == "float32"  # the settings are the defaults
+    finally:
+        keras.config.set_dtype_policy("float32")

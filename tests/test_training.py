@@ -222,6 +222,7 @@ def test_a_model_taken_from_the_pool_trains_bit_for_bit_as_a_fresh_one(tiny_data
         train(with_train(TINY, epochs=3, seed=1, lr=1e-3), tiny_dataset, hooks=[stop], pool=pool)
     assert (len(pool), pool.taken) == (1, 0)  # given back all the same
     second = with_train(TINY, epochs=3, seed=2, lr=3e-3)
+    keras.backend.clear_session()  # Keras's own: TensorFlow's caches cleared too (the pooled run finds them warm)
     fresh = train(second, tiny_dataset)
     pooled = train(second, tiny_dataset, pool=pool)
     assert pool.taken == 1 and pooled.model is first[0] and len(pool) == 1  # taken, then given back

@@ -24,11 +24,11 @@ def test_a_model_the_pool_lets_go_is_freed_although_the_worker_froze_it() -> Non
         ref = weakref.ref(kept)
         pool.give("first", kept)
         del kept
-        trial._clear_session(keras, pool)  # a trial starts: the kept model is frozen
+        trial._clear_session(pool)  # a trial starts: the kept model is frozen
         pool.give("second", model())  # the next trial's model: the first is let go
         gc.collect()
         assert ref() is not None  # a frozen cycle: collections do not see it
-        trial._clear_session(keras, pool)  # the next trial starts
+        trial._clear_session(pool)  # the next trial starts
         assert ref() is None
         assert len(pool) == 1 and pool.dropped == 1
     finally:
