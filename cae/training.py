@@ -480,8 +480,16 @@ def train(
     prepared = data if isinstance(data, Prepared) else prepare(task, data, tc.noise, tc.seed)
     with precision.policy_scope(choice.policy):  # Keras's global policy, this run's only: restored after
         pool_key = None  # a resumed run's model is the checkpoint's (and is not pooled)
+        steps = math.ceil(len(prepared.train.x) / tc.batch_size) * tc.epochs
         if resume_from is not None:
-            model, progress, best = checkpoint.load(resume_from)
+
+            def build(policy: str) -> keras.Model:  # a light checkpoint's model, as the run made it
+                with precision.policy_scope(policy):
+                    built = build_model(run.model, run.image_size, task.in_channels, task.out_channels)
+                    compile_model(built, tc.lr, tc.loss, tc.lr_schedule, steps)
+                return built
+
+            model, progress, best = checkpoint.load(resume_from, build)
             if progress.best_epoch:
                 # The kept epoch's value of *this* run's monitor: a checkpoint written before the monitor existed
                 # (or with another) holds its val_loss, which must not be compared with, say, an RGB val_mse.
@@ -494,7 +502,6 @@ def train(
         else:
             set_random_seed(tc.seed)
             model = build_model(run.model, run.image_size, task.in_channels, task.out_channels)
-            steps = math.ceil(len(prepared.train.x) / tc.batch_size) * tc.epochs
             pool_key = None if pool is None else _pool_key(run, task, prepared, choice.policy, steps)
             kept = None if pool_key is None else pool.take(pool_key)  # type: ignore[union-attr]
             if kept is None:

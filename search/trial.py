@@ -327,7 +327,8 @@ class _Reporter:
             self._log_final(report)
         metrics = report.to_dict()
         with scratch_folder() as folder:
-            checkpoint.save(folder, state.model, state.progress, state.best_weights)
+            # Light but the last (the kept model is saved whole): resumed by this trial's run, which rebuilds it.
+            checkpoint.save(folder, state.model, state.progress, state.best_weights, full=last)
             if last:
                 (Path(folder) / FINAL_FILE).write_text(json.dumps(metrics))
                 if self.tracker is not None:  # before the final record, after which a restart reports only

@@ -168,15 +168,19 @@ def test_a_mixed_model_loads_and_predicts_in_float32(mixed_run: tuple, tiny_data
     assert np.isfinite(loaded.evaluate(x, x, verbose=0)[0])
 
 
-def test_a_resumed_mixed_run_keeps_its_policy(mixed_run: tuple, tiny_dataset: Dataset, tmp_path: Path) -> None:
-    from cae.training import train
+@pytest.mark.parametrize("full", [True, False], ids=["full", "light"])
+def test_a_resumed_mixed_run_keeps_its_policy(
+    full: bool, mixed_run: tuple, tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    from cae.training import model_policy, train
 
     result, _, _ = mixed_run
     folder = checkpoint.save(tmp_path, result.model, checkpoint.Progress(epoch=1, history=result.history[:1],
-                                                                         best_epoch=1, best_val=1.0), None)
+                                                                         best_epoch=1, best_val=1.0), None, full=full)
     asked_float32 = replace(TINY, train=replace(TINY.train, precision=FLOAT32))
     resumed = train(asked_float32, tiny_dataset, resume_from=str(folder), evaluate_test=False)
     assert resumed.precision == BFLOAT16 and "resumed from a checkpoint" in resumed.precision_reason
+    assert model_policy(resumed.model) == BFLOAT16  # built in the checkpoint's policy, not the one asked for
     assert keras.mixed_precision.global_policy().name == FLOAT32
 
 

@@ -55,6 +55,7 @@ class Straight:
     states: list[tuple[int, dict[str, float]]]
     epoch1_weights: list[np.ndarray]
     folder: Path
+    light: Path  # the same checkpoint, light (checkpoint.save(..., full=False))
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +69,10 @@ def straight(tiny_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) ->
         if state.epoch == 1:
             epoch1.extend(w.copy() for w in state.model.get_weights())
             checkpoint.save(folder, state.model, state.progress, state.best_weights)
+            checkpoint.save(folder / "light", state.model, state.progress, state.best_weights, full=False)
 
     result = train(TINY, tiny_dataset, hooks=[hook])
-    return Straight(result, states, epoch1, folder)
+    return Straight(result, states, epoch1, folder, folder / "light")
 
 
 @pytest.fixture(scope="module")
@@ -355,6 +357,38 @@ def test_resume_continues_at_the_next_epoch_with_the_optimizer_state(
     assert resumed.images_per_second > 0 and resumed.test == {}
 
 
+def test_a_light_checkpoint_resumes_as_the_full_one_bit_for_bit(
+    resumed: TrainResult, straight: Straight, tiny_dataset: Dataset
+) -> None:
+    # The variables alone, without the architecture: the run rebuilds its model and sets them.
+    assert {p.name for p in straight.light.iterdir()} == {"state.npz", "best.npz", "progress.json"}
+    keras.utils.set_random_seed(12345)  # as for the resumed fixture
+    light = train(TINY, tiny_dataset, resume_from=str(straight.light), evaluate_test=False)
+    assert same_weights(light.model.get_weights(), resumed.model.get_weights())
+    assert same_weights([np.asarray(v) for v in light.model.optimizer.variables],
+                        [np.asarray(v) for v in resumed.model.optimizer.variables])
+    untimed = [[{k: v for k, v in r.items() if k != "seconds"} for r in run.history] for run in (light, resumed)]
+    assert untimed[0] == untimed[1]
+
+
+def test_a_light_checkpoint_is_resumed_only_by_the_run_that_wrote_it(
+    straight: Straight, tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    with pytest.raises(checkpoint.CheckpointError, match="is a light checkpoint .* resume it with the run"):
+        checkpoint.load(straight.light)  # no model to set the values in
+    other = replace(TINY, model=replace(TINY.model, latent_dim=8))
+    with pytest.raises(checkpoint.CheckpointError, match="latent_dense|not the size of the run's variable"):
+        train(other, tiny_dataset, resume_from=str(straight.light), evaluate_test=False)
+    deeper = replace(TINY, model=replace(TINY.model, filters=(8, 16, 16)), image_size=16)
+    with pytest.raises(checkpoint.CheckpointError, match="does not hold the variables of this run's model"):
+        train(deeper, tiny_dataset, resume_from=str(straight.light), evaluate_test=False)
+    broken = tmp_path / "broken"
+    shutil.copytree(straight.light, broken)
+    (broken / "state.npz").write_bytes(b"PK\x03\x04 not an archive")
+    with pytest.raises(checkpoint.CheckpointError, match="cannot be read as a checkpoint"):
+        train(TINY, tiny_dataset, resume_from=str(broken), evaluate_test=False)
+
+
 def test_resume_compares_the_monitor_not_what_the_checkpoint_held(
     straight: Straight, tiny_dataset: Dataset, tmp_path: Path
 ) -> None:
@@ -492,6 +526,7 @@ def test_a_cosine_schedule_decays_to_zero_over_the_run_and_a_resume_continues_it
     def hook(state: EpochState) -> None:
         if state.epoch == 1:
             checkpoint.save(tmp_path, state.model, state.progress, state.best_weights)
+            checkpoint.save(tmp_path / "light", state.model, state.progress, state.best_weights, full=False)
             saved.append(float(state.model.optimizer.learning_rate.numpy()))
 
     straight = train(run, tiny_dataset, hooks=[hook], evaluate_test=False)
@@ -505,6 +540,8 @@ def test_a_cosine_schedule_decays_to_zero_over_the_run_and_a_resume_continues_it
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(lr / 2, rel=1e-5)
     resumed = train(run, tiny_dataset, resume_from=str(tmp_path), evaluate_test=False)
     assert float(resumed.model.optimizer.learning_rate.numpy()) == pytest.approx(0.0, abs=1e-12)
+    light = train(run, tiny_dataset, resume_from=str(tmp_path / "light"), evaluate_test=False)  # rebuilt by the run
+    assert same_weights(light.model.get_weights(), resumed.model.get_weights())
     with pytest.raises(ModelConfigError, match="lr_schedule 'step' is unknown"):
         replace(TINY.train, lr_schedule="step").validate()
 
