@@ -92,6 +92,30 @@ def set_random_seed(seed: int) -> None:
     ctx._rng = random.Random(seed)
 
 
+def random_state() -> tuple[object, ...] | None:
+    """The state of every generator :func:`set_random_seed` seeds, for :func:`set_random_state` to put back; None
+    once Keras's global SeedGenerator is made (its state is a variable, not copied here)."""
+    if global_state.get_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR) is not None:
+        return None
+    rng = getattr(context.context(), "_rng", None)
+    return (random.getstate(), np.random.get_state(), None if rng is None else rng.getstate(),
+            global_state.get_global_attribute(rng_utils.GLOBAL_RANDOM_SEED), context.context()._seed)
+
+
+def set_random_state(state: tuple[object, ...]) -> None:
+    """Put back the generators' state :func:`random_state` returned."""
+    python, numpy, tensorflow, seed, tf_seed = state
+    random.setstate(python)  # type: ignore[arg-type]
+    np.random.set_state(numpy)  # type: ignore[arg-type]
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    ctx = context.context()
+    ctx._seed = tf_seed
+    ctx._rng = None if tensorflow is None else random.Random()
+    if tensorflow is not None:
+        ctx._rng.setstate(tensorflow)
+
+
 def clear_session() -> None:
     """``keras.backend.clear_session()`` without clearing TensorFlow's eager caches (see above): Keras's global
     state made anew (layer names count from zero again, the settings are the defaults), TensorFlow's default graph
@@ -102,4 +126,4 @@ def clear_session() -> None:
     gc.collect()
 
 
-__all__ = ["clear_session", "has_nvidia_device", "keras", "set_random_seed", "tf"]
+__all__ = ["clear_session", "has_nvidia_device", "keras", "random_state", "set_random_seed", "set_random_state", "tf"]

@@ -236,6 +236,41 @@ def test_a_model_taken_from_the_pool_trains_bit_for_bit_as_a_fresh_one(tiny_data
     assert pooled.test == fresh.test
 
 
+def test_a_run_of_a_kept_shape_and_seed_builds_no_model_and_trains_as_a_fresh_one(
+    tiny_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A sweep's trials share their seed: the first run of a shape keeps the weights its build gave and the random
+    # generators' state after it; a later run of that shape and seed takes both and builds nothing.
+    import random
+
+    from cae.training import ModelPool
+
+    pool = ModelPool()
+    train(with_train(TINY, epochs=3, seed=2, lr=1e-3), tiny_dataset, pool=pool)
+    generators: list[tuple[object, np.ndarray]] = []
+
+    def hook(state: EpochState) -> None:
+        if state.epoch == 1:
+            generators.append((random.getstate(), np.random.get_state()[1].copy()))
+
+    second = with_train(TINY, epochs=3, seed=2, lr=3e-3)
+    keras.backend.clear_session()
+    fresh = train(second, tiny_dataset, hooks=[hook])
+    built: list[object] = []
+    build = training.build_model
+    monkeypatch.setattr(training, "build_model", lambda *args: built.append(args) or build(*args))
+    pooled = train(second, tiny_dataset, hooks=[hook], pool=pool)
+    assert built == [] and (pool.taken, pool.started) == (1, 1)
+    assert generators[0][0] == generators[1][0] and np.array_equal(generators[0][1], generators[1][1])
+    assert same_weights(pooled.model.get_weights(), fresh.model.get_weights())
+    assert same_weights([np.asarray(v) for v in pooled.model.optimizer.variables],
+                        [np.asarray(v) for v in fresh.model.optimizer.variables])
+    untimed = [[{k: v for k, v in r.items() if k != "seconds"} for r in run.history] for run in (fresh, pooled)]
+    assert untimed[0] == untimed[1] and pooled.test == fresh.test
+    third = train(with_train(second, seed=3), tiny_dataset, pool=pool)  # another seed: built, its model kept
+    assert len(built) == 1 and pool.taken == 2 and pool.started == 1 and third.model is pooled.model
+
+
 def test_only_a_run_of_the_same_shape_takes_a_pooled_model(tiny_dataset: Dataset) -> None:
     # Whatever a kept model's traced steps depend on is in the pool's key; a run trained eagerly is not pooled.
     from cae.training import EAGER_MAX_STEPS, ModelPool, _pool_key
