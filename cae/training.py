@@ -98,6 +98,7 @@ DATA_AUTOTUNE = False
 # kept).
 POOL_SIZE = 4
 POOL_MAX_BYTES = 128 * 2**20
+BATCHES_MAX_BYTES = 64 * 2**20  # the training arrays whose batches a ModelPool keeps (see ModelPool.batches)
 
 
 class ModelPool:
@@ -130,6 +131,7 @@ class ModelPool:
         self._kept: OrderedDict[Hashable, tuple[keras.Model, int]] = OrderedDict()
         # By (key, seed): the weights a fresh build gave, and the random generators' state it left.
         self._starts: OrderedDict[Hashable, tuple[list[np.ndarray], tuple[object, ...]]] = OrderedDict()
+        self._batches: tuple[Hashable, Any] | None = None  # the last training batches made, by what made them
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -180,6 +182,24 @@ class ModelPool:
         while len(self._starts) > self.size or sum(sum(v.nbytes for v in values) for values, _ in
                                                    self._starts.values()) > self.max_bytes:
             self._starts.popitem(last=False)
+
+
+    def batches(self, prepared: Prepared, batch_size: int, seed: int) -> Any:
+        """:func:`training_batches` of ``prepared``'s train split for a run seeded with ``seed`` (just seeded): the
+        dataset the last run of the same arrays (:attr:`Prepared.key`), batch size and seed made, if it was the last
+        one made here. A dataset's shuffle draws the same permutations every time it is iterated (its seeds are
+        fixed when it is made, from the global seed, and every epoch's iterator starts them anew: Keras's
+        ``fit(x, y, shuffle=True)`` does the same), so the run gets the batches a new one gives (tested); making
+        one costs 0.03-0.05 s. Kept only for arrays of a known dataset (a fingerprint) of at most
+        :data:`BATCHES_MAX_BYTES` together (the dataset holds a copy of them)."""
+        train = prepared.train
+        key = (prepared.key, batch_size, seed) if prepared.data_fingerprint else None
+        if key is not None and self._batches is not None and self._batches[0] == key:
+            return self._batches[1]
+        dataset = training_batches(train.x, train.y, batch_size)
+        small = train.x.nbytes + train.y.nbytes <= BATCHES_MAX_BYTES
+        self._batches = (key, dataset) if key is not None and small else None
+        return dataset
 
 
 def state_bytes(model: keras.Model) -> int:
@@ -559,7 +579,8 @@ def train(
             model.run_eagerly = steps_left <= EAGER_MAX_STEPS  # not part of the model's saved compile config
             try:
                 model.fit(
-                    training_batches(prepared.train.x, prepared.train.y, tc.batch_size),
+                    training_batches(prepared.train.x, prepared.train.y, tc.batch_size) if pool is None or resume_from
+                    else pool.batches(prepared, tc.batch_size, tc.seed),
                     shuffle=False,  # the batches come shuffled (Keras would ignore True, with a warning)
                     epochs=tc.epochs,
                     initial_epoch=progress.epoch,

@@ -271,6 +271,38 @@ def test_a_run_of_a_kept_shape_and_seed_builds_no_model_and_trains_as_a_fresh_on
     assert len(built) == 1 and pool.taken == 2 and pool.started == 1 and third.model is pooled.model
 
 
+def test_a_run_trains_on_the_batches_a_new_dataset_gives_where_the_pool_kept_its_dataset(
+    tiny_dataset: Dataset,
+) -> None:
+    # Every iteration of a training dataset draws the same permutations (its shuffle's seeds are fixed when it is
+    # made): a dataset kept from the last run of the same arrays, batch size and seed serves the next run as a new
+    # one would.
+    from cae.runtime import set_random_seed
+    from cae.training import ModelPool, training_batches
+
+    prepared = prepare(get_task("reconstruct"), tiny_dataset, seed=2)
+    run = with_train(TINY, epochs=3, seed=2, lr=3e-3)
+    pool = ModelPool()
+    train(with_train(run, lr=1e-3), prepared, pool=pool)
+    assert pool._batches is not None
+    kept = pool._batches[1]
+    keras.backend.clear_session()
+    fresh = train(run, prepared)  # a new dataset, a new model
+    pooled = train(run, prepared, pool=pool)
+    assert pool._batches[1] is kept
+    assert same_weights(pooled.model.get_weights(), fresh.model.get_weights())
+    untimed = [[{k: v for k, v in r.items() if k != "seconds"} for r in r_.history] for r_ in (fresh, pooled)]
+    assert untimed[0] == untimed[1]
+    set_random_seed(2)
+    new = training_batches(prepared.train.x, prepared.train.y, run.train.batch_size)
+    for _ in range(2):  # the kept one, iterated again, as the new one
+        assert all(np.array_equal(a[0], b[0]) for a, b in zip(kept, new, strict=True))
+    pool.batches(prepared, run.train.batch_size, seed=3)  # another seed: made anew
+    assert pool._batches is not None and pool._batches[1] is not kept
+    again = prepare(get_task("reconstruct"), tiny_dataset, seed=2)  # the same arrays, made again: their key
+    assert pool.batches(again, run.train.batch_size, seed=3) is pool._batches[1]
+
+
 def test_only_a_run_of_the_same_shape_takes_a_pooled_model(tiny_dataset: Dataset) -> None:
     # Whatever a kept model's traced steps depend on is in the pool's key; a run trained eagerly is not pooled.
     from cae.training import EAGER_MAX_STEPS, ModelPool, _pool_key
