@@ -161,7 +161,6 @@ class ModelPool:
             self._kept.popitem(last=False)
             self.dropped += 1
 
-
     def start(self, key: Hashable, seed: int) -> tuple[list[np.ndarray], tuple[object, ...]] | None:
         """The weights a build of ``key``'s model under ``seed`` gave, and the random generators' state after it
         (:func:`cae.runtime.random_state`), as :meth:`remember_start` kept them; None if not kept."""
@@ -182,7 +181,6 @@ class ModelPool:
         while len(self._starts) > self.size or sum(sum(v.nbytes for v in values) for values, _ in
                                                    self._starts.values()) > self.max_bytes:
             self._starts.popitem(last=False)
-
 
     def batches(self, prepared: Prepared, batch_size: int, seed: int) -> Any:
         """:func:`training_batches` of ``prepared``'s train split for a run seeded with ``seed`` (just seeded): the
