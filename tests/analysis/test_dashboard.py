@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,9 @@ def make_dashboard_study(root: Path, name: str = STUDY) -> None:
     write_study(root, name, rows, storage="sqlite:///optuna.db")
     paths = study_paths(name, root)
     study = optuna.create_study(study_name=name, storage=f"sqlite:///{paths.optuna_db}", direction="minimize")
-    study.set_metric_names(METRICS)
+    with warnings.catch_warnings():  # experimental in Optuna, as caesweep's own call says (search.searcher)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(METRICS)
     distributions = {
         "lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
         "latent_dim": optuna.distributions.CategoricalDistribution([16, 64, 128]),
