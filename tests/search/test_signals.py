@@ -10,13 +10,15 @@ import os
 import signal
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
+import sqlalchemy.exc
 
 from benchmarks.synthetic import synthetic_trainable
 from tests.conftest import read_study_table
 from tests.search.conftest import SYNTHETIC, search_cli, search_popen
-from tests.search.test_sweep import check_agreement, completed, first_epoch_reported, wait_for
+from tests.search.test_sweep import check_agreement, completed, first_epoch_reported, optuna_trials, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -77,12 +79,14 @@ def test_ctrl_c_then_sigterm_then_a_double_ctrl_c_and_the_study_still_ends_whole
     assert "Tuner.restore" not in out and "no trial finished" not in out and "Traceback" not in out
     at_ctrl_c = finished_before(folder)
 
-    # Resume; SIGTERM to the driver only (SLURM's or Kubernetes' first signal) once it has finished a trial (seen
-    # in Ray's result files, at once: the tables are rewritten at most every 2 s).
-    ended = _trained_through(folder)
+    # Resume; SIGTERM to the driver only (SLURM's or Kubernetes' first signal) once it has finished a trial. Seen in
+    # the Optuna storage, which the driver writes in the same Tune step that ends the trial (the tables are
+    # rewritten at most every 2 s; a trial's last line in Ray's result.json comes before its function has returned,
+    # and a stop in between rightly leaves that trial RUNNING).
+    ended = _told_complete(tmp_path, "i1")
     proc = search_popen("resume", "--study", "i1", "--root", str(tmp_path), log=tmp_path / "resume1.log",
                         module=SYNTHETIC)
-    wait_for(lambda: _trained_through(folder) > ended, 240, proc)
+    wait_for(lambda: _told_complete(tmp_path, "i1") > ended, 240, proc)
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=120) == 143
     assert status(folder) == "interrupted"
@@ -104,9 +108,12 @@ def test_ctrl_c_then_sigterm_then_a_double_ctrl_c_and_the_study_still_ends_whole
     assert_kept(trials, at_sigterm)
 
 
-def _trained_through(folder: Path) -> int:
-    """Trials whose last epoch (of COMMON's 2) Ray has logged."""
-    return sum(len(f.read_text().splitlines()) == 2 for f in folder.glob("ray/run-*/trial_*/result.json"))
+def _told_complete(root: Path, study: str) -> int:
+    """Trials the driver has told Optuna are complete (-1 while the storage is busy being written)."""
+    try:
+        return sum(t.state == optuna.trial.TrialState.COMPLETE for t in optuna_trials(root, study))
+    except sqlalchemy.exc.OperationalError:  # "database is locked": the driver is writing; ask again
+        return -1
 
 
 def _reports(folder: Path) -> int:
